@@ -1,0 +1,61 @@
+"""TaskBackend over Ray Serve DeploymentHandles; Ray's exceptions become Switchboard errors here, where they enter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ray import serve
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from serving.errors import ModelNotReady, Overloaded, SwitchboardError, TaskFailed
+from serving.tasks.catalog import Task
+from serving.tasks.jobs import IntentJob, RedactJob
+
+log = logging.getLogger(__name__)
+
+METHODS = {Task.REDACT.value: "redact", Task.CLASSIFY_INTENT.value: "classify"}
+
+
+class RayBackend:
+    def __init__(self, handles: dict[str, serve.handle.DeploymentHandle], ping_timeout_s: float = 2.0):
+        self._handles = handles
+        self._ping_timeout_s = ping_timeout_s
+
+    def served(self) -> frozenset[str]:
+        return frozenset(self._handles)
+
+    async def redact(self, job: RedactJob) -> dict:
+        return await self._call(Task.REDACT.value, job)
+
+    async def classify_intent(self, job: IntentJob) -> dict:
+        return await self._call(Task.CLASSIFY_INTENT.value, job)
+
+    async def ready(self) -> dict[str, bool]:
+        names = sorted(self._handles)
+        results = await asyncio.gather(*(self._ping(n) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    async def _ping(self, task: str) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self._handles[task].ping.remote(), self._ping_timeout_s))
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+
+    async def _call(self, task: str, job) -> dict:
+        handle = getattr(self._handles[task], METHODS[task])
+        try:
+            return await handle.remote(job)
+        except BackPressureError:
+            raise Overloaded(f"task {task!r} is at capacity; retry shortly", retry_after=1) from None
+        except DeploymentUnavailableError:
+            raise ModelNotReady(f"task {task!r} has no running replica yet", retry_after=2) from None
+        except RayTaskError as exc:
+            cause = exc.cause if isinstance(getattr(exc, "cause", None), SwitchboardError) else None
+            if cause is not None:
+                raise cause from None
+            log.error("task failed", extra={"task": task, "error_type": type(getattr(exc, "cause", exc)).__name__})
+            raise TaskFailed(f"task {task!r} failed on its replica") from None
+        except RayActorError:
+            raise TaskFailed(f"the {task!r} replica died while serving the request; retry", retry_after=1) from None

@@ -1,0 +1,169 @@
+"""The router's FastAPI app: authenticate, resolve the tenant profile, redact, dispatch, respond."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from serving import __version__
+from serving.errors import Forbidden, InvalidRequest, NotFound
+from serving.profiles.compiler import CompiledProfile
+from serving.router import errors
+from serving.router.auth import authenticate, require_task
+from serving.router.context import RouterContext
+from serving.router.middleware import RequestGuard
+from serving.tasks.catalog import DESCRIPTIONS, Task
+from serving.tasks.jobs import IntentJob, RedactJob
+from serving.tasks.schemas import (
+    ClassifyIntentRequest,
+    ClassifyIntentResponse,
+    ErrorBody,
+    RedactRequest,
+    RedactResponse,
+    TaskInfo,
+    TenantInfo,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+Tenant = Annotated[CompiledProfile, Depends(authenticate)]
+ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)}
+
+
+def create_app(ctx: RouterContext) -> FastAPI:
+    app = FastAPI(
+        title="Switchboard",
+        version=__version__,
+        description="Task-specific customer-service models behind one multi-tenant API.",
+        lifespan=_lifespan(ctx),
+        responses=ERRORS,
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes)
+    _health_routes(app)
+    _tenant_routes(app)
+    _task_routes(app)
+    return app
+
+
+def _lifespan(ctx: RouterContext):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await asyncio.to_thread(ctx.source.sync)
+        watcher = asyncio.create_task(ctx.source.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    return lifespan
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"], summary="Liveness: the router process answers.")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: profiles loaded and every task deployment answers.")
+    async def readyz(request: Request) -> JSONResponse:
+        ctx: RouterContext = request.app.state.ctx
+        tasks = await ctx.backend.ready()
+        tenants = ctx.registry.tenants()
+        ready = bool(tenants) and all(tasks.values())
+        body = {"status": "ready" if ready else "not ready", "tenants": len(tenants), "tasks": tasks}
+        return JSONResponse(body, status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "2"})
+
+
+def _tenant_routes(app: FastAPI) -> None:
+    @app.get("/v1/tenants/{tenant_id}", tags=["tenants"], response_model=TenantInfo,
+             summary="The caller's own tenant: profile status, version in use, instruction sizes, limits.")
+    async def tenant(tenant_id: str, profile: Tenant, request: Request) -> TenantInfo:
+        if tenant_id != profile.tenant_id:
+            raise Forbidden("an API key can read its own tenant only")
+        status = request.app.state.ctx.registry.status(tenant_id)
+        spec = profile.spec
+        return TenantInfo(
+            tenant=tenant_id,
+            display_name=spec.display_name,
+            accepted=status.accepted,
+            message=status.message,
+            serving_version=status.serving_version,
+            source=status.origin.rsplit("/", 1)[-1],
+            tasks=[t.value for t in spec.tasks],
+            instruction_tokens=profile.instruction_tokens(),
+            limits=spec.limits.model_dump(by_alias=True),
+            priority=spec.priority.model_dump(by_alias=True, mode="json"),
+        )
+
+
+def _task_routes(app: FastAPI) -> None:
+    @app.get("/v1/tasks", tags=["tasks"], response_model=list[TaskInfo], summary="Tasks, whether served here and enabled for you.")
+    async def list_tasks(profile: Tenant, request: Request) -> list[TaskInfo]:
+        served = request.app.state.ctx.backend.served()
+        return [TaskInfo(task=t.value, description=DESCRIPTIONS[t], served=t.value in served, enabled=t in profile.spec.tasks)
+                for t in Task]
+
+    @app.post("/v1/tasks/redact", tags=["tasks"], response_model=RedactResponse,
+              summary="Find personal data and identifiers; return spans and the redacted text.")
+    async def redact(body: RedactRequest, profile: Tenant, request: Request) -> RedactResponse:
+        ctx = _begin(request, profile, Task.REDACT, body.text)
+        result = await ctx.backend.redact(_redact_job(profile, body.text))
+        return RedactResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
+                              usage=_usage(profile, Task.REDACT))
+
+    @app.post("/v1/tasks/classify-intent", tags=["tasks"], response_model=ClassifyIntentResponse,
+              summary="Label an utterance with an intent from the tenant's taxonomy.")
+    async def classify_intent(body: ClassifyIntentRequest, profile: Tenant, request: Request) -> ClassifyIntentResponse:
+        ctx = _begin(request, profile, Task.CLASSIFY_INTENT, body.text)
+        text, redacted = await _redacted_input(ctx, profile, body.text)
+        taxonomy = profile.spec.intents
+        result = await ctx.backend.classify_intent(IntentJob(text, taxonomy, body.top_k or taxonomy.top_k))
+        return ClassifyIntentResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
+                                      redacted_entities=redacted, usage=_usage(profile, Task.CLASSIFY_INTENT))
+
+    @app.post("/v1/tasks/{task}", tags=["tasks"], include_in_schema=False)
+    async def unknown_task(task: str, profile: Tenant, request: Request) -> None:
+        served = sorted(request.app.state.ctx.backend.served())
+        known = [t.value for t in Task]
+        if task in known:
+            raise NotFound(f"task {task!r} is not deployed on this platform yet; served here: {served}")
+        raise NotFound(f"unknown task {task!r}; tasks: {known}")
+
+
+def _begin(request: Request, profile: CompiledProfile, task: Task, text: str) -> RouterContext:
+    ctx: RouterContext = request.app.state.ctx
+    require_task(profile, task)
+    if task.value not in ctx.backend.served():
+        raise NotFound(f"task {task.value!r} is not deployed on this platform")
+    limit = ctx.settings.max_text_chars
+    if len(text) > limit:
+        raise InvalidRequest(f"body.text: {len(text)} characters is over the limit of {limit}", field="body.text")
+    request.scope["state"].setdefault("log", {})["task"] = task.value
+    return ctx
+
+
+def _redact_job(profile: CompiledProfile, text: str) -> RedactJob:
+    policy = profile.spec.redaction
+    return RedactJob(text, tuple(policy.entities), policy.mode.value, policy.score_threshold, profile.tenant_id)
+
+
+async def _redacted_input(ctx: RouterContext, profile: CompiledProfile, text: str) -> tuple[str, int]:
+    """Apply the tenant's redaction before any model sees the text (unless the tenant turned it off)."""
+    if not profile.spec.redaction.apply_to_tasks:
+        return text, 0
+    result = await ctx.backend.redact(_redact_job(profile, text))
+    return result["text"], len(result["entities"])
+
+
+def _usage(profile: CompiledProfile, task: Task) -> Usage:
+    compiled = profile.instructions.get(task)
+    return Usage(instruction_tokens=compiled.tokens if compiled else 0)

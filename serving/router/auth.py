@@ -1,0 +1,30 @@
+"""Bearer-key authentication: API key -> the tenant's compiled profile (keys are compared as hashes)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from serving.errors import Forbidden, Unauthenticated
+from serving.profiles.compiler import CompiledProfile
+from serving.tasks.catalog import Task
+
+
+def bearer_key(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthenticated("missing Authorization header; send `Authorization: Bearer <API key>`")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("malformed Authorization header; expected `Bearer <API key>`")
+    return key.strip()
+
+
+def authenticate(request: Request) -> CompiledProfile:
+    profile = request.app.state.ctx.registry.authenticate(bearer_key(request))
+    request.scope["state"].setdefault("log", {})["tenant"] = profile.tenant_id
+    return profile
+
+
+def require_task(profile: CompiledProfile, task: Task) -> None:
+    if task not in profile.spec.tasks:
+        raise Forbidden(f"task {task.value!r} is not enabled for tenant {profile.tenant_id!r}")

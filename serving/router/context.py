@@ -1,0 +1,18 @@
+"""What the router app is built from: settings, the profile registry and source, and the task backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from serving.profiles.registry import ProfileRegistry
+from serving.profiles.source import ProfileSource
+from serving.settings import Settings
+from serving.tasks.jobs import TaskBackend
+
+
+@dataclass
+class RouterContext:
+    settings: Settings
+    registry: ProfileRegistry
+    source: ProfileSource
+    backend: TaskBackend

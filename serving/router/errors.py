@@ -1,0 +1,92 @@
+"""The one table from domain errors to HTTP status and JSON error body, and the handlers that apply it."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving import errors as e
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[e.SwitchboardError], int] = {
+    e.InvalidRequest: 422,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.PayloadTooLarge: 413,
+    e.RateLimited: 429,
+    e.Overloaded: 503,
+    e.ModelNotReady: 503,
+    e.DeadlineExceeded: 504,
+    e.TaskFailed: 502,
+    e.ProfileError: 422,
+    e.ConfigError: 500,
+}
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def status_of(error: e.SwitchboardError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_response(status: int, code: str, message: str, request: Request, field: str | None = None,
+                   retry_after: float | None = None) -> JSONResponse:
+    body = {"error": {"type": code, "message": message, "field": field, "request_id": request_id(request)}}
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def _domain(request: Request, exc: e.SwitchboardError) -> JSONResponse:
+    status = status_of(exc)
+    retry = exc.retry_after if exc.retry_after is not None else (1.0 if status in (429, 503) else None)
+    return error_response(status, exc.code, exc.message, request, exc.field, retry)
+
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [f"{_where(err['loc'])}: {err['msg']}" for err in exc.errors()]
+    first = _where(exc.errors()[0]["loc"]) if exc.errors() else None
+    return error_response(422, "invalid_request", "; ".join(problems), request, first)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), request)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Log the type only: an exception message may quote customer text.
+    log.error("unhandled error", extra={"error_type": type(exc).__name__, "request_id": request_id(request)})
+    return error_response(500, "internal_error", "internal error; see the router log with this request_id", request)
+
+
+def _where(loc: tuple) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        head, rest = parts[0], parts[1:]
+        return head + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in rest)
+    return ".".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(e.SwitchboardError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,87 @@
+"""ASGI middleware of the router: request ids, body size limit, and one access log line per request (no text)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("switchboard.access")
+
+
+class RequestGuard:
+    """Assigns a request id, rejects bodies over `max_bytes` with 413 (by header or while streaming), logs the outcome."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid = _safe_id(headers.get(b"x-request-id")) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(rid, send_wrapped)
+        else:
+            await self._guarded(scope, receive, send_wrapped, rid)
+        log.info(
+            "request",
+            extra={"request_id": rid, "method": scope["method"], "path": _route(scope), "status": status["code"],
+                   "latency_ms": round((time.perf_counter() - started) * 1000, 2), **scope["state"].get("log", {})},
+        )
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        seen = 0
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        try:
+            await self.app(scope, receive_limited, send)
+        except _BodyTooLarge:
+            await self._too_large(rid, send)
+
+    async def _too_large(self, rid: str, send: Send) -> None:
+        body = json.dumps({"error": {"type": "payload_too_large", "field": None, "request_id": rid,
+                                     "message": f"request body is over the limit of {self.max_bytes} bytes"}}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _safe_id(raw: bytes | None) -> str | None:
+    if not raw or len(raw) > 64:
+        return None
+    text = raw.decode("latin-1")
+    return text if all(c.isalnum() or c in "-_." for c in text) else None
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"

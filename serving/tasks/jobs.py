@@ -1,0 +1,40 @@
+"""What the router sends to a task deployment: already authenticated, already redacted where the policy says so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from serving.profiles.model import IntentTaxonomy
+
+
+@dataclass(frozen=True)
+class RedactJob:
+    text: str
+    entities: tuple[str, ...]
+    mode: str
+    score_threshold: float
+    salt: str
+
+
+@dataclass(frozen=True)
+class IntentJob:
+    text: str
+    taxonomy: IntentTaxonomy
+    top_k: int
+
+
+class TaskBackend(Protocol):
+    """The router's view of the task deployments: Ray Serve handles in production, in-process objects in tests.
+
+    Results are plain dicts shaped like the task's response (see serving.tasks.schemas), so that the router
+    never depends on an engine's types.
+    """
+
+    async def redact(self, job: RedactJob) -> dict: ...
+
+    async def classify_intent(self, job: IntentJob) -> dict: ...
+
+    def served(self) -> frozenset[str]: ...
+
+    async def ready(self) -> dict[str, bool]: ...

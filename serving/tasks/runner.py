@@ -1,0 +1,67 @@
+"""Runs task jobs on the engines, in batches, and shapes the results as response dicts (blocking; no Ray)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from serving.tasks.jobs import IntentJob, RedactJob
+
+J = TypeVar("J")
+
+
+def grouped(jobs: Sequence[J], key: Callable[[J], Hashable], run: Callable[[list[J]], list[Any]]) -> list[Any]:
+    """Run `run` once per group of jobs that share a key; return results in the jobs' order."""
+    groups: dict[Hashable, list[int]] = defaultdict(list)
+    for i, job in enumerate(jobs):
+        groups[key(job)].append(i)
+    results: list[Any] = [None] * len(jobs)
+    for indexes in groups.values():
+        for i, result in zip(indexes, run([jobs[i] for i in indexes]), strict=True):
+            results[i] = result
+    return results
+
+
+class TaskRunner:
+    """Owns the engines of the tasks one process serves."""
+
+    def __init__(self, redactor: Any = None, classifier: Any = None):
+        self.redactor = redactor
+        self.classifier = classifier
+
+    def redact_many(self, jobs: Sequence[RedactJob]) -> list[dict]:
+        return grouped(jobs, lambda j: (j.entities, j.mode, j.score_threshold, j.salt), self._redact_group)
+
+    def classify_many(self, jobs: Sequence[IntentJob]) -> list[dict]:
+        return grouped(jobs, lambda j: (j.taxonomy.model_dump_json(), j.top_k), self._classify_group)
+
+    def _redact_group(self, jobs: list[RedactJob]) -> list[dict]:
+        first = jobs[0]
+        results = self.redactor.redact_batch(
+            [j.text for j in jobs], list(first.entities), first.mode, first.score_threshold, first.salt
+        )
+        return [redaction_dict(r) for r in results]
+
+    def _classify_group(self, jobs: list[IntentJob]) -> list[dict]:
+        first = jobs[0]
+        predictions = self.classifier.classify_batch([j.text for j in jobs], first.taxonomy, top_k=first.top_k)
+        return [prediction_dict(p) for p in predictions]
+
+
+def redaction_dict(result: Any) -> dict:
+    return {
+        "text": result.text,
+        "entities": [
+            {"type": e.entity_type, "start": e.start, "end": e.end, "score": round(float(e.score), 4), "replacement": e.replacement}
+            for e in result.entities
+        ],
+    }
+
+
+def prediction_dict(prediction: Any) -> dict:
+    return {
+        "label": prediction.label,
+        "score": round(float(prediction.score), 4),
+        "top_k": [{"label": label, "score": round(float(score), 4)} for label, score in prediction.top_k],
+    }
