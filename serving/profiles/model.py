@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from serving.redaction.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
+from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
 from serving.tasks.catalog import GENERATIVE, Task
 
 API_VERSION = "switchboard.dev/v1alpha1"
