@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import math
 
 from fastapi import FastAPI, Request
@@ -11,8 +10,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import errors as e
-
-log = logging.getLogger(__name__)
 
 STATUS: dict[type[e.SwitchboardError], int] = {
     e.InvalidRequest: 422,
@@ -71,12 +68,6 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), request)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Log the type only: an exception message may quote customer text.
-    log.error("unhandled error", extra={"error_type": type(exc).__name__, "request_id": request_id(request)})
-    return error_response(500, "internal_error", "internal error; see the router log with this request_id", request)
-
-
 def _where(loc: tuple) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -89,4 +80,3 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(e.SwitchboardError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(Exception, _unexpected)

@@ -58,17 +58,33 @@ class RequestGuard:
                     raise _BodyTooLarge()
             return message
 
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, receive_limited, send)
+            await self.app(scope, receive_limited, send_tracked)
         except _BodyTooLarge:
             await self._too_large(rid, send)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no text in logs
+            # Log the type only: an exception message may quote customer text. Nothing is re-raised, so no
+            # server (uvicorn, the Ray Serve proxy) prints a traceback either.
+            log.error("unhandled error", extra={"request_id": rid, "error_type": type(exc).__name__})
+            if not started:
+                await _send_error(send, 500, "internal_error", "internal error; see the router log with this request_id", rid)
 
     async def _too_large(self, rid: str, send: Send) -> None:
-        body = json.dumps({"error": {"type": "payload_too_large", "field": None, "request_id": rid,
-                                     "message": f"request body is over the limit of {self.max_bytes} bytes"}}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_error(send, 413, "payload_too_large", f"request body is over the limit of {self.max_bytes} bytes", rid)
+
+
+async def _send_error(send: Send, status: int, code: str, message: str, rid: str) -> None:
+    body = json.dumps({"error": {"type": code, "message": message, "field": None, "request_id": rid}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _BodyTooLarge(Exception):
