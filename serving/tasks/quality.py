@@ -1,0 +1,94 @@
+"""score-quality: the JSON schema the model must fill for a rubric, and the validation of what it wrote (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from serving.errors import TaskFailed
+from serving.profiles.model import Criterion
+
+VERDICTS = ("met", "not_met", "not_applicable")
+
+
+def output_schema(rubric: list[Criterion]) -> dict:
+    """One object per criterion, in rubric order; verdict from a closed set; a short evidence quote."""
+    item = {
+        "type": "object",
+        "properties": {
+            "criterion": {"type": "string", "enum": [c.id for c in rubric]},
+            "verdict": {"type": "string", "enum": list(VERDICTS)},
+            "evidence": {"type": "string", "maxLength": 300},
+        },
+        "required": ["criterion", "verdict", "evidence"],
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"criteria": {"type": "array", "items": item, "minItems": len(rubric), "maxItems": len(rubric)}},
+        "required": ["criteria"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass(frozen=True)
+class CriterionScore:
+    criterion: str
+    verdict: str
+    score: float | None
+    weight: float
+    evidence: str
+    evidence_found: bool
+
+
+@dataclass(frozen=True)
+class QualityScore:
+    criteria: tuple[CriterionScore, ...]
+    overall: float | None
+
+
+def parse_scores(raw: str, rubric: list[Criterion], conversation_text: str) -> QualityScore:
+    """Validate the model's JSON against the rubric; raise TaskFailed (never pass invalid output through)."""
+    try:
+        data = json.loads(_json_part(raw))
+    except ValueError:
+        raise TaskFailed("score-quality: the model did not return JSON") from None
+    items = data.get("criteria") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise TaskFailed("score-quality: the model output has no `criteria` list")
+    by_id = {}
+    for item in items:
+        if not isinstance(item, dict) or item.get("criterion") not in {c.id for c in rubric}:
+            raise TaskFailed("score-quality: the model output names a criterion that is not in the rubric")
+        if item.get("verdict") not in VERDICTS:
+            raise TaskFailed(f"score-quality: verdict must be one of {list(VERDICTS)}")
+        by_id[item["criterion"]] = item
+    missing = [c.id for c in rubric if c.id not in by_id]
+    if missing:
+        raise TaskFailed(f"score-quality: the model output misses criteria {missing}")
+    scores = tuple(_score(c, by_id[c.id], conversation_text) for c in rubric)
+    return QualityScore(scores, overall_score(scores))
+
+
+def _score(criterion: Criterion, item: dict, conversation_text: str) -> CriterionScore:
+    verdict = item["verdict"]
+    evidence = str(item.get("evidence", "")).strip()[:300]
+    score = {"met": 1.0, "not_met": 0.0}.get(verdict)
+    found = bool(evidence) and _normalise(evidence) in _normalise(conversation_text)
+    return CriterionScore(criterion.id, verdict, score, criterion.weight, evidence if found else "", found)
+
+
+def overall_score(scores: tuple[CriterionScore, ...]) -> float | None:
+    """Weighted mean over applicable criteria; None when none applies."""
+    applicable = [s for s in scores if s.score is not None]
+    total = sum(s.weight for s in applicable)
+    return round(sum(s.weight * s.score for s in applicable) / total, 4) if total else None
+
+
+def _json_part(raw: str) -> str:
+    start, end = raw.find("{"), raw.rfind("}")
+    return raw[start : end + 1] if 0 <= start < end else raw
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
