@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from serving import __version__
-from serving.errors import Forbidden, InvalidRequest, NotFound
-from serving.profiles.compiler import CompiledProfile
-from serving.router import errors
-from serving.router.auth import authenticate, require_task
+from serving.errors import Forbidden, NotFound
+from serving.router import errors, generative, openai, pipeline
+from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.middleware import RequestGuard
 from serving.tasks.catalog import DESCRIPTIONS, Task
-from serving.tasks.jobs import IntentJob, RedactJob
+from serving.tasks.jobs import IntentJob
 from serving.tasks.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
@@ -27,12 +24,10 @@ from serving.tasks.schemas import (
     RedactResponse,
     TaskInfo,
     TenantInfo,
-    Usage,
 )
 
 log = logging.getLogger(__name__)
 
-Tenant = Annotated[CompiledProfile, Depends(authenticate)]
 ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)}
 
 
@@ -50,6 +45,9 @@ def create_app(ctx: RouterContext) -> FastAPI:
     _health_routes(app)
     _tenant_routes(app)
     _task_routes(app)
+    generative.register(app)
+    openai.register(app)
+    _fallback_routes(app)
     return app
 
 
@@ -115,21 +113,23 @@ def _task_routes(app: FastAPI) -> None:
     @app.post("/v1/tasks/redact", tags=["tasks"], response_model=RedactResponse,
               summary="Find personal data and identifiers; return spans and the redacted text.")
     async def redact(body: RedactRequest, profile: Tenant, request: Request) -> RedactResponse:
-        ctx = _begin(request, profile, Task.REDACT, body.text)
-        result = await ctx.backend.redact(_redact_job(profile, body.text))
+        ctx = pipeline.begin(request, profile, Task.REDACT, len(body.text))
+        result = await ctx.backend.redact(pipeline.redact_job(profile, body.text))
         return RedactResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
-                              usage=_usage(profile, Task.REDACT))
+                              usage=pipeline.usage(profile, Task.REDACT))
 
     @app.post("/v1/tasks/classify-intent", tags=["tasks"], response_model=ClassifyIntentResponse,
               summary="Label an utterance with an intent from the tenant's taxonomy.")
     async def classify_intent(body: ClassifyIntentRequest, profile: Tenant, request: Request) -> ClassifyIntentResponse:
-        ctx = _begin(request, profile, Task.CLASSIFY_INTENT, body.text)
-        text, redacted = await _redacted_input(ctx, profile, body.text)
+        ctx = pipeline.begin(request, profile, Task.CLASSIFY_INTENT, len(body.text))
+        text, redacted = await pipeline.redacted_text(ctx, profile, body.text)
         taxonomy = profile.spec.intents
         result = await ctx.backend.classify_intent(IntentJob(text, taxonomy, body.top_k or taxonomy.top_k))
         return ClassifyIntentResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
-                                      redacted_entities=redacted, usage=_usage(profile, Task.CLASSIFY_INTENT))
+                                      redacted_entities=redacted, usage=pipeline.usage(profile, Task.CLASSIFY_INTENT))
 
+
+def _fallback_routes(app: FastAPI) -> None:
     @app.post("/v1/tasks/{task}", tags=["tasks"], include_in_schema=False)
     async def unknown_task(task: str, profile: Tenant, request: Request) -> None:
         served = sorted(request.app.state.ctx.backend.served())
@@ -137,33 +137,3 @@ def _task_routes(app: FastAPI) -> None:
         if task in known:
             raise NotFound(f"task {task!r} is not deployed on this platform yet; served here: {served}")
         raise NotFound(f"unknown task {task!r}; tasks: {known}")
-
-
-def _begin(request: Request, profile: CompiledProfile, task: Task, text: str) -> RouterContext:
-    ctx: RouterContext = request.app.state.ctx
-    require_task(profile, task)
-    if task.value not in ctx.backend.served():
-        raise NotFound(f"task {task.value!r} is not deployed on this platform")
-    limit = ctx.settings.max_text_chars
-    if len(text) > limit:
-        raise InvalidRequest(f"body.text: {len(text)} characters is over the limit of {limit}", field="body.text")
-    request.scope["state"].setdefault("log", {})["task"] = task.value
-    return ctx
-
-
-def _redact_job(profile: CompiledProfile, text: str) -> RedactJob:
-    policy = profile.spec.redaction
-    return RedactJob(text, tuple(policy.entities), policy.mode.value, policy.score_threshold, profile.tenant_id)
-
-
-async def _redacted_input(ctx: RouterContext, profile: CompiledProfile, text: str) -> tuple[str, int]:
-    """Apply the tenant's redaction before any model sees the text (unless the tenant turned it off)."""
-    if not profile.spec.redaction.apply_to_tasks:
-        return text, 0
-    result = await ctx.backend.redact(_redact_job(profile, text))
-    return result["text"], len(result["entities"])
-
-
-def _usage(profile: CompiledProfile, task: Task) -> Usage:
-    compiled = profile.instructions.get(task)
-    return Usage(instruction_tokens=compiled.tokens if compiled else 0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from serving.errors import Forbidden, Unauthenticated
 from serving.profiles.compiler import CompiledProfile
@@ -28,3 +30,7 @@ def authenticate(request: Request) -> CompiledProfile:
 def require_task(profile: CompiledProfile, task: Task) -> None:
     if task not in profile.spec.tasks:
         raise Forbidden(f"task {task.value!r} is not enabled for tenant {profile.tenant_id!r}")
+
+
+Tenant = Annotated[CompiledProfile, Depends(authenticate)]
+"""Route parameter type: the authenticated caller's compiled profile."""

@@ -38,7 +38,10 @@ def status_of(error: e.SwitchboardError) -> int:
 
 def error_response(status: int, code: str, message: str, request: Request, field: str | None = None,
                    retry_after: float | None = None) -> JSONResponse:
-    body = {"error": {"type": code, "message": message, "field": field, "request_id": request_id(request)}}
+    if request.url.path.startswith(("/v1/chat/", "/v1/models")):  # OpenAI clients parse OpenAI-shaped errors
+        body = {"error": {"message": message, "type": code, "param": field, "code": code}}
+    else:
+        body = {"error": {"type": code, "message": message, "field": field, "request_id": request_id(request)}}
     headers = {}
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
@@ -58,7 +61,7 @@ async def _domain(request: Request, exc: e.SwitchboardError) -> JSONResponse:
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = [f"{_where(err['loc'])}: {err['msg']}" for err in exc.errors()]
+    problems = [f"{_where(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()]
     first = _where(exc.errors()[0]["loc"]) if exc.errors() else None
     return error_response(422, "invalid_request", "; ".join(problems), request, first)
 

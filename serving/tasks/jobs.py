@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +25,18 @@ class IntentJob:
     top_k: int
 
 
+@dataclass(frozen=True)
+class GenerateJob:
+    """One generation: chat messages already composed from the compiled instruction and redacted input."""
+
+    messages: tuple[dict, ...]
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    json_schema: dict | None = None
+
+
 class TaskBackend(Protocol):
     """The router's view of the task deployments: Ray Serve handles in production, in-process objects in tests.
 
@@ -34,6 +47,12 @@ class TaskBackend(Protocol):
     async def redact(self, job: RedactJob) -> dict: ...
 
     async def classify_intent(self, job: IntentJob) -> dict: ...
+
+    async def generate(self, task: str, job: GenerateJob) -> dict:
+        """{"text", "tokens_in", "tokens_out", "finish_reason"}"""
+
+    def stream(self, task: str, job: GenerateJob) -> AsyncIterator[dict]:
+        """{"delta": str} chunks, then one {"text", "tokens_in", "tokens_out", "finish_reason"}."""
 
     def served(self) -> frozenset[str]: ...
 

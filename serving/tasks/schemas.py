@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from serving.tasks.conversation import ConversationInput
+
 # The router enforces the configured `max_text_chars` on top of this hard ceiling.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
 
@@ -89,3 +91,58 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# --- generative tasks ----------------------------------------------------------------------------------------------
+
+
+class _Generative(ConversationInput):
+    max_tokens: int | None = Field(None, ge=1, le=2048, description="Upper bound on generated tokens.")
+
+
+class SummarizeRequest(_Generative):
+    pass
+
+
+class SummarizeResponse(BaseModel):
+    tenant: str
+    profile_version: str
+    summary: str
+    finish_reason: str
+    redacted_entities: int = 0
+    usage: Usage
+
+
+class ScoreQualityRequest(ConversationInput):
+    pass
+
+
+class CriterionResult(BaseModel):
+    criterion: str
+    verdict: str = Field(description="met | not_met | not_applicable")
+    score: float | None = Field(description="1 met, 0 not met, null not applicable.")
+    weight: float
+    evidence: str = Field(description="A quote from the (redacted) conversation; empty when the model's quote was not found in it.")
+
+
+class ScoreQualityResponse(BaseModel):
+    tenant: str
+    profile_version: str
+    criteria: list[CriterionResult]
+    overall: float | None = Field(description="Weighted mean over applicable criteria, 0..1.")
+    attempts: int = Field(description="Model calls needed for a valid answer (invalid output is retried once).")
+    redacted_entities: int = 0
+    usage: Usage
+
+
+class ReplyRequest(_Generative):
+    stream: bool = Field(False, description="Stream the reply as server-sent events.")
+
+
+class ReplyResponse(BaseModel):
+    tenant: str
+    profile_version: str
+    reply: str
+    finish_reason: str
+    redacted_entities: int = 0
+    usage: Usage

@@ -139,7 +139,7 @@ def test_body_over_the_byte_limit_is_413(client):
 def test_unknown_and_undeployed_tasks_are_404(client):
     body = assert_error(client.post("/v1/tasks/translate", json={}, headers=auth()), 404, "not_found")
     assert "unknown task 'translate'" in body["message"]
-    body = assert_error(client.post("/v1/tasks/summarize", json={}, headers=auth()), 404, "not_found")
+    body = assert_error(client.post("/v1/tasks/summarize", json={"transcript": "Customer: hi"}, headers=auth()), 404, "not_found")
     assert "not deployed" in body["message"]
     assert_error(client.get("/v1/nothing-here"), 404, "not_found")
 

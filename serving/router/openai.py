@@ -1,0 +1,122 @@
+"""OpenAI-compatible `POST /v1/chat/completions` (and `GET /v1/models`), where `model` names a task: `switchboard/reply`."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.errors import InvalidRequest, NotFound, SwitchboardError
+from serving.router import generative
+from serving.router.auth import Tenant
+from serving.router.context import RouterContext
+from serving.tasks.catalog import GENERATIVE, Task
+from serving.tasks.conversation import ConversationInput, Speaker, Turn
+
+PREFIX = "switchboard/"
+ROLES = {"user": Speaker.CUSTOMER, "assistant": Speaker.AGENT}
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | None = Field(None, max_length=200_000)
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI request body; parameters this platform does not use are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(examples=["switchboard/reply"])
+    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=2048)
+    max_completion_tokens: int | None = Field(None, ge=1, le=2048)
+    temperature: float | None = Field(None, ge=0, le=2)
+    n: int = Field(1, ge=1, le=1)
+
+
+def openai_models() -> list[str]:
+    return [PREFIX + t.value for t in GENERATIVE]
+
+
+def register(app: FastAPI) -> None:
+    @app.get("/v1/models", tags=["openai"], summary="Tasks usable as OpenAI `model` names.")
+    async def models(profile: Tenant, request: Request) -> dict:
+        served = request.app.state.ctx.backend.served()
+        data = [{"id": PREFIX + t.value, "object": "model", "created": 0, "owned_by": "switchboard"}
+                for t in GENERATIVE if t.value in served and t in profile.spec.tasks]
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/chat/completions", tags=["openai"], summary="OpenAI-compatible chat completions; `model` names a task.")
+    async def chat_completions(body: ChatCompletionRequest, profile: Tenant, request: Request):
+        task = _task(body.model)
+        conversation = ConversationInput(turns=_turns(body.messages))
+        ctx, turns, _ = await generative.prepare(request, profile, task, conversation)
+        if task is Task.SCORE_QUALITY:
+            if body.stream:
+                raise InvalidRequest("stream is not supported for switchboard/score-quality", field="body.stream")
+            scored = await generative._score(ctx, profile, turns, 0)
+            content = json.dumps({"criteria": [c.model_dump() for c in scored.criteria], "overall": scored.overall})
+            result = {"text": content, "finish_reason": "stop", **scored.usage.model_dump()}
+            return _completion(body.model, result)
+        options = {"temperature": body.temperature} if body.temperature is not None else {}
+        job = generative.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options)
+        if body.stream:
+            return StreamingResponse(_chunks(ctx, task, body.model, job), media_type="text/event-stream")
+        return _completion(body.model, await ctx.backend.generate(task.value, job))
+
+
+def _task(model: str) -> Task:
+    name = model.removeprefix(PREFIX)
+    for task in GENERATIVE:
+        if task.value == name:
+            return task
+    raise NotFound(f"model {model!r} does not exist; models: {openai_models()}", field="model")
+
+
+def _turns(messages: list[ChatMessage]) -> list[Turn]:
+    """User and assistant messages become the conversation; the tenant's compiled instruction is the system prompt."""
+    turns = [Turn(speaker=ROLES[m.role], text=m.content) for m in messages if m.role in ROLES and m.content]
+    if not turns:
+        raise InvalidRequest("messages: at least one user or assistant message with content is required", field="messages")
+    return turns
+
+
+def _completion(model: str, result: dict) -> dict:
+    usage = {"prompt_tokens": result.get("tokens_in", 0), "completion_tokens": result.get("tokens_out", 0)}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result["text"].strip()},
+                     "finish_reason": result.get("finish_reason", "stop")}],
+        "usage": usage,
+    }
+
+
+async def _chunks(ctx: RouterContext, task: Task, model: str, job) -> AsyncIterator[str]:
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+
+    def event(delta: dict, finish: str | None = None) -> str:
+        return f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish}]})}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    try:
+        async for chunk in ctx.backend.stream(task.value, job):
+            yield event({"content": chunk["delta"]}) if "delta" in chunk else event({}, chunk.get("finish_reason", "stop"))
+    except SwitchboardError as exc:
+        yield f"data: {json.dumps({'error': {'message': exc.message, 'type': exc.code, 'param': None, 'code': exc.code}})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
