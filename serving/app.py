@@ -7,10 +7,11 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from serving.deployments.generate import GenerateDeployment
 from serving.deployments.ingress import Ingress
 from serving.deployments.tasks import IntentDeployment, RedactDeployment
 from serving.settings import DeploymentSettings, Settings
-from serving.tasks.catalog import Task
+from serving.tasks.catalog import GENERATIVE, Task
 
 APP_NAME = "switchboard"
 
@@ -40,6 +41,12 @@ def build_application(settings: Settings) -> Application:
             settings.models.embedding, d.classify_intent.batch_size, d.classify_intent.batch_wait_s
         ),
     }
+    if settings.models.generator_engine != "none":
+        generate = serve.deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
+        engine_options = {"max_batch_size": d.generate.batch_size, "batch_wait_s": d.generate.batch_wait_s}
+        bound = generate.bind(settings.models.generator_engine, settings.models.generator,
+                              str(settings.models.cache_dir.expanduser()), engine_options)
+        handles.update({task.value: bound for task in GENERATIVE})
     return router.bind(settings.model_dump(mode="json"), handles)
 
 

