@@ -24,6 +24,8 @@ class DeploymentSettings(BaseModel):
     min_replicas: int = Field(1, ge=0, le=1000, description="Autoscaling floor.")
     max_replicas: int = Field(1, ge=1, le=1000, description="Autoscaling ceiling.")
     target_ongoing_requests: float = Field(8, gt=0, description="Ongoing+queued requests per replica that autoscaling aims at.")
+    upscale_delay_s: float = Field(3.0, ge=0, le=3600, description="Load must persist this long before a replica is added.")
+    downscale_delay_s: float = Field(60.0, ge=0, le=3600, description="Idle time before a replica is removed.")
     batch_size: int = Field(16, ge=1, le=1024, description="Largest batch a replica assembles (tasks that batch).")
     batch_wait_s: float = Field(0.005, ge=0, le=1, description="Longest wait to fill a batch.")
 
@@ -38,6 +40,8 @@ class DeploymentSettings(BaseModel):
             "min_replicas": self.min_replicas,
             "max_replicas": self.max_replicas,
             "target_ongoing_requests": self.target_ongoing_requests,
+            "upscale_delay_s": self.upscale_delay_s,
+            "downscale_delay_s": self.downscale_delay_s,
         }
 
 

@@ -1,0 +1,44 @@
+"""The Ray Serve application built from settings: one deployment per task with its own knobs (built, not run)."""
+
+from __future__ import annotations
+
+from serving.app import build_application, deployment_options
+from serving.settings import DeploymentSettings, Settings
+
+
+def test_fixed_replicas_when_min_equals_max():
+    options = deployment_options("redact", DeploymentSettings(num_cpus=0.3, max_ongoing_requests=7, min_replicas=2, max_replicas=2))
+    assert options == {"name": "redact", "max_ongoing_requests": 7, "ray_actor_options": {"num_cpus": 0.3}, "num_replicas": 2}
+
+
+def test_autoscaling_from_settings():
+    knobs = DeploymentSettings(min_replicas=1, max_replicas=3, target_ongoing_requests=4, upscale_delay_s=1, downscale_delay_s=30)
+    options = deployment_options("classify-intent", knobs)
+    assert options["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 4,
+                                             "upscale_delay_s": 1, "downscale_delay_s": 30}
+    assert "num_replicas" not in options
+
+
+def _deployments(app) -> dict:
+    """Walk the bound application graph: deployment name -> Deployment."""
+    found, stack = {}, [app._bound_deployment]
+    while stack:
+        deployment = stack.pop()
+        found[deployment.name] = deployment
+        for arg in list(deployment.init_args) + list(deployment.init_kwargs.values()):
+            children = arg.values() if isinstance(arg, dict) else [arg]
+            stack.extend(c._bound_deployment for c in children if hasattr(c, "_bound_deployment"))
+    return found
+
+
+def test_all_tasks_deployed_and_fit_two_cores():
+    deployments = _deployments(build_application(Settings()))
+    assert set(deployments) == {"router", "redact", "classify-intent", "generate"}
+    cpus = sum(d.ray_actor_options["num_cpus"] for d in deployments.values())
+    assert cpus <= 2.0, f"default reservations ({cpus} CPUs) must fit a 2-core laptop"
+    assert deployments["classify-intent"].max_ongoing_requests == 128
+
+
+def test_generative_tasks_can_be_switched_off():
+    deployments = _deployments(build_application(Settings(models={"generator_engine": "none"})))
+    assert "generate" not in deployments
