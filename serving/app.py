@@ -35,17 +35,18 @@ def build_application(settings: Settings) -> Application:
     redact = serve.deployment(RedactDeployment).options(**deployment_options(Task.REDACT.value, d.redact))
     intent = serve.deployment(IntentDeployment).options(**deployment_options(Task.CLASSIFY_INTENT.value, d.classify_intent))
     router = serve.deployment(Ingress).options(**deployment_options("router", d.router))
+    traced = settings.tracing.model_dump(mode="json")
     handles = {
-        Task.REDACT.value: redact.bind(settings.models.spacy, d.redact.batch_size, d.redact.batch_wait_s),
+        Task.REDACT.value: redact.bind(settings.models.spacy, d.redact.batch_size, d.redact.batch_wait_s, traced),
         Task.CLASSIFY_INTENT.value: intent.bind(
-            settings.models.embedding, d.classify_intent.batch_size, d.classify_intent.batch_wait_s
+            settings.models.embedding, d.classify_intent.batch_size, d.classify_intent.batch_wait_s, traced
         ),
     }
     if settings.models.generator_engine != "none":
         generate = serve.deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
         engine_options = {"max_batch_size": d.generate.batch_size, "batch_wait_s": d.generate.batch_wait_s}
         bound = generate.bind(settings.models.generator_engine, settings.models.generator,
-                              str(settings.models.cache_dir.expanduser()), engine_options)
+                              str(settings.models.cache_dir.expanduser()), engine_options, traced)
         handles.update({task.value: bound for task in GENERATIVE})
     return router.bind(settings.model_dump(mode="json"), handles)
 

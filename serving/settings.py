@@ -81,6 +81,19 @@ class ModelsSettings(BaseModel):
     cache_dir: Path = Field(Path("~/.cache/switchboard/models"), description="Where prepared models live.")
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing; off by default. Point `endpoint` at an OpenTelemetry Collector, Jaeger or Tempo."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Export traces.")
+    exporter: Literal["otlp-grpc", "otlp-http", "console", "file"] = Field("otlp-grpc", description="Where spans go.")
+    endpoint: str | None = Field(None, description="OTLP endpoint (default 127.0.0.1:4317 gRPC, :4318 HTTP).")
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces sampled; client-sampled parents are honoured.")
+    file: Path = Field(Path("traces.jsonl"), description="File the `file` exporter appends JSON spans to.")
+    service_name: str = Field("switchboard", min_length=1, description="`service.name` of the spans.")
+
+
 class Settings(BaseSettings):
     """Everything the platform reads from its environment. Build with `load_settings()`."""
 
@@ -98,6 +111,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     deployments: DeploymentsSettings = DeploymentsSettings()
     models: ModelsSettings = ModelsSettings()
+    tracing: TracingSettings = TracingSettings()
 
 
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:
@@ -118,4 +132,4 @@ def _describe(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(lines)
 
 
-__all__ = ["DeploymentSettings", "DeploymentsSettings", "ModelsSettings", "Settings", "load_settings"]
+__all__ = ["DeploymentSettings", "DeploymentsSettings", "ModelsSettings", "Settings", "TracingSettings", "load_settings"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
@@ -12,7 +14,8 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from serving.errors import ModelNotReady, NotFound, Overloaded, SwitchboardError, TaskFailed
 from serving.tasks.catalog import Task
-from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob
+from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob, Traced
+from serving.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,8 @@ class RayBackend:
 
     async def stream(self, task: str, job: GenerateJob):
         handle = self._handle(task).options(stream=True)
-        with _translated(task):
-            async for chunk in handle.stream.remote(job):
+        with tracing.step(f"dispatch {task}", tracing.SpanKind.CLIENT, task=task, deployment="generate"), _translated(task):
+            async for chunk in handle.stream.remote(_stamped(job)):
                 yield chunk
 
     async def ready(self) -> dict[str, bool]:
@@ -61,8 +64,13 @@ class RayBackend:
 
     async def _call(self, task: str, job, method: str | None = None) -> dict:
         handle = getattr(self._handle(task), method or METHODS[task])
-        with _translated(task):
-            return await handle.remote(job)
+        with tracing.step(f"dispatch {task}", tracing.SpanKind.CLIENT, task=task), _translated(task):
+            return await handle.remote(_stamped(job))
+
+
+def _stamped(job):
+    """The job with the current trace context and the dispatch time, for the replica's spans."""
+    return dataclasses.replace(job, traced=Traced(tracing.inject(), time.time()))
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from serving.profiles.source import FolderProfileSource
 from serving.resources import tokenizer_file
 from serving.router import RouterContext, create_app
 from serving.settings import Settings
+from serving.telemetry import tracing
 from serving.telemetry.logging import configure_logging
 
 
@@ -20,6 +21,7 @@ class Ingress:
         # Settings were read once by the launcher; replicas rebuild them from that snapshot, not from their env.
         self.settings = Settings(**settings)
         configure_logging(self.settings.log_level)
+        tracing.setup_tracing(self.settings.tracing, "router")
         counter = wordpiece_counter(str(tokenizer_file(self.settings.models.embedding)))
         self.registry = ProfileRegistry(counter)
         self.source = FolderProfileSource(self.settings.profiles_dir, self.registry, self.settings.profile_poll_interval_s)

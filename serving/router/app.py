@@ -38,6 +38,9 @@ def create_app(ctx: RouterContext) -> FastAPI:
         description="Task-specific customer-service models behind one multi-tenant API.",
         lifespan=_lifespan(ctx),
         responses=ERRORS,
+        # FastAPI's native OpenTelemetry server span is the root of each request's trace; its log records are
+        # off because exception messages may quote customer text.
+        telemetry={"logs": False},
     )
     app.state.ctx = ctx
     errors.install(app)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from serving.errors import Forbidden, Unauthenticated
 from serving.profiles.compiler import CompiledProfile
 from serving.tasks.catalog import Task
+from serving.telemetry import tracing
 
 
 def bearer_key(request: Request) -> str:
@@ -21,9 +22,11 @@ def bearer_key(request: Request) -> str:
     return key.strip()
 
 
-def authenticate(request: Request) -> CompiledProfile:
-    profile = request.app.state.ctx.registry.authenticate(bearer_key(request))
-    request.scope["state"].setdefault("log", {})["tenant"] = profile.tenant_id
+async def authenticate(request: Request) -> CompiledProfile:
+    with tracing.step("authenticate"):
+        profile = request.app.state.ctx.registry.authenticate(bearer_key(request))
+        tracing.annotate(tenant=profile.tenant_id, profile_version=profile.version)
+    request.scope["state"].setdefault("log", {}).update(tenant=profile.tenant_id, profile_version=profile.version)
     return profile
 
 

@@ -28,6 +28,7 @@ from serving.tasks.schemas import (
     SummarizeResponse,
     Usage,
 )
+from serving.telemetry import tracing
 
 DEFAULT_MAX_TOKENS = {Task.SUMMARIZE: 160, Task.SCORE_QUALITY: 400, Task.REPLY: 160}
 SCORE_ATTEMPTS = 2
@@ -41,9 +42,10 @@ async def prepare(request: Request, profile: CompiledProfile, task: Task, body: 
 
 
 def job_for(profile: CompiledProfile, task: Task, turns: list[Turn], max_tokens: int | None, **options) -> GenerateJob:
-    text, _ = pipeline.instruction(profile, task)
+    text, tokens = pipeline.instruction(profile, task)
     rubric = [c.id for c in profile.spec.rubric] if task is Task.SCORE_QUALITY else None
-    messages = compose(task, text, turns, rubric)
+    with tracing.step("compose prompt", instruction_tokens=tokens):
+        messages = compose(task, text, turns, rubric)
     return GenerateJob(tuple(messages), max_tokens or DEFAULT_MAX_TOKENS[task], **options)
 
 

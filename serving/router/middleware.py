@@ -9,6 +9,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.telemetry import tracing
+
 log = logging.getLogger("switchboard.access")
 
 
@@ -29,9 +31,13 @@ class RequestGuard:
         started = time.perf_counter()
         status = {"code": 500}
 
+        server_span = tracing.current_span()
+
         async def send_wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                # The HTTP server span is FastAPI's own (it continues a client's traceparent); add who and what.
+                tracing.annotate(server_span, **scope["state"].get("log", {}))
                 message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
             await send(message)
 
@@ -40,10 +46,11 @@ class RequestGuard:
             await self._too_large(rid, send_wrapped)
         else:
             await self._guarded(scope, receive, send_wrapped, rid)
+        fields = scope["state"].get("log", {})
         log.info(
             "request",
             extra={"request_id": rid, "method": scope["method"], "path": _route(scope), "status": status["code"],
-                   "latency_ms": round((time.perf_counter() - started) * 1000, 2), **scope["state"].get("log", {})},
+                   "latency_ms": round((time.perf_counter() - started) * 1000, 2), **fields},
         )
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:

@@ -14,6 +14,7 @@ from serving.tasks.catalog import Task
 from serving.tasks.conversation import Turn
 from serving.tasks.jobs import RedactJob
 from serving.tasks.schemas import Usage
+from serving.telemetry import tracing
 
 
 def begin(request: Request, profile: CompiledProfile, task: Task, chars: int) -> RouterContext:
@@ -38,7 +39,9 @@ async def redacted_text(ctx: RouterContext, profile: CompiledProfile, text: str)
     """Apply the tenant's redaction before any model sees the text (unless the tenant turned it off)."""
     if not profile.spec.redaction.apply_to_tasks:
         return text, 0
-    result = await ctx.backend.redact(redact_job(profile, text))
+    with tracing.step("redact input"):
+        result = await ctx.backend.redact(redact_job(profile, text))
+        tracing.annotate(redacted_entities=len(result["entities"]))
     return result["text"], len(result["entities"])
 
 

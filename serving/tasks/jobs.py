@@ -10,12 +10,21 @@ from serving.profiles.model import IntentTaxonomy
 
 
 @dataclass(frozen=True)
+class Traced:
+    """Trace context (W3C headers) and dispatch time, set by the backend as a job crosses to a replica."""
+
+    trace: dict | None = None
+    dispatched_at: float | None = None
+
+
+@dataclass(frozen=True)
 class RedactJob:
     text: str
     entities: tuple[str, ...]
     mode: str
     score_threshold: float
     salt: str
+    traced: Traced = Traced()
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,7 @@ class IntentJob:
     text: str
     taxonomy: IntentTaxonomy
     top_k: int
+    traced: Traced = Traced()
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class GenerateJob:
     top_p: float = 1.0
     seed: int | None = None
     json_schema: dict | None = None
+    traced: Traced = Traced()
 
 
 class TaskBackend(Protocol):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+from serving.telemetry.tracing import current_ids
+
 # Fields a log record may carry beyond the message. Anything else passed as `extra` is dropped.
 ALLOWED_FIELDS = frozenset({
     "request_id", "tenant", "task", "status", "method", "path", "latency_ms", "origin", "reason",
@@ -21,6 +23,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage() if not record.args else record.msg,
         }
         line.update({k: v for k, v in record.__dict__.items() if k in ALLOWED_FIELDS})
+        line.update(current_ids())
         if record.exc_info and record.exc_info[0] is not None:
             line["error_type"] = record.exc_info[0].__name__
         return json.dumps(line, default=str)
