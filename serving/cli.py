@@ -45,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", type=Path)
     check.set_defaults(func=cmd_validate)
 
+    task = sub.add_parser("task-server", help="Serve one task on KServe's model server (Open Inference Protocol v2).")
+    task.add_argument("--task", required=True, choices=["redact", "classify-intent", "summarize", "score-quality", "reply"])
+    task.add_argument("--engine", choices=["transformers", "vllm", "fake"], help="Generative engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE).")
+    task.add_argument("--model", help="Generative model: prepared name, folder or URI (SWITCHBOARD_MODELS__GENERATOR).")
+    task.add_argument("--profiles-dir", help="Folder of TenantProfile YAML (SWITCHBOARD_PROFILES_DIR).")
+    task.add_argument("--host", default="0.0.0.0", help="Bind address (default 0.0.0.0, as in a KServe container).")
+    task.add_argument("--http-port", type=int, default=8080, help="REST port (default 8080, KServe's).")
+    task.add_argument("--grpc-port", type=int, help="Also serve v2 over gRPC on this port (default: off).")
+    task.set_defaults(func=cmd_task_server)
+
     _add_optional_commands(sub)
     return parser
 
@@ -78,6 +88,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed += 1
             print(getattr(exc, "message", str(exc)), file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_task_server(args: argparse.Namespace) -> int:
+    from serving.kserve_server.server import run
+
+    return run(args.task, args.profiles_dir, args.engine, args.model, args.host, args.http_port, grpc_port=args.grpc_port)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

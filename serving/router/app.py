@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -14,8 +15,8 @@ from serving.router import errors, generative, openai, pipeline
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.middleware import RequestGuard
+from serving.tasks import service
 from serving.tasks.catalog import DESCRIPTIONS, Task
-from serving.tasks.jobs import IntentJob
 from serving.tasks.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
@@ -116,20 +117,14 @@ def _task_routes(app: FastAPI) -> None:
     @app.post("/v1/tasks/redact", tags=["tasks"], response_model=RedactResponse,
               summary="Find personal data and identifiers; return spans and the redacted text.")
     async def redact(body: RedactRequest, profile: Tenant, request: Request) -> RedactResponse:
-        ctx = pipeline.begin(request, profile, Task.REDACT, len(body.text))
-        result = await ctx.backend.redact(pipeline.redact_job(profile, body.text))
-        return RedactResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
-                              usage=pipeline.usage(profile, Task.REDACT))
+        ctx = pipeline.begin(request, profile, Task.REDACT, body)
+        return await service.run(Task.REDACT, profile, body, ctx.backend)
 
     @app.post("/v1/tasks/classify-intent", tags=["tasks"], response_model=ClassifyIntentResponse,
               summary="Label an utterance with an intent from the tenant's taxonomy.")
     async def classify_intent(body: ClassifyIntentRequest, profile: Tenant, request: Request) -> ClassifyIntentResponse:
-        ctx = pipeline.begin(request, profile, Task.CLASSIFY_INTENT, len(body.text))
-        text, redacted = await pipeline.redacted_text(ctx, profile, body.text)
-        taxonomy = profile.spec.intents
-        result = await ctx.backend.classify_intent(IntentJob(text, taxonomy, body.top_k or taxonomy.top_k))
-        return ClassifyIntentResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
-                                      redacted_entities=redacted, usage=pipeline.usage(profile, Task.CLASSIFY_INTENT))
+        ctx = pipeline.begin(request, profile, Task.CLASSIFY_INTENT, body)
+        return await service.run(Task.CLASSIFY_INTENT, profile, body, ctx.backend)
 
 
 def _fallback_routes(app: FastAPI) -> None:

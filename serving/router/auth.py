@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from serving.errors import Forbidden, Unauthenticated
+from serving.errors import Unauthenticated
 from serving.profiles.compiler import CompiledProfile
-from serving.tasks.catalog import Task
 from serving.telemetry import tracing
 
 
@@ -28,11 +27,6 @@ async def authenticate(request: Request) -> CompiledProfile:
         tracing.annotate(tenant=profile.tenant_id, profile_version=profile.version)
     request.scope["state"].setdefault("log", {}).update(tenant=profile.tenant_id, profile_version=profile.version)
     return profile
-
-
-def require_task(profile: CompiledProfile, task: Task) -> None:
-    if task not in profile.spec.tasks:
-        raise Forbidden(f"task {task.value!r} is not enabled for tenant {profile.tenant_id!r}")
 
 
 Tenant = Annotated[CompiledProfile, Depends(authenticate)]

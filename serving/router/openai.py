@@ -13,10 +13,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.errors import InvalidRequest, NotFound, SwitchboardError
-from serving.router import generative
 from serving.router.auth import Tenant
+from serving.router.pipeline import begin
 from serving.router.context import RouterContext
 from serving.tasks.catalog import GENERATIVE, Task
+from serving.tasks import service
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
 
 PREFIX = "switchboard/"
@@ -60,16 +61,16 @@ def register(app: FastAPI) -> None:
     async def chat_completions(body: ChatCompletionRequest, profile: Tenant, request: Request):
         task = _task(body.model)
         conversation = ConversationInput(turns=_turns(body.messages))
-        ctx, turns, _ = await generative.prepare(request, profile, task, conversation)
+        ctx = begin(request, profile, task, conversation)
+        turns, redacted = await service.redacted_turns(ctx.backend, profile, conversation)
         if task is Task.SCORE_QUALITY:
             if body.stream:
-                raise InvalidRequest("stream is not supported for switchboard/score-quality", field="body.stream")
-            scored = await generative._score(ctx, profile, turns, 0)
+                raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
+            scored = await service.score_turns(profile, turns, redacted, ctx.backend)
             content = json.dumps({"criteria": [c.model_dump() for c in scored.criteria], "overall": scored.overall})
-            result = {"text": content, "finish_reason": "stop", **scored.usage.model_dump()}
-            return _completion(body.model, result)
+            return _completion(body.model, {"text": content, "finish_reason": "stop", **scored.usage.model_dump()})
         options = {"temperature": body.temperature} if body.temperature is not None else {}
-        job = generative.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options)
+        job = service.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options)
         if body.stream:
             return StreamingResponse(_chunks(ctx, task, body.model, job), media_type="text/event-stream")
         return _completion(body.model, await ctx.backend.generate(task.value, job))

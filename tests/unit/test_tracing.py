@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import json
 import pickle
-import shutil
 
 import pytest
 from fastapi.testclient import TestClient

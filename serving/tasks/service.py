@@ -1,0 +1,198 @@
+"""What each task does for one tenant request, whatever the transport (router, KServe): checks, redaction per the
+tenant's policy before any model, prompt composition, the call, validation, and the response body.
+
+It reaches the engines only through a TaskBackend (Ray handles behind the router, in-process engines in KServe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from serving.errors import Forbidden, InvalidRequest, TaskFailed
+from serving.profiles.compiler import CompiledProfile
+from serving.tasks.catalog import Task
+from serving.tasks.conversation import ConversationInput, Turn, render
+from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob, TaskBackend
+from serving.tasks.prompts import compose
+from serving.tasks.quality import output_schema, parse_scores
+from serving.tasks.schemas import (
+    ClassifyIntentRequest,
+    ClassifyIntentResponse,
+    CriterionResult,
+    RedactRequest,
+    RedactResponse,
+    ReplyRequest,
+    ReplyResponse,
+    ScoreQualityRequest,
+    ScoreQualityResponse,
+    SummarizeRequest,
+    SummarizeResponse,
+    Usage,
+)
+from serving.telemetry import tracing
+
+DEFAULT_MAX_TOKENS = {Task.SUMMARIZE: 160, Task.SCORE_QUALITY: 400, Task.REPLY: 160}
+SCORE_ATTEMPTS = 2
+
+REQUEST_BODIES: dict[Task, type[BaseModel]] = {
+    Task.REDACT: RedactRequest,
+    Task.CLASSIFY_INTENT: ClassifyIntentRequest,
+    Task.SUMMARIZE: SummarizeRequest,
+    Task.SCORE_QUALITY: ScoreQualityRequest,
+    Task.REPLY: ReplyRequest,
+}
+
+
+def check(task: Task, profile: CompiledProfile, body: BaseModel, max_text_chars: int) -> None:
+    """The task is enabled for the tenant and the input is within the size limit."""
+    if task not in profile.spec.tasks:
+        raise Forbidden(f"task {task.value!r} is not enabled for tenant {profile.tenant_id!r}")
+    chars = text_chars(body)
+    if chars > max_text_chars:
+        raise InvalidRequest(f"body: {chars} characters of text is over the limit of {max_text_chars}", field="body")
+
+
+def text_chars(body: BaseModel) -> int:
+    if isinstance(body, ConversationInput):
+        return sum(len(t.text) for t in body.as_turns())
+    return len(getattr(body, "text", ""))
+
+
+async def run(task: Task, profile: CompiledProfile, body: BaseModel, backend: TaskBackend) -> BaseModel:
+    """The response body of one (already checked) task request."""
+    return await _HANDLERS[task](profile, body, backend)
+
+
+# --- steps the tasks share ---------------------------------------------------------------------------------------------
+
+
+def redact_job(profile: CompiledProfile, text: str) -> RedactJob:
+    policy = profile.spec.redaction
+    return RedactJob(text, tuple(policy.entities), policy.mode.value, policy.score_threshold, profile.tenant_id)
+
+
+async def redacted_texts(backend: TaskBackend, profile: CompiledProfile, texts: list[str]) -> tuple[list[str], int]:
+    """Apply the tenant's redaction before any model sees the texts (concurrently, so a batching deployment batches
+    them), unless the tenant turned it off. Returns the texts and how many entities were redacted."""
+    if not profile.spec.redaction.apply_to_tasks:
+        return texts, 0
+    with tracing.step("redact input"):
+        results = await asyncio.gather(*(backend.redact(redact_job(profile, t)) for t in texts))
+        count = sum(len(r["entities"]) for r in results)
+        tracing.annotate(redacted_entities=count)
+    return [r["text"] for r in results], count
+
+
+async def redacted_turns(backend: TaskBackend, profile: CompiledProfile, body: ConversationInput) -> tuple[list[Turn], int]:
+    turns = body.as_turns()
+    texts, count = await redacted_texts(backend, profile, [t.text for t in turns])
+    return [Turn(speaker=t.speaker, text=text) for t, text in zip(turns, texts, strict=True)], count
+
+
+def instruction(profile: CompiledProfile, task: Task) -> tuple[str, int]:
+    compiled = profile.instructions.get(task)
+    return (compiled.text, compiled.tokens) if compiled else ("", 0)
+
+
+def usage(profile: CompiledProfile, task: Task, result: dict | None = None) -> Usage:
+    result = result or {}
+    return Usage(instruction_tokens=instruction(profile, task)[1], tokens_in=result.get("tokens_in", 0),
+                 tokens_out=result.get("tokens_out", 0))
+
+
+def job_for(profile: CompiledProfile, task: Task, turns: list[Turn], max_tokens: int | None, **options: Any) -> GenerateJob:
+    text, tokens = instruction(profile, task)
+    rubric = [c.id for c in profile.spec.rubric] if task is Task.SCORE_QUALITY else None
+    with tracing.step("compose prompt", instruction_tokens=tokens):
+        messages = compose(task, text, turns, rubric)
+    return GenerateJob(tuple(messages), max_tokens or DEFAULT_MAX_TOKENS[task], **options)
+
+
+# --- the tasks ---------------------------------------------------------------------------------------------------------
+
+
+async def _redact(profile: CompiledProfile, body: RedactRequest, backend: TaskBackend) -> RedactResponse:
+    result = await backend.redact(redact_job(profile, body.text))
+    return RedactResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
+                          usage=usage(profile, Task.REDACT))
+
+
+async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backend: TaskBackend) -> ClassifyIntentResponse:
+    [text], redacted = await redacted_texts(backend, profile, [body.text])
+    taxonomy = profile.spec.intents
+    result = await backend.classify_intent(IntentJob(text, taxonomy, body.top_k or taxonomy.top_k))
+    return ClassifyIntentResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
+                                  redacted_entities=redacted, usage=usage(profile, Task.CLASSIFY_INTENT))
+
+
+async def _summarize(profile: CompiledProfile, body: SummarizeRequest, backend: TaskBackend) -> SummarizeResponse:
+    turns, redacted = await redacted_turns(backend, profile, body)
+    result = await backend.generate(Task.SUMMARIZE.value, job_for(profile, Task.SUMMARIZE, turns, body.max_tokens))
+    return SummarizeResponse(tenant=profile.tenant_id, profile_version=profile.version, summary=result["text"].strip(),
+                             finish_reason=result["finish_reason"], redacted_entities=redacted,
+                             usage=usage(profile, Task.SUMMARIZE, result))
+
+
+async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend) -> ReplyResponse:
+    turns, redacted = await redacted_turns(backend, profile, body)
+    result = await backend.generate(Task.REPLY.value, job_for(profile, Task.REPLY, turns, body.max_tokens))
+    return ReplyResponse(tenant=profile.tenant_id, profile_version=profile.version, reply=result["text"].strip(),
+                         finish_reason=result["finish_reason"], redacted_entities=redacted,
+                         usage=usage(profile, Task.REPLY, result))
+
+
+async def _score(profile: CompiledProfile, body: ScoreQualityRequest, backend: TaskBackend) -> ScoreQualityResponse:
+    turns, redacted = await redacted_turns(backend, profile, body)
+    return await score_turns(profile, turns, redacted, backend)
+
+
+async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int, backend: TaskBackend) -> ScoreQualityResponse:
+    """score-quality on redacted turns; invalid model output is retried once, then reported, never passed through."""
+    rubric = list(profile.spec.rubric)
+    schema = output_schema(rubric)
+    tokens_in = tokens_out = 0
+    for attempt in range(1, SCORE_ATTEMPTS + 1):
+        # A second attempt samples, so that it does not repeat the first one's invalid answer.
+        options = {"json_schema": schema} if attempt == 1 else {"json_schema": schema, "temperature": 0.7, "seed": attempt}
+        with tracing.step("score attempt", attempt=attempt):
+            result = await backend.generate(Task.SCORE_QUALITY.value, job_for(profile, Task.SCORE_QUALITY, turns, None, **options))
+        tokens_in, tokens_out = tokens_in + result["tokens_in"], tokens_out + result["tokens_out"]
+        try:
+            scores = parse_scores(result["text"], rubric, render(turns))
+            break
+        except TaskFailed as exc:
+            if attempt == SCORE_ATTEMPTS:
+                raise TaskFailed(f"{exc.message} (after {attempt} attempts)") from None
+    criteria = [CriterionResult(criterion=c.criterion, verdict=c.verdict, score=c.score, weight=c.weight, evidence=c.evidence)
+                for c in scores.criteria]
+    tokens = Usage(instruction_tokens=instruction(profile, Task.SCORE_QUALITY)[1], tokens_in=tokens_in, tokens_out=tokens_out)
+    return ScoreQualityResponse(tenant=profile.tenant_id, profile_version=profile.version, criteria=criteria,
+                                overall=scores.overall, attempts=attempt, redacted_entities=redacted, usage=tokens)
+
+
+async def reply_job(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend) -> GenerateJob:
+    """The redacted, composed reply job, ready to stream (redaction errors surface before any byte is sent)."""
+    turns, _ = await redacted_turns(backend, profile, body)
+    return job_for(profile, Task.REPLY, turns, body.max_tokens)
+
+
+async def stream_reply(profile: CompiledProfile, job: GenerateJob, backend: TaskBackend) -> AsyncIterator[dict]:
+    """Reply chunks: {"delta"} items, then {"done", "finish_reason", "usage"}."""
+    async for chunk in backend.stream(Task.REPLY.value, job):
+        if "delta" in chunk:
+            yield chunk
+        else:
+            yield {"done": True, "finish_reason": chunk["finish_reason"], "usage": usage(profile, Task.REPLY, chunk).model_dump()}
+
+
+_HANDLERS: dict[Task, Callable[[CompiledProfile, Any, TaskBackend], Awaitable[BaseModel]]] = {
+    Task.REDACT: _redact,
+    Task.CLASSIFY_INTENT: _classify,
+    Task.SUMMARIZE: _summarize,
+    Task.SCORE_QUALITY: _score,
+    Task.REPLY: _reply,
+}
