@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from serving import __version__
 from serving.errors import Forbidden, NotFound
@@ -15,7 +15,7 @@ from serving.router import errors, generative, openai, pipeline
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.middleware import RequestGuard
-from serving.tasks import service
+from serving.telemetry.metrics import CONTENT_TYPE
 from serving.tasks.catalog import DESCRIPTIONS, Task
 from serving.tasks.schemas import (
     ClassifyIntentRequest,
@@ -45,7 +45,7 @@ def create_app(ctx: RouterContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes)
+    app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes, metrics=ctx.metrics)
     _health_routes(app)
     _tenant_routes(app)
     _task_routes(app)
@@ -84,6 +84,12 @@ def _health_routes(app: FastAPI) -> None:
         body = {"status": "ready" if ready else "not ready", "tenants": len(tenants), "tasks": tasks}
         return JSONResponse(body, status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "2"})
 
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this router process.")
+    async def metrics(request: Request) -> Response:
+        ctx: RouterContext = request.app.state.ctx
+        ctx.metrics.profiles.set(len(ctx.registry.tenants()))
+        return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
+
 
 def _tenant_routes(app: FastAPI) -> None:
     @app.get("/v1/tenants/{tenant_id}", tags=["tenants"], response_model=TenantInfo,
@@ -117,14 +123,12 @@ def _task_routes(app: FastAPI) -> None:
     @app.post("/v1/tasks/redact", tags=["tasks"], response_model=RedactResponse,
               summary="Find personal data and identifiers; return spans and the redacted text.")
     async def redact(body: RedactRequest, profile: Tenant, request: Request) -> RedactResponse:
-        ctx = pipeline.begin(request, profile, Task.REDACT, body)
-        return await service.run(Task.REDACT, profile, body, ctx.backend)
+        return await pipeline.execute(request, profile, Task.REDACT, body)
 
     @app.post("/v1/tasks/classify-intent", tags=["tasks"], response_model=ClassifyIntentResponse,
               summary="Label an utterance with an intent from the tenant's taxonomy.")
     async def classify_intent(body: ClassifyIntentRequest, profile: Tenant, request: Request) -> ClassifyIntentResponse:
-        ctx = pipeline.begin(request, profile, Task.CLASSIFY_INTENT, body)
-        return await service.run(Task.CLASSIFY_INTENT, profile, body, ctx.backend)
+        return await pipeline.execute(request, profile, Task.CLASSIFY_INTENT, body)
 
 
 def _fallback_routes(app: FastAPI) -> None:

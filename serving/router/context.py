@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import ProfileSource
 from serving.settings import Settings
 from serving.tasks.jobs import TaskBackend
+from serving.telemetry.metrics import RouterMetrics
 
 
 @dataclass
@@ -16,3 +17,4 @@ class RouterContext:
     registry: ProfileRegistry
     source: ProfileSource
     backend: TaskBackend
+    metrics: RouterMetrics = field(default_factory=RouterMetrics)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from serving.errors import SwitchboardError
 from serving.router.auth import Tenant
-from serving.router.pipeline import begin
+from serving.router.pipeline import begin, execute
 from serving.tasks import service
 from serving.tasks.catalog import Task
 from serving.tasks.schemas import (
@@ -27,21 +27,19 @@ def register(app: FastAPI) -> None:
     @app.post("/v1/tasks/summarize", tags=["tasks"], response_model=SummarizeResponse,
               summary="Summarize a support conversation with the tenant's summary instructions.")
     async def summarize(body: SummarizeRequest, profile: Tenant, request: Request) -> SummarizeResponse:
-        ctx = begin(request, profile, Task.SUMMARIZE, body)
-        return await service.run(Task.SUMMARIZE, profile, body, ctx.backend)
+        return await execute(request, profile, Task.SUMMARIZE, body)
 
     @app.post("/v1/tasks/score-quality", tags=["tasks"], response_model=ScoreQualityResponse,
               summary="Score the agent against the tenant's rubric: verdict, score and evidence per criterion.")
     async def score_quality(body: ScoreQualityRequest, profile: Tenant, request: Request) -> ScoreQualityResponse:
-        ctx = begin(request, profile, Task.SCORE_QUALITY, body)
-        return await service.run(Task.SCORE_QUALITY, profile, body, ctx.backend)
+        return await execute(request, profile, Task.SCORE_QUALITY, body)
 
     @app.post("/v1/tasks/reply", tags=["tasks"], response_model=ReplyResponse,
               summary="Suggest the next agent reply, following the tenant's tone and policy; `stream: true` for SSE.")
     async def reply(body: ReplyRequest, profile: Tenant, request: Request):
-        ctx = begin(request, profile, Task.REPLY, body)
         if not body.stream:
-            return await service.run(Task.REPLY, profile, body, ctx.backend)
+            return await execute(request, profile, Task.REPLY, body)
+        ctx = begin(request, profile, Task.REPLY, body)
         job = await service.reply_job(profile, body, ctx.backend)
         return StreamingResponse(_sse(service.stream_reply(profile, job, ctx.backend)), media_type="text/event-stream")
 

@@ -17,9 +17,10 @@ log = logging.getLogger("switchboard.access")
 class RequestGuard:
     """Assigns a request id, rejects bodies over `max_bytes` with 413 (by header or while streaming), logs the outcome."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics=None):
         self.app = app
         self.max_bytes = max_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,9 +48,14 @@ class RequestGuard:
         else:
             await self._guarded(scope, receive, send_wrapped, rid)
         fields = scope["state"].get("log", {})
+        elapsed = time.perf_counter() - started
+        route = _route(scope)
+        if self.metrics is not None and route.startswith(("/v1/tasks/", "/v1/chat/")):
+            task = fields.get("task") or _task_of(route)
+            self.metrics.observe(fields.get("tenant", "unknown"), task, status["code"], elapsed)
         log.info(
             "request",
-            extra={"request_id": rid, "method": scope["method"], "path": _route(scope), "status": status["code"],
+            extra={"request_id": rid, "method": scope["method"], "path": route, "status": status["code"],
                    "latency_ms": round((time.perf_counter() - started) * 1000, 2), **fields},
         )
 
@@ -108,3 +114,9 @@ def _safe_id(raw: bytes | None) -> str | None:
 def _route(scope: Scope) -> str:
     route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"
+
+
+def _task_of(route: str) -> str:
+    """The task a route template serves, from a closed set (never the raw path a client sent)."""
+    name = route.rsplit("/", 1)[-1]
+    return "unknown" if name.startswith("{") else name

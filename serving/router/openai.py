@@ -68,12 +68,15 @@ def register(app: FastAPI) -> None:
                 raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
             scored = await service.score_turns(profile, turns, redacted, ctx.backend)
             content = json.dumps({"criteria": [c.model_dump() for c in scored.criteria], "overall": scored.overall})
+            ctx.metrics.count_tokens(profile.tenant_id, task.value, scored.usage.model_dump())
             return _completion(body.model, {"text": content, "finish_reason": "stop", **scored.usage.model_dump()})
         options = {"temperature": body.temperature} if body.temperature is not None else {}
         job = service.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options)
         if body.stream:
             return StreamingResponse(_chunks(ctx, task, body.model, job), media_type="text/event-stream")
-        return _completion(body.model, await ctx.backend.generate(task.value, job))
+        result = await ctx.backend.generate(task.value, job)
+        ctx.metrics.count_tokens(profile.tenant_id, task.value, result)
+        return _completion(body.model, result)
 
 
 def _task(model: str) -> Task:

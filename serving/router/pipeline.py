@@ -20,3 +20,18 @@ def begin(request: Request, profile: CompiledProfile, task: Task, body: BaseMode
         raise NotFound(f"task {task.value!r} is not deployed on this platform")
     request.scope["state"].setdefault("log", {})["task"] = task.value
     return ctx
+
+
+async def execute(request: Request, profile: CompiledProfile, task: Task, body: BaseModel) -> BaseModel:
+    """begin, run the task, account its tokens to the tenant."""
+    ctx = begin(request, profile, task, body)
+    gauge = ctx.metrics.inflight.labels(task.value)
+    gauge.inc()
+    try:
+        response = await service.run(task, profile, body, ctx.backend)
+    finally:
+        gauge.dec()
+    usage = getattr(response, "usage", None)
+    if usage is not None:
+        ctx.metrics.count_tokens(profile.tenant_id, task.value, usage.model_dump())
+    return response

@@ -159,3 +159,16 @@ def test_northbank_key_reaches_northbank_only(client):
         pytest.skip("northbank sample not generated")
     assert client.get("/v1/tenants/northbank", headers=auth(NORTHBANK_KEY)).status_code == 200
     assert_error(client.get("/v1/tenants/shopright", headers=auth(NORTHBANK_KEY)), 403, "forbidden")
+
+
+def test_metrics_count_requests_rejections_and_tokens_by_tenant_without_text(client):
+    client.post("/v1/tasks/redact", json={"text": "mail jo@example.com"}, headers=auth())
+    client.post("/v1/tasks/redact", json={"text": "x"}, headers=auth("sb-nope"))
+    client.post("/v1/tasks/classify-intent", json={"text": "a" * 501}, headers=auth())
+    text = client.get("/metrics").text
+    assert 'switchboard_requests_total{status="200",task="redact",tenant="shopright"} 1.0' in text
+    assert 'switchboard_rejected_requests_total{reason="unauthenticated",task="redact",tenant="unknown"} 1.0' in text
+    assert 'switchboard_rejected_requests_total{reason="invalid",task="classify-intent",tenant="shopright"} 1.0' in text
+    assert 'switchboard_tokens_total{direction="instruction",task="redact",tenant="shopright"}' in text
+    assert "switchboard_request_duration_seconds_bucket" in text and "switchboard_profiles_loaded" in text
+    assert "jo@example.com" not in text and "aaaa" not in text

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the router: requests, errors by status, latency, in-flight work, tokens and rejections.
+
+Labels are ids from closed sets (tenant ids from the loaded profiles, task names, status codes), never text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class RouterMetrics:
+    """One registry per router process (no global state), rendered at `GET /metrics`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("switchboard_requests", "Task requests by tenant, task and HTTP status.",
+                                ["tenant", "task", "status"], registry=r)
+        self.latency = Histogram("switchboard_request_duration_seconds", "Router latency of task requests.",
+                                 ["task"], buckets=LATENCY_BUCKETS, registry=r)
+        self.inflight = Gauge("switchboard_inflight_requests", "Task requests being served now, by task.",
+                              ["task"], registry=r)
+        self.tokens = Counter("switchboard_tokens", "Model tokens by tenant, task and direction (in/out/instruction).",
+                              ["tenant", "task", "direction"], registry=r)
+        self.rejected = Counter("switchboard_rejected_requests", "Requests refused before reaching a model, by reason.",
+                                ["tenant", "task", "reason"], registry=r)
+        self.profiles = Gauge("switchboard_profiles_loaded", "Tenant profiles serving now.", registry=r)
+
+    def observe(self, tenant: str, task: str, status: int, seconds: float) -> None:
+        self.requests.labels(tenant, task, str(status)).inc()
+        self.latency.labels(task).observe(seconds)
+        if status in (401, 403, 413, 422, 429, 503, 504):
+            self.rejected.labels(tenant, task, _REASONS.get(status, str(status))).inc()
+
+    def count_tokens(self, tenant: str, task: str, usage: dict) -> None:
+        for direction, key in (("in", "tokens_in"), ("out", "tokens_out"), ("instruction", "instruction_tokens")):
+            if usage.get(key):
+                self.tokens.labels(tenant, task, direction).inc(usage[key])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+_REASONS = {401: "unauthenticated", 403: "forbidden", 413: "too_large", 422: "invalid", 429: "rate_limited",
+            503: "overloaded", 504: "deadline"}
