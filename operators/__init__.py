@@ -1,0 +1,1 @@
+"""Kubernetes operators of Switchboard (the control plane); the data plane lives in `serving`."""

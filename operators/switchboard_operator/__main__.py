@@ -1,0 +1,46 @@
+"""Runs the operator: `python -m operators.switchboard_operator` (in-cluster config, or the local kubeconfig)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import kopf
+
+from operators.switchboard_operator.builders import RouterOptions
+from operators.switchboard_operator.cluster import Cluster
+from operators.switchboard_operator.handlers import register
+
+ENV_PREFIX = "SWITCHBOARD_OPERATOR_"
+
+
+def options_from_env(environ: dict[str, str]) -> RouterOptions:
+    """RouterOptions from SWITCHBOARD_OPERATOR_<FIELD> variables; RAY_ENV_<NAME> entries go to the Ray containers."""
+    fields = {k.lower(): v for k, v in ((k.removeprefix(ENV_PREFIX), v) for k, v in environ.items() if k.startswith(ENV_PREFIX))}
+    env = tuple(sorted((k.removeprefix("ray_env_").upper(), v) for k, v in fields.items() if k.startswith("ray_env_")))
+    known = {k: v for k, v in fields.items() if k in RouterOptions.model_fields}
+    return RouterOptions(**known, env=env)
+
+
+def api_client():
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--namespace", "-n", action="append", help="Namespace to serve (repeatable); default: all.")
+    parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint.")
+    args = parser.parse_args(argv)
+    registry = kopf.OperatorRegistry()
+    register(registry, Cluster(api_client()), options_from_env(dict(os.environ)))
+    kopf.run(registry=registry, standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or (), liveness_endpoint=args.liveness)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Thin kopf handlers: observe, call the pure builders and status functions, write what they return."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from operators.switchboard_operator import builders
+from operators.switchboard_operator import status as st
+from operators.switchboard_operator.builders import AcceptedModel, RouterOptions
+from operators.switchboard_operator.cluster import PROFILE_PLURAL, RAY_GROUP, RAY_PLURAL, RAY_VERSION, Cluster
+from operators.switchboard_operator.models import GROUP, PLURAL, VERSION, TaskModelSpec
+from serving.errors import ProfileError
+from serving.profiles import approximate_counter, compile_profile, parse_document
+from serving.profiles.compiler import describe_validation_error
+
+log = logging.getLogger(__name__)
+MANAGED = {"app.kubernetes.io/managed-by": "switchboard-operator"}
+
+
+class Reconciler:
+    """Rebuilds a namespace's RayService from all its TaskModels; one namespace at a time, idempotent."""
+
+    def __init__(self, cluster: Cluster, options: RouterOptions):
+        self.cluster = cluster
+        self.options = options
+        self._locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+
+    async def reconcile(self, namespace: str) -> None:
+        async with self._locks[namespace]:
+            items = await self.cluster.list_taskmodels(namespace)
+            current = await self.cluster.get_rayservice(namespace, self.options.name)
+            accepted, rejected = select(items, builders.accepted_from(current))
+            await self._apply(namespace, current, list(accepted.values()))
+            await self._write_statuses(namespace, items, accepted, rejected)
+
+    async def _apply(self, namespace: str, current: dict | None, models: list[AcceptedModel]) -> None:
+        name = self.options.name
+        if not models:
+            if current is not None:
+                await self.cluster.delete_rayservice(namespace, name)
+            return
+        desired = builders.build_rayservice(namespace, models, self.options)
+        if current is None:
+            await self.cluster.create_rayservice(namespace, desired)
+            return
+        patch = builders.merge_patch(_managed_part(current), _managed_part(desired))
+        if patch:
+            await self.cluster.patch_rayservice(namespace, name, patch)
+
+    async def _write_statuses(self, namespace: str, items: list[dict], accepted: dict, rejected: dict) -> None:
+        at = st.now()
+        for item in items:
+            meta, old = item["metadata"], item.get("status") or {}
+            if meta["name"] in rejected:
+                reason, message = rejected[meta["name"]]
+                new = st.taskmodel_rejected(old, meta.get("generation"), reason, message, at)
+            else:
+                new = st.taskmodel_accepted(old, meta.get("generation"), self.options.name, at)
+            if _changed(old, new):
+                await self.cluster.patch_status(PLURAL, namespace, meta["name"], new)
+
+    async def observe(self, namespace: str, rayservice_status: dict[str, Any] | None) -> None:
+        """The RayService changed: copy what Serve reports about each task into its TaskModel's Ready condition."""
+        async with self._locks[namespace]:  # conditions are one list: never interleave with a reconcile's writes
+            await self._observe(namespace, rayservice_status)
+
+    async def _observe(self, namespace: str, rayservice_status: dict[str, Any] | None) -> None:
+        at = st.now()
+        for item in await self.cluster.list_taskmodels(namespace):
+            try:
+                spec = TaskModelSpec.model_validate(item.get("spec") or {})
+            except ValidationError:
+                continue
+            old = item.get("status") or {}
+            new = st.taskmodel_ready(old, rayservice_status, spec.task.value, spec.replicas.min, at)
+            if _changed(old, new):
+                await self.cluster.patch_status(PLURAL, namespace, item["metadata"]["name"], new)
+
+
+def select(items: list[dict], last_good: dict[str, AcceptedModel]) -> tuple[dict[str, AcceptedModel], dict[str, tuple]]:
+    """Accepted models (an invalid one keeps its last good spec) and rejected ones with (reason, message)."""
+    accepted: dict[str, AcceptedModel] = {}
+    rejected: dict[str, tuple[str, str]] = {}
+    for item in items:
+        meta = item["metadata"]
+        try:
+            accepted[meta["name"]] = AcceptedModel(meta["name"], meta.get("uid", ""), TaskModelSpec.model_validate(item.get("spec") or {}))
+        except ValidationError as exc:
+            message = f"spec: {describe_validation_error(exc)}"
+            previous = last_good.get(meta["name"])
+            if previous is not None and previous.uid == meta.get("uid", ""):
+                accepted[meta["name"]] = previous
+                message += "; the last accepted spec keeps serving"
+            rejected[meta["name"]] = ("InvalidSpec", message)
+    for name, reason in builders.conflicts(list(accepted.values())).items():
+        accepted.pop(name)
+        rejected[name] = ("Conflict", reason)
+    return accepted, rejected
+
+
+def _managed_part(rayservice: dict[str, Any]) -> dict[str, Any]:
+    meta = rayservice.get("metadata", {})
+    return {
+        "metadata": {
+            "labels": {k: v for k, v in (meta.get("labels") or {}).items() if k.startswith("app.kubernetes.io/")},
+            "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k == builders.ACCEPTED_SPECS_ANNOTATION},
+            "ownerReferences": meta.get("ownerReferences", []),
+        },
+        "spec": rayservice.get("spec", {}),
+    }
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(old.get(k) != v for k, v in new.items())
+
+
+# --- TenantProfile --------------------------------------------------------------------------------
+async def check_profile(body: dict[str, Any], cluster: Cluster) -> tuple[bool, str, dict[str, int], str]:
+    """Validate and compile a TenantProfile as the router will; (accepted, reason-or-version, tokens, message)."""
+    try:
+        doc = parse_document({k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}, _origin(body))
+        compiled = compile_profile(doc.metadata.name, doc.spec, approximate_counter)
+    except ProfileError as exc:
+        return False, "InvalidSpec", {}, exc.message
+    ref = doc.spec.api_key.secret_ref
+    if ref is not None:
+        found = await cluster.secret_has_key(body["metadata"]["namespace"], ref.name, ref.key)
+        if not found:
+            what = f"Secret {ref.name!r} not found" if found is None else f"Secret {ref.name!r} has no key {ref.key!r}"
+            return False, "SecretMissing", {}, f"spec.apiKey.secretRef: {what}"
+    return True, compiled.version, compiled.instruction_tokens(), "accepted"
+
+
+def _origin(body: dict[str, Any]) -> str:
+    meta = body.get("metadata", {})
+    return f"tenantprofiles/{meta.get('namespace')}/{meta.get('name')}"
+
+
+# --- registration -------------------------------------------------------------------------------------
+def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterOptions) -> Reconciler:
+    """Register every handler on `registry` (one per test, or kopf's default one in production)."""
+    reconciler = Reconciler(cluster, options)
+    tm = dict(group=GROUP, version=VERSION, plural=PLURAL, registry=registry)
+    tp = dict(group=GROUP, version=VERSION, plural=PROFILE_PLURAL, registry=registry)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Progress and diff-base live in annotations so that status holds only what the CRD schema declares.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="switchboard.dev")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="switchboard.dev")
+        settings.persistence.finalizer = "switchboard.dev/operator"
+        settings.scanning.disabled = True  # the served resources are fixed: no need to list CRDs or namespaces
+        settings.posting.level = logging.WARNING
+
+    @kopf.on.resume(**tm)
+    @kopf.on.create(**tm)
+    @kopf.on.update(**tm)
+    async def taskmodel_changed(namespace: str, **_: Any) -> None:
+        await reconciler.reconcile(namespace)
+
+    # Without a finalizer (owner references do the cleanup) a deletion is seen only as a DELETED event.
+    @kopf.on.event(**tm)
+    async def taskmodel_gone(namespace: str, type: str | None, **_: Any) -> None:
+        if type == "DELETED":
+            await reconciler.reconcile(namespace)
+
+    @kopf.on.event(RAY_GROUP, RAY_VERSION, RAY_PLURAL, labels=MANAGED, registry=registry)
+    async def rayservice_changed(namespace: str, status: dict[str, Any], type: str | None, **_: Any) -> None:
+        if type in ("ADDED", "MODIFIED", None):
+            await reconciler.observe(namespace, status)
+
+    @kopf.on.resume(**tp)
+    @kopf.on.create(**tp)
+    @kopf.on.update(**tp)
+    async def tenantprofile_changed(body: kopf.Body, meta: kopf.Meta, namespace: str, name: str, **_: Any) -> None:
+        ok, detail, tokens, message = await check_profile(dict(body), cluster)
+        old, generation, at = dict(body.get("status") or {}), meta.get("generation"), st.now()
+        if ok:
+            new = st.profile_accepted(old, generation, tokens, detail, at)
+        else:
+            new = st.profile_rejected(old, generation, detail, message, at)
+        if _changed(old, new):
+            await cluster.patch_status(PROFILE_PLURAL, namespace, name, new)
+        if detail == "SecretMissing":
+            raise kopf.TemporaryError(message, delay=30)
+
+    return reconciler
+
+__all__ = ["Reconciler", "check_profile", "register", "select"]

@@ -1,0 +1,106 @@
+"""Pure functions from what was observed (validation results, RayService status) to status patches and conditions."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from operators.switchboard_operator.builders import APP_NAME
+
+ACCEPTED = "Accepted"
+READY = "Ready"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(type_: str, ok: bool | None, reason: str, message: str, generation: int | None, at: str) -> dict[str, Any]:
+    status = "Unknown" if ok is None else ("True" if ok else "False")
+    cond = {"type": type_, "status": status, "reason": reason, "message": message[:1000], "lastTransitionTime": at}
+    if generation is not None:
+        cond["observedGeneration"] = generation
+    return cond
+
+
+def set_condition(conditions: list[Mapping[str, Any]] | None, new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replace the condition of the same type; keep its lastTransitionTime when its status did not change."""
+    out, replaced = [], False
+    for old in conditions or []:
+        if old.get("type") == new["type"]:
+            same = old.get("status") == new["status"]
+            out.append({**new, "lastTransitionTime": old.get("lastTransitionTime", new["lastTransitionTime"])} if same else new)
+            replaced = True
+        else:
+            out.append(dict(old))
+    return out if replaced else out + [new]
+
+
+def get_condition(status: Mapping[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    return next((c for c in (status or {}).get("conditions", []) if c.get("type") == type_), None)
+
+
+# --- TaskModel ------------------------------------------------------------------------------------
+def taskmodel_accepted(status: Mapping | None, generation: int | None, rayservice: str, at: str) -> dict[str, Any]:
+    cond = condition(ACCEPTED, True, "Built", f"part of RayService {rayservice}", generation, at)
+    return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
+            "rayService": rayservice}
+
+
+def taskmodel_rejected(status: Mapping | None, generation: int | None, reason: str, message: str, at: str) -> dict[str, Any]:
+    cond = condition(ACCEPTED, False, reason, message, generation, at)
+    return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation}
+
+
+def deployment_status(rayservice_status: Mapping[str, Any] | None, task: str) -> tuple[str | None, str]:
+    """Ray Serve's status of one task's deployment in the active cluster, and its message."""
+    apps = ((rayservice_status or {}).get("activeServiceStatus") or {}).get("applicationStatuses") or {}
+    deployments = (apps.get(APP_NAME) or {}).get("serveDeploymentStatuses") or {}
+    entry = deployments.get(task) or {}
+    return entry.get("status"), entry.get("message", "")
+
+
+def taskmodel_ready(status: Mapping | None, rayservice_status: Mapping | None, task: str, min_replicas: int,
+                    at: str) -> dict[str, Any]:
+    """Ready from the RayService: True when Serve reports the task HEALTHY, Unknown before it reports anything."""
+    state, message = deployment_status(rayservice_status, task)
+    if state is None:
+        cond = condition(READY, None, "Pending", "the RayService reports no status for this deployment yet", None, at)
+    else:
+        healthy = state == "HEALTHY"
+        cond = condition(READY, healthy, state.title().replace("_", ""), message or f"deployment {state}", None, at)
+    ready = min_replicas if state == "HEALTHY" else 0
+    return {"conditions": set_condition((status or {}).get("conditions"), cond), "readyReplicas": ready,
+            "deploymentStatus": state or "Unknown"}
+
+
+# --- TenantProfile --------------------------------------------------------------------------------
+def profile_accepted(status: Mapping | None, generation: int | None, tokens: dict[str, int], version: str,
+                     at: str) -> dict[str, Any]:
+    cond = condition(ACCEPTED, True, "Compiled", f"profile version {version}", generation, at)
+    return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
+            "instructionTokens": dict(tokens), "instructionTokensTotal": sum(tokens.values()), "version": version,
+            "message": "accepted"}
+
+
+def profile_rejected(status: Mapping | None, generation: int | None, reason: str, message: str, at: str) -> dict[str, Any]:
+    """Rejected: the message says why; tokens and version stay those of the last accepted spec."""
+    cond = condition(ACCEPTED, False, reason, message, generation, at)
+    return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
+            "message": message[:1000]}
+
+
+__all__ = [
+    "ACCEPTED",
+    "READY",
+    "condition",
+    "deployment_status",
+    "get_condition",
+    "profile_accepted",
+    "profile_rejected",
+    "set_condition",
+    "taskmodel_accepted",
+    "taskmodel_ready",
+    "taskmodel_rejected",
+]

@@ -1,0 +1,113 @@
+"""The Helm charts, rendered by the real helm binary and validated offline.
+
+Faked: nothing is installed (no cluster here). Built-in kinds are validated with kubernetes-validate (the
+Kubernetes 1.37 OpenAPI schemas, offline); TaskModels with jsonschema against our CRD and the operator's pydantic model.
+`helm test` itself (the /readyz pod) runs in the e2e suite on a real cluster.
+"""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from operators.switchboard_operator.models import TaskModelSpec
+from tests.chart.conftest import CHART, CRD_CHART, GPU_VALUES, render, run_helm
+from tests.k8s_helpers import CRDS, crd_schema, schema_errors
+
+K8S_VERSION = "1.37.0"
+CUSTOM = {"TaskModel", "TenantProfile", "ServiceMonitor", "CustomResourceDefinition"}
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+@pytest.mark.parametrize("args", [[str(CHART)], [str(CHART), "-f", str(GPU_VALUES)], [str(CRD_CHART)]],
+                         ids=["default", "gpu", "crds"])
+def test_lint_strict(helm, args):
+    result = run_helm(helm, "lint", "--strict", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values", ["default", "gpu"])
+def test_rendered_builtin_kinds_validate(values, default_objects, gpu_objects):
+    objects = default_objects if values == "default" else gpu_objects
+    builtins = [o for o in objects if o["kind"] not in CUSTOM]
+    assert {"Deployment", "ServiceAccount", "Role", "RoleBinding", "Service", "NetworkPolicy", "PodDisruptionBudget", "Pod"} <= {
+        o["kind"] for o in builtins}
+    for obj in builtins:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("values", ["default", "gpu"])
+def test_rendered_taskmodels_validate_against_the_crd_and_the_operator_model(values, default_objects, gpu_objects):
+    objects = default_objects if values == "default" else gpu_objects
+    schema = crd_schema(CRDS / "switchboard.dev_taskmodels.yaml")
+    for tm in by_kind(objects, "TaskModel"):
+        assert schema_errors(schema, tm) == [], tm["metadata"]["name"]
+        TaskModelSpec.model_validate(tm["spec"])
+
+
+def test_default_taskmodels_cover_the_five_tasks_on_cpu(default_objects):
+    tms = {tm["spec"]["task"]: tm["spec"] for tm in by_kind(default_objects, "TaskModel")}
+    assert sorted(tms) == ["classify-intent", "redact", "reply", "score-quality", "summarize"]
+    assert all(spec["nodePool"]["name"] == "cpu" and "gpus" not in spec["resources"] for spec in tms.values())
+
+
+def test_gpu_values_place_generative_tasks_in_the_gpu_pool(gpu_objects):
+    tms = {tm["spec"]["task"]: tm["spec"] for tm in by_kind(gpu_objects, "TaskModel")}
+    assert "reply" not in tms  # toggled off
+    summarize = tms["summarize"]
+    assert summarize["engine"] == "vllm" and summarize["resources"]["gpus"] == 1
+    assert summarize["nodePool"]["name"] == "gpu-l4" and summarize["nodePool"]["acceleratorType"] == "L4"
+    assert summarize["nodePool"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert tms["redact"]["nodePool"] == {"name": "cpu", "nodeSelector": {"switchboard.dev/pool": "cpu"}, "maxWorkers": 10}
+    env = {e["name"]: e.get("value") for e in by_kind(gpu_objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SWITCHBOARD_OPERATOR_RAY_ENV_OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://")
+    assert by_kind(gpu_objects, "ServiceMonitor")[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_rbac_is_least_privilege(default_objects, gpu_objects):
+    for objects in (default_objects, gpu_objects):
+        assert not by_kind(objects, "ClusterRole")  # namespaced unless watchNamespaces is ["*"]
+        for role in by_kind(objects, "Role"):
+            for rule in role["rules"]:
+                assert "*" not in rule["verbs"] and "*" not in rule["resources"], role["metadata"]["name"]
+                if "secrets" in rule["resources"]:
+                    allowed = {"get"} if role["metadata"]["name"].endswith("-operator") else {"get", "list", "watch"}
+                    assert set(rule["verbs"]) == allowed
+    namespaces = {r["metadata"]["namespace"] for r in by_kind(gpu_objects, "Role")}
+    assert namespaces == {"switchboard", "support-bots"}
+
+
+def test_clusterwide_mode_uses_a_cluster_role(helm):
+    objects = render(helm, "--set", "operator.watchNamespaces={*}")
+    assert [r["metadata"]["name"] for r in by_kind(objects, "ClusterRole")] == ["sb-switchboard-operator"]
+    args = by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--namespace")]
+
+
+def test_helm_test_pod_calls_readyz(default_objects):
+    pod = by_kind(default_objects, "Pod")[0]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["containers"][0]["command"][-1] == "http://sb-switchboard-router:8000/readyz"
+
+
+def test_router_service_selects_the_operator_built_serving_pods(default_objects):
+    from operators.switchboard_operator.builders import RouterOptions, pod_labels
+
+    selector = by_kind(default_objects, "Service")[0]["spec"]["selector"]
+    assert selector == {**pod_labels(RouterOptions()), "ray.io/serve": "true"}
+
+
+@pytest.mark.parametrize("override", ["taskModels.redact.engine=onnx", "taskModels.reply.replicas.min=-1",
+                                      "router.service.type=Ingress", "operator.watchNamespaces={Bad_NS}"])
+def test_values_schema_refuses_bad_values(helm, override):
+    result = run_helm(helm, "template", "sb", str(CHART), "--set", override)
+    assert result.returncode != 0 and "values don't meet the specifications of the schema" in result.stderr
+
+
+def test_crd_chart_renders_the_generated_crds(helm):
+    objects = render(helm, chart=CRD_CHART)
+    assert sorted(o["metadata"]["name"] for o in objects) == ["taskmodels.switchboard.dev", "tenantprofiles.switchboard.dev"]
+    assert all(o["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for o in objects)
