@@ -1,9 +1,18 @@
-"""Builds the Ray Serve application: the router ingress and one deployment per task, each with its own knobs."""
+"""Builds the Ray Serve application: the router ingress and the task deployments, each with its own knobs.
+
+Two shapes of `build_app` args, one code path:
+- local (`switchboard run`): Settings fields; redact, classify-intent and one `generate` deployment that serves the
+  three generative tasks (they share the small model);
+- cluster (the operator's serveConfigV2): `profiles: {source: kubernetes, namespace}` and `tasks: {<task>: {...}}`, one
+  deployment per TaskModel, named after its task (serveConfigV2 sets their replicas and resources by that name).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 from ray import serve
 from ray.serve import Application
 
@@ -14,6 +23,36 @@ from serving.settings import DeploymentSettings, Settings
 from serving.tasks.catalog import GENERATIVE, Task
 
 APP_NAME = "switchboard"
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class Batching(_Args):
+    max_batch_size: int = Field(8, ge=1)
+    batch_wait_timeout_s: float = Field(0.01, ge=0)
+
+
+class TaskArgs(_Args):
+    task_model: str
+    model: str
+    model_source: str = "prepared"
+    engine: Literal["presidio", "embedding", "transformers", "vllm", "fake"]
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    batching: Batching = Batching()
+
+
+class ProfileSourceArgs(_Args):
+    source: Literal["folder", "kubernetes"] = "folder"
+    namespace: str | None = None
+
+
+class ClusterArgs(_Args):
+    profiles: ProfileSourceArgs
+    tasks: dict[Task, TaskArgs]
+    settings: dict[str, Any] = Field(default_factory=dict, description="Other Settings fields.")
 
 
 def deployment_options(name: str, knobs: DeploymentSettings) -> dict[str, Any]:
@@ -30,17 +69,12 @@ def deployment_options(name: str, knobs: DeploymentSettings) -> dict[str, Any]:
     return options
 
 
-def build_application(settings: Settings) -> Application:
-    d = settings.deployments
-    redact = serve.deployment(RedactDeployment).options(**deployment_options(Task.REDACT.value, d.redact))
-    intent = serve.deployment(IntentDeployment).options(**deployment_options(Task.CLASSIFY_INTENT.value, d.classify_intent))
-    router = serve.deployment(Ingress).options(**deployment_options("router", d.router))
-    traced = settings.tracing.model_dump(mode="json")
+def build_application(settings: Settings, profile_source: dict | None = None) -> Application:
+    """The local shape: one deployment per in-process task and one shared `generate` deployment."""
+    d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
     handles = {
-        Task.REDACT.value: redact.bind(settings.models.spacy, d.redact.batch_size, d.redact.batch_wait_s, traced),
-        Task.CLASSIFY_INTENT.value: intent.bind(
-            settings.models.embedding, d.classify_intent.batch_size, d.classify_intent.batch_wait_s, traced
-        ),
+        Task.REDACT.value: _redact(settings, d.redact, Task.REDACT.value),
+        Task.CLASSIFY_INTENT.value: _intent(settings, d.classify_intent, Task.CLASSIFY_INTENT.value),
     }
     if settings.models.generator_engine != "none":
         generate = serve.deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
@@ -48,9 +82,47 @@ def build_application(settings: Settings) -> Application:
         bound = generate.bind(settings.models.generator_engine, settings.models.generator,
                               str(settings.models.cache_dir.expanduser()), engine_options, traced)
         handles.update({task.value: bound for task in GENERATIVE})
-    return router.bind(settings.model_dump(mode="json"), handles)
+    return _router(settings, handles, profile_source)
 
 
-def build_app(args: dict[str, Any]) -> Application:
-    """Entry point for `serve run serving.app:build_app` and KubeRay's serveConfigV2 (`args` = settings fields)."""
-    return build_application(Settings(**(args or {})))
+def build_cluster_application(args: ClusterArgs) -> Application:
+    """The operator's shape: one deployment per TaskModel; serveConfigV2 supplies replicas and resources by name."""
+    settings = Settings(**args.settings)
+    d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
+    handles = {}
+    for task, spec in args.tasks.items():
+        if task is Task.REDACT:
+            handles[task.value] = _redact(settings.model_copy(update={"models": settings.models.model_copy(update={"spacy": spec.model})}),
+                                          d.redact, task.value)
+        elif task is Task.CLASSIFY_INTENT:
+            models = settings.models.model_copy(update={"embedding": spec.model})
+            handles[task.value] = _intent(settings.model_copy(update={"models": models}), d.classify_intent, task.value)
+        else:
+            options = {"max_batch_size": spec.batching.max_batch_size, "batch_wait_s": spec.batching.batch_wait_timeout_s}
+            generate = serve.deployment(GenerateDeployment).options(name=task.value)
+            handles[task.value] = generate.bind(spec.engine, spec.model, str(settings.models.cache_dir.expanduser()),
+                                                options, traced)
+    return _router(settings, handles, args.profiles.model_dump())
+
+
+def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
+    deployment = serve.deployment(RedactDeployment).options(**deployment_options(name, knobs))
+    return deployment.bind(settings.models.spacy, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"))
+
+
+def _intent(settings: Settings, knobs: DeploymentSettings, name: str):
+    deployment = serve.deployment(IntentDeployment).options(**deployment_options(name, knobs))
+    return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"))
+
+
+def _router(settings: Settings, handles: dict, profile_source: dict | None) -> Application:
+    router = serve.deployment(Ingress).options(**deployment_options("router", settings.deployments.router))
+    return router.bind(settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"})
+
+
+def build_app(args: dict[str, Any] | None) -> Application:
+    """Entry point for `serve run serving.app:build_app` and KubeRay's serveConfigV2."""
+    args = dict(args or {})
+    if "tasks" in args or "profiles" in args:
+        return build_cluster_application(ClusterArgs.model_validate(args))
+    return build_application(Settings(**args))

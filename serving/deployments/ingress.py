@@ -17,15 +17,27 @@ from serving.telemetry.logging import configure_logging
 
 @serve.ingress()
 class Ingress:
-    def __init__(self, settings: dict, handles: dict):
+    def __init__(self, settings: dict, handles: dict, profile_source: dict | None = None):
         # Settings were read once by the launcher; replicas rebuild them from that snapshot, not from their env.
         self.settings = Settings(**settings)
         configure_logging(self.settings.log_level)
         tracing.setup_tracing(self.settings.tracing, "router")
         counter = wordpiece_counter(str(tokenizer_file(self.settings.models.embedding)))
-        self.registry = ProfileRegistry(counter)
-        self.source = FolderProfileSource(self.settings.profiles_dir, self.registry, self.settings.profile_poll_interval_s)
+        self.source = _profile_source(profile_source or {}, self.settings, counter)
+        self.registry = self.source.registry
         self.backend = RayBackend(handles)
 
     def __serve_build_asgi_app__(self):
         return create_app(RouterContext(self.settings, self.registry, self.source, self.backend))
+
+
+def _profile_source(args: dict, settings: Settings, counter):
+    """A folder of YAML locally; the TenantProfiles (and key Secrets) of the namespace in a cluster."""
+    if args.get("source") == "kubernetes":
+        from kubernetes import config
+
+        from serving.profiles.kubernetes import KubernetesProfileSource
+
+        config.load_incluster_config()  # the router pod's ServiceAccount
+        return KubernetesProfileSource.with_registry(counter, args["namespace"])
+    return FolderProfileSource(settings.profiles_dir, ProfileRegistry(counter), settings.profile_poll_interval_s)

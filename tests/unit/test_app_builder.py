@@ -42,3 +42,20 @@ def test_all_tasks_deployed_and_fit_two_cores():
 def test_generative_tasks_can_be_switched_off():
     deployments = _deployments(build_application(Settings(models={"generator_engine": "none"})))
     assert "generate" not in deployments
+
+
+def test_the_operators_serve_config_args_build_one_deployment_per_task_model():
+    """The contract between the operator and the data plane: the args the operator writes into serveConfigV2 build."""
+    yaml = __import__("yaml")
+    from operators.switchboard_operator.builders import AcceptedModel, app_args
+    from operators.switchboard_operator.models import TaskModelSpec
+    from tests.conftest import SAMPLES
+
+    docs = list(yaml.safe_load_all((SAMPLES / "taskmodels" / "cpu.yaml").read_text()))
+    models = [AcceptedModel(d["metadata"]["name"], "uid-" + d["metadata"]["name"], TaskModelSpec.model_validate(d["spec"]))
+              for d in docs]
+    app = __import__("serving.app", fromlist=["build_app"]).build_app(app_args("support", models))
+    deployments = _deployments(app)
+    assert set(deployments) == {"router"} | {m.spec.task.value for m in models}
+    router = deployments["router"]
+    assert router.init_args[2] == {"source": "kubernetes", "namespace": "support"}
