@@ -63,7 +63,8 @@ def test_gpu_values_place_generative_tasks_in_the_gpu_pool(gpu_objects):
     assert summarize["nodePool"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert tms["redact"]["nodePool"] == {"name": "cpu", "nodeSelector": {"switchboard.dev/pool": "cpu"}, "maxWorkers": 10}
     env = {e["name"]: e.get("value") for e in by_kind(gpu_objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["SWITCHBOARD_OPERATOR_RAY_ENV_OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://")
+    assert env["SWITCHBOARD_OPERATOR_RAY_ENV_SWITCHBOARD_TRACING__ENDPOINT"].startswith("http://")
+    assert env["SWITCHBOARD_OPERATOR_RAY_ENV_SWITCHBOARD_TRACING__ENABLED"] == "true"
     assert by_kind(gpu_objects, "ServiceMonitor")[0]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
