@@ -112,3 +112,21 @@ def test_crd_chart_renders_the_generated_crds(helm):
     objects = render(helm, chart=CRD_CHART)
     assert sorted(o["metadata"]["name"] for o in objects) == ["taskmodels.switchboard.dev", "tenantprofiles.switchboard.dev"]
     assert all(o["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for o in objects)
+
+
+def test_grafana_dashboard_ships_and_queries_metrics_the_router_exports(helm):
+    """The dashboard ConfigMap renders, its JSON parses, and every switchboard_* series it queries exists."""
+    import json
+    import re
+
+    from serving.telemetry.metrics import RouterMetrics
+    from tests.chart.conftest import render
+
+    objects = render(helm, "--set", "telemetry.grafana.dashboard=true")
+    config_map = next(o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"].endswith("-dashboard"))
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["switchboard.json"])
+    queried = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"switchboard_\w+", t["expr"])}
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    exported = {family.name + suffix for family in RouterMetrics().registry.collect() for suffix in suffixes[family.type]}
+    assert queried and queried <= exported, queried - exported
