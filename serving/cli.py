@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from serving.errors import ConfigError, ProfileError
+from serving.models.cli import add_models_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,16 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     task.add_argument("--grpc-port", type=int, help="Also serve v2 over gRPC on this port (default: off).")
     task.set_defaults(func=cmd_task_server)
 
-    _add_optional_commands(sub)
-    return parser
-
-
-def _add_optional_commands(sub) -> None:
-    try:
-        from serving.models.cli import add_models_parser
-    except ImportError:
-        return
     add_models_parser(sub)
+    return parser
 
 
 def cmd_hash_key(args: argparse.Namespace) -> int:
