@@ -126,6 +126,8 @@ def wordpiece_counter(tokenizer_file: str) -> TokenCounter:
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(tokenizer_file)
+    tokenizer.no_truncation()  # the embedding model's file truncates at 128 tokens; a count must not
+    tokenizer.no_padding()
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 

