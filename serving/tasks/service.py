@@ -35,7 +35,7 @@ from serving.tasks.schemas import (
 )
 from serving.telemetry import tracing
 
-DEFAULT_MAX_TOKENS = {Task.SUMMARIZE: 160, Task.SCORE_QUALITY: 400, Task.REPLY: 160}
+DEFAULT_MAX_TOKENS = {Task.SUMMARIZE: 160, Task.SCORE_QUALITY: 256, Task.REPLY: 160}
 SCORE_ATTEMPTS = 2
 
 REQUEST_BODIES: dict[Task, type[BaseModel]] = {
