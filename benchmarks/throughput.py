@@ -1,7 +1,9 @@
 """Requests per second and latency of each task through the running platform's HTTP API (127.0.0.1 only).
 
 Start the platform first (`make run`), then: `python benchmarks/throughput.py [--requests 400] [--concurrency 1 8 32]`.
-Texts: BANKING77 test utterances (classify-intent) and Presidio synthetic texts (redact), read from ../shared/data.
+Texts: BANKING77 test utterances (classify-intent), Presidio synthetic texts (redact), and Bitext customer messages
+with the first sentence of the dataset's agent response (summarize, score-quality, reply), read from ../shared/data.
+Generative tasks use `--gen-requests` and `--max-tokens`, since a CPU model answers a few per second at best.
 """
 
 from __future__ import annotations
@@ -28,26 +30,39 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def workloads() -> dict[str, tuple[str, str, list[str], Path]]:
+def workloads(max_tokens: int) -> dict[str, tuple[str, str, list[dict], Path]]:
     banking = DATA / "banking77" / "test.csv"
     synth = DATA / "presidio_synth" / "synth_dataset_v2.json"
-    utterances = [row["text"] for row in csv.DictReader(banking.open())]
-    pii_texts = [r["full_text"] for r in json.loads(synth.read_text())]
+    bitext = DATA / "bitext" / "bitext_customer_support_sample_4514.csv"
+    utterances = [{"text": row["text"]} for row in csv.DictReader(banking.open())]
+    pii_texts = [{"text": r["full_text"]} for r in json.loads(synth.read_text())]
+    conversations = [{"turns": [{"speaker": "customer", "text": row["instruction"]},
+                                {"speaker": "agent", "text": row["response"].split(".")[0][:300] + "."}],
+                      "max_tokens": max_tokens} for row in csv.DictReader(bitext.open())]
     return {
         "classify-intent": ("/v1/tasks/classify-intent", KEYS["northbank"], utterances, banking),
         "redact": ("/v1/tasks/redact", KEYS["shopright"], pii_texts, synth),
+        "summarize": ("/v1/tasks/summarize", KEYS["shopright"], conversations, bitext),
+        "reply": ("/v1/tasks/reply", KEYS["shopright"], [{**c, "turns": c["turns"][:1]} for c in conversations], bitext),
+        "score-quality": ("/v1/tasks/score-quality", KEYS["shopright"], conversations, bitext),
     }
 
 
-async def run_level(client: httpx.AsyncClient, path: str, key: str, texts: list[str], total: int, concurrency: int) -> dict:
+GENERATIVE = ("summarize", "reply", "score-quality")
+
+
+async def run_level(client: httpx.AsyncClient, path: str, key: str, bodies: list[dict], total: int, concurrency: int) -> dict:
     latencies: list[float] = []
+    tokens_out: list[int] = []
     statuses: dict[int, int] = {}
     counter = iter(range(total))
 
     async def worker() -> None:
         for i in counter:
             started = time.perf_counter()
-            r = await client.post(path, json={"text": texts[i % len(texts)]}, headers={"Authorization": f"Bearer {key}"})
+            r = await client.post(path, json=bodies[i % len(bodies)], headers={"Authorization": f"Bearer {key}"})
+            if r.status_code == 200:
+                tokens_out.append(r.json().get("usage", {}).get("tokens_out", 0))
             latencies.append(time.perf_counter() - started)
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 
@@ -57,7 +72,7 @@ async def run_level(client: httpx.AsyncClient, path: str, key: str, texts: list[
     q = statistics.quantiles(latencies, n=100)
     return {"concurrency": concurrency, "requests": total, "rps": round(total / elapsed, 1),
             "p50_ms": round(q[49] * 1000, 1), "p95_ms": round(q[94] * 1000, 1), "p99_ms": round(q[98] * 1000, 1),
-            "statuses": statuses}
+            "tokens_out_per_s": round(sum(tokens_out) / elapsed, 1), "statuses": statuses}
 
 
 async def main_async(args: argparse.Namespace) -> dict:
@@ -65,12 +80,15 @@ async def main_async(args: argparse.Namespace) -> dict:
                      "base": args.base, "tasks": {}, "data": {}}
     async with httpx.AsyncClient(base_url=args.base, timeout=60, limits=httpx.Limits(max_connections=256)) as client:
         (await client.get("/readyz")).raise_for_status()
-        for task, (path, key, texts, source) in workloads().items():
+        for task, (path, key, bodies, source) in workloads(args.max_tokens).items():
             if args.tasks and task not in args.tasks:
                 continue
             results["data"][source.name] = sha256(source)
-            await run_level(client, path, key, texts, min(20, args.requests), 4)  # warm-up
-            results["tasks"][task] = [await run_level(client, path, key, texts, args.requests, c) for c in args.concurrency]
+            generative = task in GENERATIVE
+            total = args.gen_requests if generative else args.requests
+            levels = args.gen_concurrency if generative else args.concurrency
+            await run_level(client, path, key, bodies, 4 if generative else 20, 4)  # warm-up
+            results["tasks"][task] = [await run_level(client, path, key, bodies, total, c) for c in levels]
     return results
 
 
@@ -86,6 +104,9 @@ def main() -> None:
     parser.add_argument("--base", default="http://127.0.0.1:8000")
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--gen-requests", type=int, default=32, help="requests per level for generative tasks")
+    parser.add_argument("--gen-concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens of generative requests")
     parser.add_argument("--tasks", nargs="*", help="only these tasks")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "throughput.json")
     args = parser.parse_args()
@@ -93,10 +114,11 @@ def main() -> None:
         parser.error("this benchmark only targets the local machine")
     results = asyncio.run(main_async(args))
     print(f"machine: {results['machine']['cpu']} x{results['machine']['cores']}; data sha256: {results['data']}")
-    print(f"{'task':16} {'conc':>4} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}  statuses")
+    print(f"{'task':16} {'conc':>4} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'tok/s':>6}  statuses")
     for task, levels in results["tasks"].items():
         for r in levels:
-            print(f"{task:16} {r['concurrency']:>4} {r['rps']:>7} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['p99_ms']:>7}  {r['statuses']}")
+            print(f"{task:16} {r['concurrency']:>4} {r['rps']:>7} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} "
+                  f"{r['tokens_out_per_s']:>6}  {r['statuses']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"written: {args.out}")
