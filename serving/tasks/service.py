@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from serving.errors import Forbidden, InvalidRequest, TaskFailed
 from serving.profiles.compiler import CompiledProfile
-from serving.tasks.catalog import Task
+from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.conversation import ConversationInput, Turn, render
 from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob, TaskBackend
 from serving.tasks.prompts import compose
@@ -99,8 +99,11 @@ def instruction(profile: CompiledProfile, task: Task) -> tuple[str, int]:
 
 
 def usage(profile: CompiledProfile, task: Task, result: dict | None = None) -> Usage:
+    """What the request cost in model tokens. Redaction and classification read no prompt (the taxonomy is embedded
+    once per profile version), so their instruction tokens are 0; the compiled size is in the tenant's status."""
     result = result or {}
-    return Usage(instruction_tokens=instruction(profile, task)[1], tokens_in=result.get("tokens_in", 0),
+    instruction_tokens = instruction(profile, task)[1] if task in GENERATIVE else 0
+    return Usage(instruction_tokens=instruction_tokens, tokens_in=result.get("tokens_in", 0),
                  tokens_out=result.get("tokens_out", 0))
 
 

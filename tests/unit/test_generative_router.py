@@ -58,6 +58,9 @@ def test_summarize_sees_redacted_turns_and_the_tenant_instruction(client, backen
     assert "jo@example.com" not in prompt and "<EMAIL_ADDRESS_1>" in prompt
     assert "Always mention the order number" in request.messages[0]["content"]
     assert "jo@example.com" not in body["summary"]
+    metrics = client.get("/metrics").text
+    for direction in ("in", "out", "instruction"):
+        assert f'switchboard_tokens_total{{direction="{direction}",task="summarize",tenant="shopright"}}' in metrics
 
 
 def test_transcript_form_is_accepted(client):
