@@ -24,6 +24,7 @@ from serving.intent import (
     build_index,
     classify,
     taxonomy_fingerprint,
+    train_head,
 )
 from serving.profiles import load_documents
 from serving.profiles.model import IntentTaxonomy
@@ -186,6 +187,16 @@ def test_head_save_load_round_trip(tmp_path):
     x = HashEmbedder().embed(["hello"])
     np.testing.assert_allclose(loaded.probabilities(x), head.probabilities(x), rtol=1e-6)
     assert loaded.probabilities(x).sum() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_train_head_fits_its_training_texts(n_labels):
+    texts = [f"{label} text {i}" for label in "abc"[:n_labels] for i in range(4)]
+    labels = [t[0] for t in texts]
+    head = train_head(texts, labels, HashEmbedder(dim=32))
+    assert head.labels == tuple("abc"[:n_labels]) and head.weights.shape == (n_labels, 32)
+    predicted = head.probabilities(HashEmbedder(dim=32).embed(texts)).argmax(axis=1)
+    assert [head.labels[i] for i in predicted] == labels
 
 
 def test_classifier_uses_a_matching_head_in_taxonomy_order(tmp_path):

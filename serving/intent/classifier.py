@@ -1,0 +1,154 @@
+"""Intent classification policy: a per-taxonomy embedding index and a pure numpy scoring rule over it.
+
+Scoring rule (chosen on BANKING77 with 5 examples per label; numbers in benchmarks/intent_banking77.py): a label's
+score is the mean of
+  - the best cosine similarity to one of its examples (nearest neighbour: catches distinct phrasings), and
+  - the cosine similarity to its prototype, the normalised sum of its description and example vectors (smooths noise),
+clipped to [0, 1]. A label without examples has prototype = description, so the rule falls back to description
+similarity (zero-shot). With a trained head (`taxonomy.head`) the score is the head's softmax probability instead.
+Scores are therefore in [0, 1] and are compared directly with `taxonomy.threshold`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serving.errors import ConfigError
+from serving.intent.embedder import Embedder
+from serving.intent.head import IntentHead
+from serving.profiles.model import IntentTaxonomy
+
+
+@dataclass(frozen=True)
+class IntentPrediction:
+    label: str | None  # None: "none of these" (best score below the threshold)
+    score: float
+    top_k: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, eq=False)
+class IntentIndex:
+    """Everything a taxonomy needs at query time, embedded once."""
+
+    labels: tuple[str, ...]
+    descriptions: np.ndarray  # (L, d) unit rows
+    examples: np.ndarray  # (N, d) unit rows
+    example_labels: np.ndarray  # (N,) int label index per example
+    prototypes: np.ndarray  # (L, d) unit rows: mean of examples and description
+    fingerprint: str = ""
+    head: IntentHead | None = None
+
+
+def taxonomy_fingerprint(taxonomy: IntentTaxonomy) -> str:
+    """A content hash of the taxonomy (and of the head artifact's identity, if it names one)."""
+    digest = hashlib.sha256(taxonomy.model_dump_json(by_alias=True, exclude_none=True).encode())
+    if taxonomy.head:
+        path = Path(taxonomy.head)
+        stat = path.stat() if path.is_file() else None
+        digest.update((f"|{stat.st_size}:{stat.st_mtime_ns}" if stat else "|missing").encode())
+    return digest.hexdigest()[:16]
+
+
+def build_index(taxonomy: IntentTaxonomy, embedder: Embedder) -> IntentIndex:
+    """Embed the label descriptions and examples in one batch; load the head if the taxonomy names one."""
+    labels = tuple(intent.name for intent in taxonomy.labels)
+    descriptions = [intent.description for intent in taxonomy.labels]
+    examples = [(i, text) for i, intent in enumerate(taxonomy.labels) for text in intent.examples]
+    vectors = _unit(np.asarray(embedder.embed(descriptions + [text for _, text in examples]), dtype=np.float32))
+    desc, ex = vectors[: len(labels)], vectors[len(labels):]
+    owner = np.array([i for i, _ in examples], dtype=np.int64)
+    return IntentIndex(labels, desc, ex, owner, _prototypes(desc, ex, owner), taxonomy_fingerprint(taxonomy),
+                       _load_head(taxonomy.head, labels))
+
+
+def _prototypes(desc: np.ndarray, ex: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    sums = desc.copy()
+    np.add.at(sums, owner, ex)
+    return _unit(sums)
+
+
+def _load_head(path: str | None, labels: tuple[str, ...]) -> IntentHead | None:
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise ConfigError(f"intents.head: {path!r} is not a file", field="intents.head")
+    return IntentHead.load(path).reordered(labels)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def label_scores(index: IntentIndex, query_vectors: np.ndarray) -> np.ndarray:
+    """(queries, labels) scores in [0, 1]; see the module docstring for the rule."""
+    q = np.asarray(query_vectors, dtype=np.float32)
+    if index.head is not None:
+        return index.head.probabilities(q)
+    proto = q @ index.prototypes.T
+    if len(index.examples) == 0:
+        return np.clip(proto, 0.0, 1.0)
+    best = _max_per_label(q @ index.examples.T, index.example_labels, len(index.labels), fallback=proto)
+    return np.clip((best + proto) / 2.0, 0.0, 1.0)
+
+
+def _max_per_label(sims: np.ndarray, owner: np.ndarray, n_labels: int, fallback: np.ndarray) -> np.ndarray:
+    """Per label, the best similarity among its examples; labels without examples use `fallback`."""
+    best = np.full((sims.shape[0], n_labels), -np.inf, dtype=np.float32)
+    np.maximum.at(best.T, owner, sims.T)
+    return np.where(np.isneginf(best), fallback, best)
+
+
+def classify(index: IntentIndex, query_vectors: np.ndarray, threshold: float, top_k: int) -> list[IntentPrediction]:
+    """Rank labels per query; ties keep taxonomy order; label None when the best score is below `threshold`."""
+    scores = label_scores(index, query_vectors)
+    k = max(1, min(int(top_k), len(index.labels)))
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [_prediction(index.labels, row, ranked, threshold) for row, ranked in zip(scores, order)]
+
+
+def _prediction(labels: tuple[str, ...], row: np.ndarray, ranked: np.ndarray, threshold: float) -> IntentPrediction:
+    top = tuple((labels[i], float(row[i])) for i in ranked)
+    best_label, best_score = top[0]
+    return IntentPrediction(best_label if best_score >= threshold else None, best_score, top)
+
+
+class IntentClassifier:
+    """Classifies texts against tenant taxonomies; indexes are cached per taxonomy fingerprint (LRU)."""
+
+    def __init__(self, embedder: Embedder, cache_size: int = 64):
+        if cache_size < 1:
+            raise ConfigError("cache_size must be >= 1")
+        self.embedder = embedder
+        self.cache_size = cache_size
+        self._indexes: OrderedDict[str, IntentIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def index_for(self, taxonomy: IntentTaxonomy) -> IntentIndex:
+        key = taxonomy_fingerprint(taxonomy)
+        with self._lock:
+            index = self._indexes.get(key)
+            if index is not None:
+                self._indexes.move_to_end(key)
+                return index
+        index = build_index(taxonomy, self.embedder)  # outside the lock: embedding is slow
+        with self._lock:
+            self._indexes[key] = index
+            while len(self._indexes) > self.cache_size:
+                self._indexes.popitem(last=False)
+        return index
+
+    def classify_batch(self, texts: list[str], taxonomy: IntentTaxonomy, top_k: int | None = None,
+                       threshold: float | None = None) -> list[IntentPrediction]:
+        if not texts:
+            return []
+        index = self.index_for(taxonomy)
+        vectors = self.embedder.embed(list(texts))
+        return classify(index, vectors, taxonomy.threshold if threshold is None else threshold,
+                        taxonomy.top_k if top_k is None else top_k)
