@@ -54,7 +54,7 @@ GENERATIVE = ("summarize", "reply", "score-quality")
 async def run_level(client: httpx.AsyncClient, path: str, key: str, bodies: list[dict], total: int, concurrency: int) -> dict:
     latencies: list[float] = []
     tokens_out: list[int] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[int | str, int] = {}
     counter = iter(range(total))
 
     async def worker() -> None:
@@ -78,7 +78,7 @@ async def run_level(client: httpx.AsyncClient, path: str, key: str, bodies: list
 async def main_async(args: argparse.Namespace) -> dict:
     results: dict = {"machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version()},
                      "base": args.base, "tasks": {}, "data": {}}
-    async with httpx.AsyncClient(base_url=args.base, timeout=60, limits=httpx.Limits(max_connections=256)) as client:
+    async with httpx.AsyncClient(base_url=args.base, timeout=args.timeout, limits=httpx.Limits(max_connections=256)) as client:
         (await client.get("/readyz")).raise_for_status()
         for task, (path, key, bodies, source) in workloads(args.max_tokens).items():
             if args.tasks and task not in args.tasks:
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--gen-requests", type=int, default=32, help="requests per level for generative tasks")
     parser.add_argument("--gen-concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens of generative requests")
+    parser.add_argument("--timeout", type=float, default=300, help="client timeout per request, seconds")
     parser.add_argument("--tasks", nargs="*", help="only these tasks")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "throughput.json")
     args = parser.parse_args()
