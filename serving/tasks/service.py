@@ -132,20 +132,24 @@ async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backe
                                   redacted_entities=redacted, usage=usage(profile, Task.CLASSIFY_INTENT))
 
 
-async def _summarize(profile: CompiledProfile, body: SummarizeRequest, backend: TaskBackend) -> SummarizeResponse:
+async def _generate(task: Task, profile: CompiledProfile, body: SummarizeRequest | ReplyRequest,
+                    backend: TaskBackend) -> tuple[dict, dict]:
+    """Redact the turns, compose, generate; returns the result and the response fields the two text tasks share."""
     turns, redacted = await redacted_turns(backend, profile, body)
-    result = await backend.generate(Task.SUMMARIZE.value, job_for(profile, Task.SUMMARIZE, turns, body.max_tokens))
-    return SummarizeResponse(tenant=profile.tenant_id, profile_version=profile.version, summary=result["text"].strip(),
-                             finish_reason=result["finish_reason"], redacted_entities=redacted,
-                             usage=usage(profile, Task.SUMMARIZE, result))
+    result = await backend.generate(task.value, job_for(profile, task, turns, body.max_tokens))
+    shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "finish_reason": result["finish_reason"],
+              "redacted_entities": redacted, "usage": usage(profile, task, result)}
+    return result, shared
+
+
+async def _summarize(profile: CompiledProfile, body: SummarizeRequest, backend: TaskBackend) -> SummarizeResponse:
+    result, shared = await _generate(Task.SUMMARIZE, profile, body, backend)
+    return SummarizeResponse(summary=result["text"].strip(), **shared)
 
 
 async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend) -> ReplyResponse:
-    turns, redacted = await redacted_turns(backend, profile, body)
-    result = await backend.generate(Task.REPLY.value, job_for(profile, Task.REPLY, turns, body.max_tokens))
-    return ReplyResponse(tenant=profile.tenant_id, profile_version=profile.version, reply=result["text"].strip(),
-                         finish_reason=result["finish_reason"], redacted_entities=redacted,
-                         usage=usage(profile, Task.REPLY, result))
+    result, shared = await _generate(Task.REPLY, profile, body, backend)
+    return ReplyResponse(reply=result["text"].strip(), **shared)
 
 
 async def _score(profile: CompiledProfile, body: ScoreQualityRequest, backend: TaskBackend) -> ScoreQualityResponse:
