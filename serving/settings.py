@@ -81,6 +81,19 @@ class ModelsSettings(BaseModel):
     cache_dir: Path = Field(Path("~/.cache/switchboard/models"), description="Where prepared models live.")
 
 
+class DeadlinesSettings(BaseModel):
+    """Default time a request may take, per deployment, when the client sends no `X-Switchboard-Deadline-Ms`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redact: float = Field(10, gt=0, le=600, description="Seconds.")
+    classify_intent: float = Field(10, gt=0, le=600, description="Seconds.")
+    generate: float = Field(120, gt=0, le=3600, description="Seconds, for summarize, score-quality and reply.")
+
+    def for_task(self, task: str) -> float:
+        return getattr(self, task.replace("-", "_"), self.generate)
+
+
 class TracingSettings(BaseModel):
     """OpenTelemetry tracing; off by default. Point `endpoint` at an OpenTelemetry Collector, Jaeger or Tempo."""
 
@@ -112,6 +125,7 @@ class Settings(BaseSettings):
     deployments: DeploymentsSettings = DeploymentsSettings()
     models: ModelsSettings = ModelsSettings()
     tracing: TracingSettings = TracingSettings()
+    deadlines: DeadlinesSettings = DeadlinesSettings()
 
 
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from serving.profiles.registry import ProfileRegistry
+from serving.router.admission import TenantLimiter
 from serving.profiles.source import ProfileSource
 from serving.settings import Settings
 from serving.tasks.jobs import TaskBackend
@@ -18,3 +19,4 @@ class RouterContext:
     source: ProfileSource
     backend: TaskBackend
     metrics: RouterMetrics = field(default_factory=RouterMetrics)
+    limiter: TenantLimiter = field(default_factory=TenantLimiter)

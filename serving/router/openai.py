@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serving.errors import InvalidRequest, NotFound, SwitchboardError
 from serving.router.auth import Tenant
-from serving.router.pipeline import begin
+from serving.router.pipeline import admitted, admitted_stream, begin, deadline_s, within_deadline
 from serving.router.context import RouterContext
 from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks import service
@@ -62,21 +62,33 @@ def register(app: FastAPI) -> None:
         task = _task(body.model)
         conversation = ConversationInput(turns=_turns(body.messages))
         ctx = begin(request, profile, task, conversation)
-        turns, redacted = await service.redacted_turns(ctx.backend, profile, conversation)
-        if task is Task.SCORE_QUALITY:
-            if body.stream:
-                raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
-            scored = await service.score_turns(profile, turns, redacted, ctx.backend)
-            content = json.dumps({"criteria": [c.model_dump() for c in scored.criteria], "overall": scored.overall})
-            ctx.metrics.count_tokens(profile.tenant_id, task.value, scored.usage.model_dump())
-            return _completion(body.model, {"text": content, "finish_reason": "stop", **scored.usage.model_dump()})
-        options = {"temperature": body.temperature} if body.temperature is not None else {}
-        job = service.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options)
         if body.stream:
-            return StreamingResponse(_chunks(ctx, task, body.model, job), media_type="text/event-stream")
-        result = await ctx.backend.generate(task.value, job)
-        ctx.metrics.count_tokens(profile.tenant_id, task.value, result)
+            if task is Task.SCORE_QUALITY:
+                raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
+            job = await _job(ctx, profile, task, conversation, body)
+            chunks = await admitted_stream(ctx, profile, task, ctx.backend.stream(task.value, job))
+            return StreamingResponse(_chunks(chunks, body.model), media_type="text/event-stream")
+        seconds = deadline_s(request, ctx, task)
+        async with admitted(ctx, profile, task) as account:
+            result = await within_deadline(seconds, task, _complete(ctx, profile, task, conversation, body))
+            account(result)
         return _completion(body.model, result)
+
+
+async def _job(ctx: RouterContext, profile, task: Task, conversation: ConversationInput, body: ChatCompletionRequest):
+    turns, _ = await service.redacted_turns(ctx.backend, profile, conversation)
+    options = {"temperature": body.temperature} if body.temperature is not None else {}
+    return service.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options)
+
+
+async def _complete(ctx: RouterContext, profile, task: Task, conversation: ConversationInput,
+                    body: ChatCompletionRequest) -> dict:
+    if task is Task.SCORE_QUALITY:
+        turns, redacted = await service.redacted_turns(ctx.backend, profile, conversation)
+        scored = await service.score_turns(profile, turns, redacted, ctx.backend, body.max_completion_tokens or body.max_tokens)
+        content = json.dumps({"criteria": [c.model_dump() for c in scored.criteria], "overall": scored.overall})
+        return {"text": content, "finish_reason": "stop", **scored.usage.model_dump()}
+    return await ctx.backend.generate(task.value, await _job(ctx, profile, task, conversation, body))
 
 
 def _task(model: str) -> Task:
@@ -109,7 +121,7 @@ def _completion(model: str, result: dict) -> dict:
     }
 
 
-async def _chunks(ctx: RouterContext, task: Task, model: str, job) -> AsyncIterator[str]:
+async def _chunks(chunks: AsyncIterator[dict], model: str) -> AsyncIterator[str]:
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
 
     def event(delta: dict, finish: str | None = None) -> str:
@@ -117,7 +129,7 @@ async def _chunks(ctx: RouterContext, task: Task, model: str, job) -> AsyncItera
 
     yield event({"role": "assistant", "content": ""})
     try:
-        async for chunk in ctx.backend.stream(task.value, job):
+        async for chunk in chunks:
             yield event({"content": chunk["delta"]}) if "delta" in chunk else event({}, chunk.get("finish_reason", "stop"))
     except SwitchboardError as exc:
         yield f"data: {json.dumps({'error': {'message': exc.message, 'type': exc.code, 'param': None, 'code': exc.code}})}\n\n"
