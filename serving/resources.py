@@ -8,20 +8,34 @@ from pathlib import Path
 from serving.errors import ConfigError
 
 
-def model_folder(ref: str, marker: str) -> Path:
-    """`ref` is a folder, or an installed package whose tree holds a folder containing `marker` (e.g. config.json)."""
+def model_folder(ref: str, marker: str, what: str = "model", field: str | None = None) -> Path:
+    """`ref` is a folder, or an installed package whose tree holds a folder containing `marker` (the shallowest one).
+
+    ConfigError, naming `what` and `field`, when it is neither."""
     path = Path(ref).expanduser()
     if path.is_dir():
         return path
-    spec = importlib.util.find_spec(ref) if ref.isidentifier() else None
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"model {ref!r} is neither a folder nor an installed model package")
-    root = Path(next(iter(spec.submodule_search_locations)))
+    root = _package_root(ref)
+    if root is None:
+        raise ConfigError(f"{what} {ref!r}: neither a local folder nor an installed model package", field=field)
     hits = sorted(root.rglob(marker), key=lambda p: len(p.parts))
     if not hits:
-        raise ConfigError(f"model package {ref!r} holds no {marker}")
+        raise ConfigError(f"{what} {ref!r}: the installed package holds no {marker}", field=field)
     return hits[0].parent
 
 
+def _package_root(name: str) -> Path | None:
+    module = name.replace("-", "_")
+    if not module.isidentifier():
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def tokenizer_file(embedding_model: str) -> Path:
-    return model_folder(embedding_model, "tokenizer.json") / "tokenizer.json"
+    return model_folder(embedding_model, "tokenizer.json", "embedding model") / "tokenizer.json"

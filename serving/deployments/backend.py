@@ -46,13 +46,15 @@ class RayBackend:
                 yield chunk
 
     async def ready(self) -> dict[str, bool]:
-        names = sorted(self._handles)
-        results = await asyncio.gather(*(self._ping(n) for n in names))
-        return dict(zip(names, results, strict=True))
+        """Each deployment pinged once (the generative tasks share one locally), reported per task."""
+        deployments = {_deployment(h): h for h in self._handles.values()}
+        names = list(deployments)
+        results = dict(zip(names, await asyncio.gather(*(self._ping(deployments[n]) for n in names)), strict=True))
+        return {task: results[_deployment(h)] for task, h in sorted(self._handles.items())}
 
-    async def _ping(self, task: str) -> bool:
+    async def _ping(self, handle) -> bool:
         try:
-            return bool(await asyncio.wait_for(self._handles[task].ping.remote(), self._ping_timeout_s))
+            return bool(await asyncio.wait_for(handle.ping.remote(), self._ping_timeout_s))
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
 
@@ -66,6 +68,10 @@ class RayBackend:
         handle = getattr(self._handle(task), method or METHODS[task])
         with tracing.step(f"dispatch {task}", tracing.SpanKind.CLIENT, task=task), _translated(task):
             return await handle.remote(_stamped(job))
+
+
+def _deployment(handle) -> str:
+    return getattr(handle, "deployment_name", None) or str(id(handle))
 
 
 def _stamped(job):

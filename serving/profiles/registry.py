@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from serving.errors import NotFound, ProfileError, Unauthenticated
 from serving.profiles.compiler import CompiledProfile, TokenCounter, compile_profile
@@ -155,7 +155,7 @@ class ProfileRegistry:
         if entry is None or entry.origin == origin:
             self._status[tenant] = status
         log.warning("profile rejected", extra={"tenant": tenant, "origin": origin, "reason": message})
-        return replace(status)
+        return status
 
     def _drop(self, tenant: str, origin: str) -> None:
         entry = self._entries.get(tenant)

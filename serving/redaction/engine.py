@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from serving.resources import model_folder
 
 MODES = ("placeholder", "mask", "hash")
 _LANGUAGE = "en"
@@ -96,19 +97,8 @@ class Redactor:
 
 
 def resolve_spacy_model(spacy_model: str) -> str:
-    """A model folder for `spacy_model`: the folder itself, or the folder inside the installed package."""
-    if Path(spacy_model).is_dir():
-        return str(Path(spacy_model))
-    import importlib.util
-
-    spec = importlib.util.find_spec(spacy_model)
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"spaCy model {spacy_model!r} is neither a folder nor an installed package")
-    package = Path(next(iter(spec.submodule_search_locations)))
-    configs = sorted(package.glob("*/config.cfg")) or sorted(package.glob("config.cfg"))
-    if not configs:
-        raise ValueError(f"no spaCy model (config.cfg) inside package {spacy_model!r}")
-    return str(configs[0].parent)
+    """A model folder for `spacy_model`: the folder itself, or the pipeline folder inside the installed package."""
+    return str(model_folder(spacy_model, "config.cfg", "spaCy model", field="models.spacy"))
 
 
 def build_nlp_engine(spacy_model: str) -> Any:
