@@ -42,6 +42,8 @@ class TaskArgs(_Args):
     dtype: str = "auto"
     max_model_len: int | None = None
     batching: Batching = Batching()
+    max_ongoing_requests: int = Field(32, ge=1, description="As in the deployment's options; sizes the router's gate.")
+    max_queued_requests: int | None = Field(None, ge=0, description="Requests the router queues for this task.")
 
 
 class ProfileSourceArgs(_Args):
@@ -60,6 +62,9 @@ def deployment_options(name: str, knobs: DeploymentSettings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "name": name,
         "max_ongoing_requests": knobs.max_ongoing_requests,
+        "max_queued_requests": knobs.max_queued_requests or -1,
+        # Over max_queued_requests, Ray Serve's HTTP proxy answers 503 (in front of the router) with a Retry-After.
+        "backpressure_config": {"status_code": 503, "retry_after_s": 1},
         "ray_actor_options": {"num_cpus": knobs.num_cpus},
     }
     if knobs.min_replicas == knobs.max_replicas:
@@ -82,15 +87,27 @@ def build_application(settings: Settings, profile_source: dict | None = None) ->
         bound = generate.bind(settings.models.generator_engine, settings.models.generator,
                               str(settings.models.cache_dir.expanduser()), engine_options, traced)
         handles.update({task.value: bound for task in GENERATIVE})
-    return _router(settings, handles, profile_source)
+    gates = {task: gate_config(_local_deployment(task), d.for_task(_local_deployment(task))) for task in handles}
+    return _router(settings, handles, profile_source, gates)
+
+
+def _local_deployment(task: str) -> str:
+    return task if task in (Task.REDACT.value, Task.CLASSIFY_INTENT.value) else "generate"
+
+
+def gate_config(deployment: str, knobs: DeploymentSettings) -> dict[str, Any]:
+    """The router's queue in front of one deployment (see serving.router.scheduler)."""
+    return {"deployment": deployment, "per_replica": knobs.max_ongoing_requests, "max_queued": knobs.max_queued_requests}
 
 
 def build_cluster_application(args: ClusterArgs) -> Application:
     """The operator's shape: one deployment per TaskModel; serveConfigV2 supplies replicas and resources by name."""
     settings = Settings(**args.settings)
     d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
-    handles = {}
+    handles, gates = {}, {}
     for task, spec in args.tasks.items():
+        queued = spec.max_queued_requests if spec.max_queued_requests is not None else d.for_task(task.value).max_queued_requests
+        gates[task.value] = {"deployment": task.value, "per_replica": spec.max_ongoing_requests, "max_queued": queued}
         if task is Task.REDACT:
             handles[task.value] = _redact(settings.model_copy(update={"models": settings.models.model_copy(update={"spacy": spec.model})}),
                                           d.redact, task.value)
@@ -102,7 +119,7 @@ def build_cluster_application(args: ClusterArgs) -> Application:
             generate = serve.deployment(GenerateDeployment).options(name=task.value)
             handles[task.value] = generate.bind(spec.engine, spec.model, str(settings.models.cache_dir.expanduser()),
                                                 options, traced)
-    return _router(settings, handles, args.profiles.model_dump())
+    return _router(settings, handles, args.profiles.model_dump(), gates)
 
 
 def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
@@ -115,9 +132,9 @@ def _intent(settings: Settings, knobs: DeploymentSettings, name: str):
     return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"))
 
 
-def _router(settings: Settings, handles: dict, profile_source: dict | None) -> Application:
+def _router(settings: Settings, handles: dict, profile_source: dict | None, gates: dict) -> Application:
     router = serve.deployment(Ingress).options(**deployment_options("router", settings.deployments.router))
-    return router.bind(settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"})
+    return router.bind(settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"}, gates)
 
 
 def build_app(args: dict[str, Any] | None) -> Application:

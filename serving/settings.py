@@ -21,6 +21,11 @@ class DeploymentSettings(BaseModel):
 
     num_cpus: float = Field(0.25, gt=0, le=64, description="CPUs reserved per replica; fractional on small machines.")
     max_ongoing_requests: int = Field(32, ge=1, le=10_000, description="Requests one replica works on at once.")
+    max_queued_requests: int = Field(
+        64, ge=0, le=100_000,
+        description="Requests that may wait for this deployment (per router replica) when its replicas are full; "
+                    "more get 503 with Retry-After.",
+    )
     min_replicas: int = Field(1, ge=0, le=1000, description="Autoscaling floor.")
     max_replicas: int = Field(1, ge=1, le=1000, description="Autoscaling ceiling.")
     target_ongoing_requests: float = Field(8, gt=0, description="Ongoing+queued requests per replica that autoscaling aims at.")
@@ -61,7 +66,7 @@ class DeploymentsSettings(BaseModel):
     )
 
     def for_task(self, task: str) -> DeploymentSettings:
-        return getattr(self, task.replace("-", "_"))
+        return getattr(self, task.replace("-", "_"), self.generate)
 
 
 class ModelsSettings(BaseModel):
@@ -92,6 +97,22 @@ class DeadlinesSettings(BaseModel):
 
     def for_task(self, task: str) -> float:
         return getattr(self, task.replace("-", "_"), self.generate)
+
+
+class SchedulingSettings(BaseModel):
+    """How the router shares a full deployment: interactive before batch, tenants by their profile weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_max_share: float = Field(0.75, ge=0, le=1, description="Most of a deployment's slots batch work may hold.")
+    batch_min_share: float = Field(0.1, ge=0, le=1, description="Slots batch work always gets while it waits.")
+    replica_poll_s: float = Field(1.0, gt=0, le=60, description="How often the router reads running replica counts.")
+
+    @model_validator(mode="after")
+    def _shares_ordered(self) -> "SchedulingSettings":
+        if self.batch_min_share > self.batch_max_share:
+            raise ValueError(f"batch_min_share ({self.batch_min_share}) must be <= batch_max_share ({self.batch_max_share})")
+        return self
 
 
 class TracingSettings(BaseModel):
@@ -126,6 +147,7 @@ class Settings(BaseSettings):
     models: ModelsSettings = ModelsSettings()
     tracing: TracingSettings = TracingSettings()
     deadlines: DeadlinesSettings = DeadlinesSettings()
+    scheduling: SchedulingSettings = SchedulingSettings()
 
 
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:
@@ -146,4 +168,7 @@ def _describe(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(lines)
 
 
-__all__ = ["DeploymentSettings", "DeploymentsSettings", "ModelsSettings", "Settings", "TracingSettings", "load_settings"]
+__all__ = [
+    "DeploymentSettings", "DeploymentsSettings", "ModelsSettings", "SchedulingSettings", "Settings", "TracingSettings",
+    "load_settings",
+]

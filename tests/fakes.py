@@ -33,6 +33,9 @@ class RecordingBackend:
     async def ready(self):
         return {task: True for task in self.served()}
 
+    async def replicas(self):
+        return {}
+
     async def redact(self, job):
         self.jobs.append(("redact", job))
         if self.fail_with:

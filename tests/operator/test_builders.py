@@ -92,6 +92,7 @@ def test_app_args_name_the_profiles_source_and_every_task():
         "taskModel": "summarize", "model": "HuggingFaceTB/SmolLM2-135M-Instruct", "modelSource": "hub",
         "engine": "transformers", "dtype": "bfloat16", "maxModelLen": 2048,
         "batching": {"maxBatchSize": 8, "batchWaitTimeoutS": 0.02},
+        "maxOngoingRequests": 8, "maxQueuedRequests": 64,
     }
     assert args["tasks"]["reply"]["modelSource"] == "uri" and args["tasks"]["redact"]["modelSource"] == "prepared"
 

@@ -7,8 +7,20 @@ from serving.settings import DeploymentSettings, Settings
 
 
 def test_fixed_replicas_when_min_equals_max():
-    options = deployment_options("redact", DeploymentSettings(num_cpus=0.3, max_ongoing_requests=7, min_replicas=2, max_replicas=2))
-    assert options == {"name": "redact", "max_ongoing_requests": 7, "ray_actor_options": {"num_cpus": 0.3}, "num_replicas": 2}
+    knobs = DeploymentSettings(num_cpus=0.3, max_ongoing_requests=7, max_queued_requests=20, min_replicas=2, max_replicas=2)
+    options = deployment_options("redact", knobs)
+    assert options == {"name": "redact", "max_ongoing_requests": 7, "max_queued_requests": 20,
+                       "backpressure_config": {"status_code": 503, "retry_after_s": 1},
+                       "ray_actor_options": {"num_cpus": 0.3}, "num_replicas": 2}
+
+
+def test_router_queues_sized_from_each_deployment():
+    """The router's gate per deployment: generative tasks share the local `generate` deployment's queue."""
+    app = build_application(Settings())
+    gates = app._bound_deployment.init_args[3]
+    assert gates["redact"] == {"deployment": "redact", "per_replica": 32, "max_queued": 64}
+    assert {gates[t]["deployment"] for t in ("summarize", "score-quality", "reply")} == {"generate"}
+    assert gates["reply"]["per_replica"] == Settings().deployments.generate.max_ongoing_requests
 
 
 def test_autoscaling_from_settings():
