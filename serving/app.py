@@ -83,7 +83,8 @@ def build_application(settings: Settings, profile_source: dict | None = None) ->
     }
     if settings.models.generator_engine != "none":
         generate = serve.deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
-        engine_options = {"max_batch_size": d.generate.batch_size, "batch_wait_s": d.generate.batch_wait_s}
+        engine_options = {**settings.models.engine_options, "max_batch_size": d.generate.batch_size,
+                          "batch_wait_s": d.generate.batch_wait_s}
         bound = generate.bind(settings.models.generator_engine, settings.models.generator,
                               str(settings.models.cache_dir.expanduser()), engine_options, traced)
         handles.update({task.value: bound for task in GENERATIVE})

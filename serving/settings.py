@@ -31,6 +31,8 @@ class DeploymentSettings(BaseModel):
     target_ongoing_requests: float = Field(8, gt=0, description="Ongoing+queued requests per replica that autoscaling aims at.")
     upscale_delay_s: float = Field(3.0, ge=0, le=3600, description="Load must persist this long before a replica is added.")
     downscale_delay_s: float = Field(60.0, ge=0, le=3600, description="Idle time before a replica is removed.")
+    look_back_period_s: float = Field(10.0, gt=0, le=600, description="Window over which queue depth is averaged.")
+    metrics_interval_s: float = Field(2.0, gt=0, le=60, description="How often replicas report their queue depth.")
     batch_size: int = Field(16, ge=1, le=1024, description="Largest batch a replica assembles (tasks that batch).")
     batch_wait_s: float = Field(0.005, ge=0, le=1, description="Longest wait to fill a batch.")
 
@@ -38,6 +40,9 @@ class DeploymentSettings(BaseModel):
     def _replicas_ordered(self) -> "DeploymentSettings":
         if self.max_replicas < self.min_replicas:
             raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
+        if self.look_back_period_s <= self.metrics_interval_s:
+            raise ValueError(f"look_back_period_s ({self.look_back_period_s}) must be > metrics_interval_s "
+                             f"({self.metrics_interval_s})")
         return self
 
     def autoscaling_config(self) -> dict:
@@ -47,6 +52,8 @@ class DeploymentSettings(BaseModel):
             "target_ongoing_requests": self.target_ongoing_requests,
             "upscale_delay_s": self.upscale_delay_s,
             "downscale_delay_s": self.downscale_delay_s,
+            "look_back_period_s": self.look_back_period_s,
+            "metrics_interval_s": self.metrics_interval_s,
         }
 
 
@@ -84,6 +91,10 @@ class ModelsSettings(BaseModel):
         "transformers", description="Engine of the generative tasks; `none` serves redact and classify-intent only."
     )
     cache_dir: Path = Field(Path("~/.cache/switchboard/models"), description="Where prepared models live.")
+    engine_options: dict[str, float | int | bool | str] = Field(
+        default_factory=dict,
+        description='Extra keyword options of the generative engine, as JSON (e.g. {"latency_s": 1.0} for `fake`).',
+    )
 
 
 class DeadlinesSettings(BaseModel):
@@ -148,6 +159,11 @@ class Settings(BaseSettings):
     tracing: TracingSettings = TracingSettings()
     deadlines: DeadlinesSettings = DeadlinesSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
+    batches_dir: Path = Field(Path("~/.cache/switchboard/batches"),
+                              description="Where bulk batches (uploads, state, results) live; holds customer text.")
+    batch_concurrency: int = Field(4, ge=1, le=256, description="Batch lines one router runs at once (batch priority).")
+    batch_max_lines: int = Field(10_000, ge=1, le=1_000_000, description="Most lines in one batch upload.")
+    batch_max_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=1024**3, description="Largest batch upload body.")
 
 
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:

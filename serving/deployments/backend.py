@@ -79,7 +79,14 @@ class RayBackend:
     async def _call(self, task: str, job, method: str | None = None) -> dict:
         handle = getattr(self._handle(task), method or METHODS[task])
         with tracing.step(f"dispatch {task}", tracing.SpanKind.CLIENT, task=task), _translated(task):
-            return await handle.remote(_stamped(job))
+            try:
+                return await handle.remote(_stamped(job))
+            except RayActorError:
+                # Task requests have no side effects, so one retry (on another or the restarted replica) is safe;
+                # a second death reaches the client as a 502 that says so.
+                log.warning("replica died during a request; retrying once", extra={"task": task})
+                tracing.annotate(attempt=2)
+                return await handle.remote(_stamped(job))
 
 
 def _deployment(handle) -> str:

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 
 from serving import __version__
 from serving.errors import Forbidden, NotFound
-from serving.router import errors, generative, openai, pipeline
+from serving.batches import BatchRunner, BatchStore
+from serving.router import batches, errors, generative, openai, pipeline
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.fairshare import CLASSES
@@ -45,12 +46,17 @@ def create_app(ctx: RouterContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes, metrics=ctx.metrics)
+    app.state.batches = ctx.batches or BatchRunner(
+        BatchStore(ctx.settings.batches_dir), batches.executor(ctx), concurrency=ctx.settings.batch_concurrency,
+        max_lines=ctx.settings.batch_max_lines, observe=ctx.metrics.count_batch_line)
+    app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes, metrics=ctx.metrics,
+                       overrides={("POST", "/v1/batches"): ctx.settings.batch_max_bytes})
     _health_routes(app)
     _tenant_routes(app)
     _task_routes(app)
     generative.register(app)
     openai.register(app)
+    batches.register(app)
     _fallback_routes(app)
     return app
 
@@ -68,6 +74,7 @@ def _lifespan(ctx: RouterContext):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         await asyncio.to_thread(ctx.source.sync)
+        await app.state.batches.start()
         watchers = [asyncio.create_task(ctx.source.watch()), asyncio.create_task(_watch_replicas(ctx))]
         try:
             yield
@@ -77,6 +84,7 @@ def _lifespan(ctx: RouterContext):
             for watcher in watchers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+            await app.state.batches.stop()
 
     return lifespan
 
@@ -124,6 +132,8 @@ def _health_routes(app: FastAPI) -> None:
         ctx: RouterContext = request.app.state.ctx
         ctx.metrics.profiles.set(len(ctx.registry.tenants()))
         _export_queues(ctx)
+        for tenant, pending in request.app.state.batches.pending_lines().items():
+            ctx.metrics.batch_pending.labels(tenant).set(pending)
         return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
 
 

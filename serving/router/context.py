@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from serving.batches import BatchRunner
 from serving.profiles.registry import ProfileRegistry
 from serving.router.admission import TenantLimiter
 from serving.router.fairshare import SharePolicy
@@ -24,3 +25,5 @@ class RouterContext:
     limiter: TenantLimiter = field(default_factory=TenantLimiter)
     # The router's queue per task deployment; none configured (in-process tests) means no router-side queueing.
     gates: Gates = field(default_factory=lambda: Gates({}, SharePolicy()))
+    # The bulk worker; None builds the default one (folder store from settings) in create_app.
+    batches: BatchRunner | None = None

@@ -17,10 +17,11 @@ log = logging.getLogger("switchboard.access")
 class RequestGuard:
     """Assigns a request id, rejects bodies over `max_bytes` with 413 (by header or while streaming), logs the outcome."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, metrics=None):
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics=None, overrides: dict[tuple[str, str], int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
         self.metrics = metrics
+        self.overrides = overrides or {}  # (method, path) -> a larger limit, e.g. for bulk uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,11 +43,12 @@ class RequestGuard:
                 message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
             await send(message)
 
+        limit = self.overrides.get((scope["method"], scope["path"]), self.max_bytes)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(rid, send_wrapped)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit, rid, send_wrapped)
         else:
-            await self._guarded(scope, receive, send_wrapped, rid)
+            await self._guarded(scope, receive, send_wrapped, rid, limit)
         fields = scope["state"].get("log", {})
         elapsed = time.perf_counter() - started
         route = _route(scope)
@@ -59,7 +61,7 @@ class RequestGuard:
                    "latency_ms": round((time.perf_counter() - started) * 1000, 2), **fields},
         )
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, rid: str, limit: int) -> None:
         seen = 0
 
         async def receive_limited() -> Message:
@@ -67,7 +69,7 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _BodyTooLarge()
             return message
 
@@ -81,7 +83,7 @@ class RequestGuard:
         try:
             await self.app(scope, receive_limited, send_tracked)
         except _BodyTooLarge:
-            await self._too_large(rid, send)
+            await _too_large(limit, rid, send)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback, no text in logs
             # Log the type only: an exception message may quote customer text. Nothing is re-raised, so no
             # server (uvicorn, the Ray Serve proxy) prints a traceback either.
@@ -89,8 +91,9 @@ class RequestGuard:
             if not started:
                 await _send_error(send, 500, "internal_error", "internal error; see the router log with this request_id", rid)
 
-    async def _too_large(self, rid: str, send: Send) -> None:
-        await _send_error(send, 413, "payload_too_large", f"request body is over the limit of {self.max_bytes} bytes", rid)
+
+async def _too_large(limit: int, rid: str, send: Send) -> None:
+    await _send_error(send, 413, "payload_too_large", f"request body is over the limit of {limit} bytes", rid)
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, rid: str) -> None:

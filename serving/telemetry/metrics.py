@@ -38,6 +38,13 @@ class RouterMetrics:
         self.window = Gauge("switchboard_deployment_window", "Requests a deployment takes at once (replicas x max ongoing).",
                             ["deployment"], registry=r)
         self.replicas = Gauge("switchboard_replicas", "Running replicas per deployment.", ["deployment"], registry=r)
+        self.batch_lines = Counter("switchboard_batch_lines", "Bulk batch lines by outcome (completed/failed/retried).",
+                                   ["tenant", "task", "outcome"], registry=r)
+        self.batch_pending = Gauge("switchboard_batch_pending_lines", "Bulk batch lines not finished yet, by tenant.",
+                                   ["tenant"], registry=r)
+
+    def count_batch_line(self, tenant: str, task: str, outcome: str) -> None:
+        self.batch_lines.labels(tenant, task, outcome).inc()
 
     def observe(self, tenant: str, task: str, status: int, seconds: float) -> None:
         self.requests.labels(tenant, task, str(status)).inc()

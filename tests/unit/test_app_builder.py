@@ -27,7 +27,8 @@ def test_autoscaling_from_settings():
     knobs = DeploymentSettings(min_replicas=1, max_replicas=3, target_ongoing_requests=4, upscale_delay_s=1, downscale_delay_s=30)
     options = deployment_options("classify-intent", knobs)
     assert options["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 3, "target_ongoing_requests": 4,
-                                             "upscale_delay_s": 1, "downscale_delay_s": 30}
+                                             "upscale_delay_s": 1, "downscale_delay_s": 30,
+                                             "look_back_period_s": 10.0, "metrics_interval_s": 2.0}
     assert "num_replicas" not in options
 
 

@@ -1,0 +1,148 @@
+"""Bulk endpoints `/v1/batches`: upload a JSONL file of task requests, follow its progress, read results as JSONL.
+
+The routes reach the batch worker at `request.app.state.batches` (a serving.batches.BatchRunner, built and started in
+the app's lifespan); `executor(ctx)` is the `execute` that worker calls: the router's own task path for one line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException
+
+from serving.batches import BatchRunner, BatchView, Execute
+from serving.errors import Forbidden, InvalidRequest, NotFound
+from serving.profiles.compiler import CompiledProfile
+from serving.profiles.model import PriorityClass
+from serving.router import errors, pipeline
+from serving.router.auth import Tenant
+from serving.router.context import RouterContext
+from serving.tasks import service
+from serving.tasks.catalog import Task
+from serving.telemetry import tracing
+
+JSONL = "application/jsonl"
+STATUS_HEADER = "X-Switchboard-Batch-Status"
+PENDING_HEADER = "X-Switchboard-Batch-Pending"
+# Content types a raw JSONL upload may arrive with (curl --data-binary sends the form type unless told otherwise).
+UPLOAD_TYPES = frozenset({JSONL, "application/x-ndjson", "application/x-jsonlines", "application/json-lines",
+                          "text/plain", "application/octet-stream", "application/x-www-form-urlencoded", ""})
+BATCH = PriorityClass.BATCH.value
+UPLOAD_DOC = {"requestBody": {"required": True, "content": {JSONL: {
+    "schema": {"type": "string", "description": 'One request a line: {"custom_id": "...", "task": "redact", "body": {...}}'},
+    "example": '{"custom_id": "t-1", "task": "redact", "body": {"text": "Mail me at jo@example.com"}}\n'}}}}
+_STATUS_OF_CODE = {**{cls.code: status for cls, status in errors.STATUS.items()}, "cancelled": 409}
+
+
+class BatchCounts(BaseModel):
+    total: int = Field(description="Lines (requests) in the batch; blank lines are not counted.")
+    completed: int = Field(description="Lines that produced a response.")
+    failed: int = Field(description="Lines that produced an error (including lines that did not parse).")
+    pending: int = Field(description="Lines not finished yet (or never run, in a cancelled batch).")
+
+
+class BatchInfo(BaseModel):
+    id: str = Field(examples=["batch_5f0c2e9a41d7b3c8e6a1f2d4"])
+    object: Literal["batch"] = "batch"
+    status: Literal["queued", "running", "completed", "cancelled"]
+    task: str | None = Field(description="Default task of lines that name none (`?task=` on the upload).")
+    created_at: int = Field(description="Unix seconds.")
+    finished_at: int | None = Field(description="Unix seconds; set when completed or cancelled.")
+    counts: BatchCounts
+
+
+def register(app: FastAPI) -> None:
+    @app.post("/v1/batches", tags=["batches"], status_code=202, response_model=BatchInfo, openapi_extra=UPLOAD_DOC,
+              summary="Submit a JSONL file of task requests (raw body, one `{custom_id?, task, body}` a line).")
+    async def create_batch(profile: Tenant, request: Request,
+                           task: str | None = Query(None, description="Task of lines that name none.")) -> JSONResponse:
+        _check_upload(profile, request)
+        view = await _runner(request).submit(profile.tenant_id, await request.body(), task)
+        return JSONResponse(_info(view).model_dump(), status_code=202, headers={"Location": f"/v1/batches/{view.meta.id}"})
+
+    @app.get("/v1/batches", tags=["batches"], response_model=list[BatchInfo], summary="Your batches, oldest first.")
+    async def list_batches(profile: Tenant, request: Request) -> list[BatchInfo]:
+        return [_info(view) for view in await _runner(request).batches(profile.tenant_id)]
+
+    @app.get("/v1/batches/{batch_id}", tags=["batches"], response_model=BatchInfo, summary="Status and progress of a batch.")
+    async def get_batch(batch_id: str, profile: Tenant, request: Request) -> BatchInfo:
+        return _info(await _runner(request).status(batch_id, profile.tenant_id))
+
+    @app.get("/v1/batches/{batch_id}/results", tags=["batches"], response_class=Response,
+             responses={200: {"content": {JSONL: {}}, "description": "One JSON record a line, in input order."}},
+             summary="Results as JSONL in input order; while running, the lines finished so far (see the status header).")
+    async def batch_results(batch_id: str, profile: Tenant, request: Request) -> Response:
+        view, records = await _runner(request).results(batch_id, profile.tenant_id)
+        body = "".join(json.dumps(_with_status(r), ensure_ascii=False) + "\n" for r in records)
+        headers = {STATUS_HEADER: view.meta.status.value, PENDING_HEADER: str(view.progress.pending)}
+        return Response(body, media_type=JSONL, headers=headers)
+
+    @app.post("/v1/batches/{batch_id}/cancel", tags=["batches"], response_model=BatchInfo,
+              summary="Cancel a queued or running batch; finished lines keep their results.")
+    async def cancel_batch(batch_id: str, profile: Tenant, request: Request) -> BatchInfo:
+        return _info(await _runner(request).cancel(batch_id, profile.tenant_id))
+
+
+def executor(ctx: RouterContext) -> Execute:
+    """One batch line through the router's task path at the `batch` priority class: the tenant's current profile,
+    the task's checks, the tenant's limits and the deployment's queue (a refusal is retried by the runner), the
+    task's default deadline; returns the response body."""
+
+    async def execute(tenant_id: str, task_name: str, body: dict) -> dict:
+        profile = ctx.registry.get(tenant_id)
+        task = Task(task_name)
+        _check_batch_allowed(profile)  # the profile may have changed since the upload
+        request = _validated(task, body)
+        service.check(task, profile, request, ctx.settings.max_text_chars)
+        if task.value not in ctx.backend.served():
+            raise NotFound(f"task {task.value!r} is not deployed on this platform")
+        with tracing.step("batch line", tenant=tenant_id, task=task.value, priority=BATCH):
+            seconds = ctx.settings.deadlines.for_task(task.value)
+            response = await pipeline.run(ctx, profile, task, request, BATCH, seconds)
+        return response.model_dump(mode="json")
+
+    return execute
+
+
+def _validated(task: Task, body: dict) -> BaseModel:
+    try:
+        return service.REQUEST_BODIES[task].model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest("; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+                             field="body") from None
+
+
+def _check_batch_allowed(profile: CompiledProfile) -> None:
+    if PriorityClass.BATCH not in profile.spec.priority.allowed_classes:
+        raise Forbidden(f"tenant {profile.tenant_id!r} may not run batches: priority.allowedClasses lacks `batch`")
+
+
+def _check_upload(profile: CompiledProfile, request: Request) -> None:
+    _check_batch_allowed(profile)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in UPLOAD_TYPES:
+        raise HTTPException(415, f"send the JSONL file as the raw request body (content-type {JSONL}), not {media[:60]}")
+
+
+def _runner(request: Request) -> BatchRunner:
+    return request.app.state.batches
+
+
+def _info(view: BatchView) -> BatchInfo:
+    meta, progress = view.meta, view.progress
+    counts = BatchCounts(total=progress.total, completed=progress.completed, failed=progress.failed,
+                         pending=progress.pending)
+    finished = int(meta.finished_at) if meta.finished_at is not None else None
+    return BatchInfo(id=meta.id, status=meta.status.value, task=meta.task, created_at=int(meta.created_at),
+                     finished_at=finished, counts=counts)
+
+
+def _with_status(record: dict) -> dict:
+    """An error record gains the HTTP status its error maps to, as the same request would have got on its own."""
+    if "error" not in record:
+        return record
+    return {**record, "error": {"status": _STATUS_OF_CODE.get(record["error"]["type"], 500), **record["error"]}}
