@@ -3,32 +3,72 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from serving.errors import TaskFailed
 from serving.profiles.model import Criterion
+from serving.tasks.conversation import Speaker, Turn
 
 VERDICTS = ("met", "not_met", "not_applicable")
+MAX_QUOTES = 200
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def output_schema(rubric: list[Criterion]) -> dict:
-    """One object per criterion, in rubric order; verdict from a closed set; a short evidence quote."""
-    item = {
+def output_schema(rubric: list[Criterion], quotes: Sequence[str] = ()) -> dict:
+    """One object per criterion, in rubric order (`prefixItems` pins each position's criterion); verdict from a closed
+    set; evidence a short quote. With `quotes` (see `evidence_quotes`) the evidence must be one of them or empty, so a
+    constrained decoder can only quote the conversation."""
+    evidence: dict = {"type": "string", "maxLength": 300, "description": "a verbatim quote from the conversation"}
+    if quotes:
+        evidence["enum"] = ["", *quotes]
+    item = _item([c.id for c in rubric], evidence)
+    return {
+        "type": "object",
+        "properties": {"criteria": {
+            "type": "array",
+            "prefixItems": [_item([c.id], evidence) for c in rubric],
+            "items": item,
+            "minItems": len(rubric),
+            "maxItems": len(rubric),
+        }},
+        "required": ["criteria"],
+        "additionalProperties": False,
+    }
+
+
+def _item(ids: list[str], evidence: dict) -> dict:
+    return {
         "type": "object",
         "properties": {
-            "criterion": {"type": "string", "enum": [c.id for c in rubric]},
+            "criterion": {"type": "string", "enum": ids},
             "verdict": {"type": "string", "enum": list(VERDICTS)},
-            "evidence": {"type": "string", "maxLength": 300},
+            "evidence": evidence,
         },
         "required": ["criterion", "verdict", "evidence"],
         "additionalProperties": False,
     }
-    return {
-        "type": "object",
-        "properties": {"criteria": {"type": "array", "items": item, "minItems": len(rubric), "maxItems": len(rubric)}},
-        "required": ["criteria"],
-        "additionalProperties": False,
-    }
+
+
+def evidence_quotes(turns: list[Turn], limit: int = MAX_QUOTES) -> list[str]:
+    """Sentences the agent said (every speaker's when the agent said nothing), each at most 300 characters, deduplicated,
+    in conversation order: what score-quality may quote."""
+    agent = [t for t in turns if t.speaker is Speaker.AGENT]
+    quotes: dict[str, None] = {}
+    for turn in agent or turns:
+        for sentence in _SENTENCE_END.split(" ".join(turn.text.split())):
+            sentence = _clip(sentence.strip(), 300)
+            if len(sentence) >= 3:
+                quotes.setdefault(sentence)
+    return list(quotes)[:limit]
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut[: cut.rfind(" ")] if " " in cut else cut
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.conversation import ConversationInput, Turn, render
 from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob, TaskBackend
 from serving.tasks.prompts import compose
-from serving.tasks.quality import output_schema, parse_scores
+from serving.tasks.quality import evidence_quotes, output_schema, parse_scores
 from serving.tasks.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
@@ -161,16 +161,16 @@ async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int
                       max_tokens: int | None = None) -> ScoreQualityResponse:
     """score-quality on redacted turns; invalid model output is retried once, then reported, never passed through."""
     rubric = list(profile.spec.rubric)
-    schema = output_schema(rubric)
+    schema = output_schema(rubric, evidence_quotes(turns))
     tokens_in = tokens_out = 0
     for attempt in range(1, SCORE_ATTEMPTS + 1):
         # A second attempt samples, so that it does not repeat the first one's invalid answer.
         options = {"json_schema": schema} if attempt == 1 else {"json_schema": schema, "temperature": 0.7, "seed": attempt}
-        with tracing.step("score attempt", attempt=attempt):
-            job = job_for(profile, Task.SCORE_QUALITY, turns, max_tokens, **options)
-            result = await backend.generate(Task.SCORE_QUALITY.value, job)
-        tokens_in, tokens_out = tokens_in + result["tokens_in"], tokens_out + result["tokens_out"]
-        try:
+        try:  # an engine that cannot meet the schema (TaskFailed) gets the same second chance as a bad rubric answer
+            with tracing.step("score attempt", attempt=attempt):
+                job = job_for(profile, Task.SCORE_QUALITY, turns, max_tokens, **options)
+                result = await backend.generate(Task.SCORE_QUALITY.value, job)
+            tokens_in, tokens_out = tokens_in + result["tokens_in"], tokens_out + result["tokens_out"]
             scores = parse_scores(result["text"], rubric, render(turns))
             break
         except TaskFailed as exc:
