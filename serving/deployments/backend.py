@@ -20,6 +20,7 @@ from serving.telemetry import tracing
 log = logging.getLogger(__name__)
 
 METHODS = {Task.REDACT.value: "redact", Task.CLASSIFY_INTENT.value: "classify"}
+ROUTER = "router"  # the ingress deployment's name (serving.app)
 
 
 class RayBackend:
@@ -53,9 +54,10 @@ class RayBackend:
         return {task: results[_deployment(h)] for task, h in sorted(self._handles.items())}
 
     async def replicas(self) -> dict[str, int]:
-        """Running replicas per deployment of this application, from the Serve controller."""
+        """Running replicas per deployment of this application (the task deployments and the `router`), from the
+        Serve controller."""
         status = await asyncio.to_thread(serve.status)
-        names = {_deployment(h) for h in self._handles.values()}
+        names = {_deployment(h) for h in self._handles.values()} | {ROUTER}
         counts = {}
         for app in status.applications.values():
             for name, deployment in app.deployments.items():

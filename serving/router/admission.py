@@ -1,9 +1,9 @@
 """Per-tenant admission at the router, before any work is queued: requests per second, concurrent requests and
 tokens per minute from the tenant's profile. Over a limit: RateLimited (429) with the seconds until it would pass.
 
-The policy is pure (`take`, `refill`); `TenantLimiter` holds the state of one router process. Limits apply per
-router replica: with N replicas behind a load balancer, set each tenant's limits to the total divided by N (the
-local default runs one router replica), or put a shared store behind this class.
+The policy is pure (`take`, `refill`, `share_of`); `TenantLimiter` holds the state of one router process. With N
+router replicas (Ray Serve spreads requests over them evenly), each enforces 1/N of every limit, so the tenant's total
+is what its profile says; no shared store is needed.
 """
 
 from __future__ import annotations
@@ -45,14 +45,27 @@ class _TenantState:
     in_flight: int = 0
 
 
+def share_of(limits: Limits, routers: int) -> Limits:
+    """One router replica's part of a tenant's limits (at least one request at a time)."""
+    if routers <= 1:
+        return limits
+    return limits.model_copy(update={
+        "requests_per_second": limits.requests_per_second / routers,
+        "concurrent_requests": max(1, math.ceil(limits.concurrent_requests / routers)),
+        "tokens_per_minute": max(1, limits.tokens_per_minute // routers),
+    })
+
+
 class TenantLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._lock = threading.Lock()
         self._tenants: dict[str, _TenantState] = {}
+        self.routers = 1  # router replicas sharing the limits; kept current by the router's replica watcher
 
     def admit(self, tenant: str, limits: Limits) -> None:
         """Count one request in, or raise RateLimited saying which limit and when to retry."""
+        limits = share_of(limits, self.routers)
         now = self._clock()
         with self._lock:
             state = self._state(tenant, limits, now)
@@ -70,6 +83,7 @@ class TenantLimiter:
 
     def release(self, tenant: str, limits: Limits, tokens_used: int) -> None:
         """The request ended; charge the tokens it used (the budget may go negative: later requests wait)."""
+        limits = share_of(limits, self.routers)
         now = self._clock()
         with self._lock:
             state = self._state(tenant, limits, now)

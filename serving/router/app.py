@@ -100,6 +100,7 @@ async def _watch_replicas(ctx: RouterContext) -> None:
             log.warning("replica counts unavailable", extra={"error_type": type(exc).__name__})
         else:
             ctx.gates.update_replicas(running)
+            ctx.limiter.routers = running.get("router", 1)
             for name, count in running.items():
                 ctx.metrics.replicas.labels(name).set(count)
         await asyncio.sleep(ctx.settings.scheduling.replica_poll_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class DispatchGate:
     def __init__(self, config: GateConfig, policy: SharePolicy, clock: Callable[[], float] = time.monotonic):
         self.config, self.policy, self._clock = config, policy, clock
         self.replicas = 1
+        self.routers = 1
         self._waiting: list[Waiter] = []
         self._futures: dict[int, asyncio.Future] = {}
         self._in_flight = dict.fromkeys(fairshare.CLASSES, 0)
@@ -53,7 +55,8 @@ class DispatchGate:
 
     @property
     def window(self) -> int:
-        return max(1, self.replicas) * self.config.per_replica
+        """This router's share of the deployment's slots (the routers split them evenly; at least one)."""
+        return max(1, math.ceil(max(1, self.replicas) * self.config.per_replica / max(1, self.routers)))
 
     def queued(self, klass: str | None = None) -> int:
         return sum(1 for w in self._waiting if klass in (None, w.klass))
@@ -61,8 +64,8 @@ class DispatchGate:
     def in_flight(self, klass: str | None = None) -> int:
         return self._in_flight[klass] if klass else sum(self._in_flight.values())
 
-    def set_replicas(self, running: int) -> None:
-        self.replicas = running
+    def set_replicas(self, running: int, routers: int = 1) -> None:
+        self.replicas, self.routers = running, routers
         self._grant()
 
     @contextlib.asynccontextmanager
@@ -135,10 +138,11 @@ class Gates:
     def deployments(self) -> dict[str, DispatchGate]:
         return dict(self._gates)
 
-    def update_replicas(self, running: dict[str, int]) -> None:
+    def update_replicas(self, running: dict[str, int], router: str = "router") -> None:
+        """Running replicas per deployment, and of the router itself (`router`): each router replica takes its share."""
         for name, gate in self._gates.items():
             if name in running:
-                gate.set_replicas(running[name])
+                gate.set_replicas(running[name], running.get(router, 1))
 
 
 def build_gates(configs: dict[str, dict], settings: SchedulingSettings) -> Gates:

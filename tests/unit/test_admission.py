@@ -13,7 +13,7 @@ from serving.errors import RateLimited
 from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_counter
 from serving.profiles.model import Limits
 from serving.router import RouterContext, create_app
-from serving.router.admission import Bucket, TenantLimiter, take
+from serving.router.admission import Bucket, TenantLimiter, share_of, take
 from serving.settings import Settings
 from tests.conftest import SAMPLES, SHOPRIGHT_KEY
 from tests.fakes import RecordingBackend
@@ -75,6 +75,19 @@ def test_tokens_per_minute_are_charged_after_the_fact_and_refill():
     assert info.value.retry_after == pytest.approx(30, abs=0.1)  # 300 tokens at 10 per second
     clock.now = 31
     limiter.admit("t", limits)
+
+
+def test_router_replicas_each_enforce_their_share():
+    """Two router replicas: each admits half the tenant's requests per second, so together they admit the total."""
+    limits = Limits(requests_per_second=4, concurrent_requests=3, tokens_per_minute=10_000)
+    assert share_of(limits, 2) == Limits(requests_per_second=2, concurrent_requests=2, tokens_per_minute=5_000)
+    limiter = TenantLimiter(Clock())
+    limiter.routers = 2
+    for _ in range(2):
+        limiter.admit("t", limits)
+        limiter.release("t", limits, 0)
+    with pytest.raises(RateLimited, match="requestsPerSecond"):
+        limiter.admit("t", limits)
 
 
 def _client(tmp_path, limits_yaml: str, engine):

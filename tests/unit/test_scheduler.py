@@ -40,6 +40,15 @@ async def test_more_replicas_widen_the_window_and_release_waiters():
     assert g.window == 3 and g.in_flight() == 3
 
 
+async def test_router_replicas_split_the_deployment_slots():
+    """Three router replicas in front of 2 replicas x 4 slots: each lets 3 through (8 / 3, rounded up)."""
+    g = gate(per_replica=4)
+    g.set_replicas(2, routers=3)
+    assert g.window == 3
+    g.set_replicas(2, routers=1)
+    assert g.window == 8
+
+
 async def test_scaled_to_zero_still_lets_one_replicas_worth_through():
     g = gate(per_replica=4)
     g.set_replicas(0)
