@@ -71,7 +71,7 @@ def platform(tmp_path_factory):
     env = {**os.environ, "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_PROFILES_DIR": str(folder),
            "SWITCHBOARD_PROFILE_POLL_INTERVAL_S": "0.3", "RAY_USAGE_STATS_ENABLED": "0",
            "SWITCHBOARD_TRACING__ENABLED": "true", "SWITCHBOARD_TRACING__EXPORTER": "file",
-           "SWITCHBOARD_TRACING__FILE": str(logs / "traces.jsonl")}
+           "SWITCHBOARD_TRACING__FILE": str(logs / "traces.jsonl"), "SWITCHBOARD_BATCHES_DIR": str(logs / "batches")}
     log = open(logs / "platform.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
                             cwd=Path(__file__).resolve().parents[2])
@@ -168,16 +168,40 @@ def test_generative_tasks_on_the_real_small_model(platform, task):
     assert "maria.g@example.com" not in text and "55123" not in text
 
 
-def test_score_quality_answers_with_valid_scores_or_an_explicit_error(platform):
-    # Few tokens keep two attempts short on 2 cores; the answer is then usually the explicit error, which is the point.
+def test_score_quality_answers_with_schema_valid_scores_on_the_cpu_model(platform):
+    """Constrained decoding: the 135M model's answer always fits the rubric schema; evidence is a real quote or empty."""
     response = call(platform, "/v1/tasks/score-quality", SHOPRIGHT_KEY, turns=CONVERSATION, max_tokens=48)
-    assert response.status_code in (200, 502), response.text
-    if response.status_code == 200:
-        body = response.json()
-        assert [c["criterion"] for c in body["criteria"]] == ["greeting", "verify-order", "resolution", "upsell"]
-        assert body["overall"] is None or 0 <= body["overall"] <= 1
-    else:
-        assert response.json()["error"]["type"] == "task_failed"
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [c["criterion"] for c in body["criteria"]] == ["greeting", "verify-order", "resolution", "upsell"]
+    assert all(c["verdict"] in ("met", "not_met", "not_applicable") for c in body["criteria"])
+    assert body["overall"] is None or 0 <= body["overall"] <= 1
+    agent_text = " ".join(t["text"] for t in CONVERSATION if t["speaker"] == "agent")
+    for criterion in body["criteria"]:  # quoted from the redacted conversation: placeholders stand in for PII
+        assert all(w in agent_text for w in criterion["evidence"].split() if not w.startswith("<")), criterion
+
+
+def test_bulk_batch_runs_every_line_once_in_order_and_the_router_sees_replicas(platform):
+    lines = [{"custom_id": "r", "task": "redact", "body": {"text": "Mail maria.g@example.com"}},
+             {"custom_id": "bad", "task": "redact"},
+             {"custom_id": "i", "task": "classify-intent", "body": {"text": "my card has not arrived yet"}}]
+    auth = {"Authorization": f"Bearer {NORTHBANK_KEY}"}
+    created = httpx.post(f"{platform['base']}/v1/batches", content="".join(json.dumps(x) + "\n" for x in lines),
+                         headers={**auth, "content-type": "application/jsonl"}, timeout=30)
+    assert created.status_code == 202, created.text
+    batch = created.json()["id"]
+    deadline = time.monotonic() + 60
+    while (info := httpx.get(f"{platform['base']}/v1/batches/{batch}", headers=auth).json())["status"] != "completed":
+        assert time.monotonic() < deadline, info
+        time.sleep(0.5)
+    assert info["counts"] == {"total": 3, "completed": 2, "failed": 1, "pending": 0}
+    results = [json.loads(x) for x in httpx.get(f"{platform['base']}/v1/batches/{batch}/results", headers=auth).text.splitlines()]
+    assert [r["custom_id"] for r in results] == ["r", "bad", "i"]
+    assert "maria.g@example.com" not in results[0]["response"]["text"]
+    assert results[1]["error"]["status"] == 422 and results[2]["response"]["label"] == "card_arrival"
+    metrics = httpx.get(f"{platform['base']}/metrics").text
+    assert 'switchboard_replicas{deployment="generate"} 1.0' in metrics  # read from the Serve controller
+    assert 'switchboard_admitted_requests_total{priority="batch",task="classify-intent",tenant="northbank"} 1.0' in metrics
 
 
 def test_one_trace_across_ray_processes_continuing_the_clients_traceparent(platform):
