@@ -79,10 +79,10 @@ class Outcome:
 
 
 # --- the platform ---------------------------------------------------------------------------------------------
-def platform_env(engine: str, port: int, profiles: Path) -> dict[str, str]:
-    generate = {"MAX_ONGOING_REQUESTS": 4, "BATCH_SIZE": 4, "MIN_REPLICAS": 1, "MAX_REPLICAS": 3,
-                "TARGET_ONGOING_REQUESTS": 2, "UPSCALE_DELAY_S": 2, "DOWNSCALE_DELAY_S": 15, "NUM_CPUS": 0.25,
-                "MAX_QUEUED_REQUESTS": 48, "LOOK_BACK_PERIOD_S": 4, "METRICS_INTERVAL_S": 1}
+def platform_env(engine: str, port: int, profiles: Path, scale_to_zero: bool = False) -> dict[str, str]:
+    generate = {"MAX_ONGOING_REQUESTS": 4, "BATCH_SIZE": 4, "MIN_REPLICAS": 0 if scale_to_zero else 1, "MAX_REPLICAS": 3,
+                "TARGET_ONGOING_REQUESTS": 2, "UPSCALE_DELAY_S": 2, "DOWNSCALE_DELAY_S": 5 if scale_to_zero else 15,
+                "NUM_CPUS": 0.25, "MAX_QUEUED_REQUESTS": 48, "LOOK_BACK_PERIOD_S": 4, "METRICS_INTERVAL_S": 1}
     env = {**os.environ, "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_PROFILES_DIR": str(profiles),
            "SWITCHBOARD_MODELS__GENERATOR_ENGINE": engine, "SWITCHBOARD_LOG_LEVEL": "WARNING",
            "SWITCHBOARD_BATCHES_DIR": str(profiles.parent / "batches"), "SWITCHBOARD_BATCH_CONCURRENCY": "8"}
@@ -325,6 +325,25 @@ async def run(base: str, engine: str, quick: bool) -> dict:
     return results
 
 
+async def cold_start(base: str) -> dict:
+    """With min_replicas 0: wait until the deployment has scaled to zero, then time the requests that wake it."""
+    load = Load(base, max_tokens=8)
+    try:
+        await load.one("light", "interactive", "warm", 0)
+        deadline = load.now() + 120
+        while _gauges((await load.client.get("/metrics")).text)["replicas"] > 0:
+            if load.now() > deadline:
+                return {"scaled_to_zero": False}
+            await asyncio.sleep(1)
+        idle_at = load.now()
+        ready_at_zero = (await load.client.get("/readyz")).status_code
+        woken = await asyncio.gather(*(load.one("light", "interactive", "cold", i) for i in range(4)))
+        return {"scaled_to_zero": True, "seconds_to_zero": round(idle_at, 1), "readyz_at_zero": ready_at_zero,
+                "cold_statuses": [o.status for o in woken], "cold_latency_s": [round(o.latency_s, 2) for o in woken]}
+    finally:
+        await load.client.aclose()
+
+
 async def measured_capacity(load: Load, seconds: float) -> float:
     start = load.now()
     await load.closed_loop("capacity", {"light": 2, "heavy": 2}, seconds)
@@ -377,6 +396,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="half-length phases")
     parser.add_argument("--port", type=int, default=8300)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "load.json")
+    parser.add_argument("--scale-to-zero", action="store_true",
+                        help="only check that a deployment scaled to zero holds (not refuses) the requests that wake it")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -385,9 +406,15 @@ def main() -> None:
         write_profiles(profiles)
         log = Path(tmp) / "platform.log"
         started = time.monotonic()
-        proc = start(platform_env(args.engine, args.port, profiles), base, log)
+        proc = start(platform_env(args.engine, args.port, profiles, args.scale_to_zero), base, log)
         print(f"platform ready in {time.monotonic() - started:.0f} s (engine {args.engine})")
         try:
+            if args.scale_to_zero:
+                results = asyncio.run(cold_start(base))
+                print(f"scale to zero: {results}")
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.with_name("load_scale_to_zero.json").write_text(json.dumps(results, indent=1))
+                return
             results = asyncio.run(run(base, args.engine, args.quick))
         finally:
             stop(proc)

@@ -47,24 +47,29 @@ class RayBackend:
                 yield chunk
 
     async def ready(self) -> dict[str, bool]:
-        """Each deployment pinged once (the generative tasks share one locally), reported per task."""
+        """Per task: its deployment answers a ping, or it is healthy with no replica because it scaled to zero (a
+        ping would wake it; the first request will). The generative tasks share one deployment locally."""
         deployments = {_deployment(h): h for h in self._handles.values()}
+        states = await self._states()
         names = list(deployments)
-        results = dict(zip(names, await asyncio.gather(*(self._ping(deployments[n]) for n in names)), strict=True))
+        results = dict(zip(names, await asyncio.gather(*(self._ready(deployments[n], states.get(n)) for n in names)),
+                           strict=True))
         return {task: results[_deployment(h)] for task, h in sorted(self._handles.items())}
 
     async def replicas(self) -> dict[str, int]:
         """Running replicas per deployment of this application (the task deployments and the `router`), from the
         Serve controller."""
+        return {name: _running(d) for name, d in (await self._states()).items()}
+
+    async def _states(self) -> dict:
         status = await asyncio.to_thread(serve.status)
         names = {_deployment(h) for h in self._handles.values()} | {ROUTER}
-        counts = {}
-        for app in status.applications.values():
-            for name, deployment in app.deployments.items():
-                if name in names:
-                    counts[name] = sum(n for state, n in deployment.replica_states.items()
-                                       if getattr(state, "value", state) == "RUNNING")
-        return counts
+        return {name: d for app in status.applications.values() for name, d in app.deployments.items() if name in names}
+
+    async def _ready(self, handle, state) -> bool:
+        if state is not None and _running(state) == 0:
+            return getattr(state.status, "value", state.status) in ("HEALTHY", "DOWNSCALING")
+        return await self._ping(handle)
 
     async def _ping(self, handle) -> bool:
         try:
@@ -89,6 +94,10 @@ class RayBackend:
                 log.warning("replica died during a request; retrying once", extra={"task": task})
                 tracing.annotate(attempt=2)
                 return await handle.remote(_stamped(job))
+
+
+def _running(state) -> int:
+    return sum(n for replica_state, n in state.replica_states.items() if getattr(replica_state, "value", replica_state) == "RUNNING")
 
 
 def _deployment(handle) -> str:
