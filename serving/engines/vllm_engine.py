@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
@@ -17,42 +18,53 @@ from serving.engines.base import (
     parse_json_output,
     with_json_instruction,
 )
-from serving.errors import InvalidRequest, ModelNotReady, SwitchboardError, TaskFailed
+from serving.errors import ConfigError, InvalidRequest, ModelNotReady, SwitchboardError, TaskFailed
 
 _DEAD = {"EngineDeadError", "AsyncEngineDeadError"}
+_CLIENT = {"VLLMClientError", "VLLMValidationError"}
 _FINISH = {"stop": "stop", "length": "length"}
+_GIB = 1 << 30
+# Eager mode: vLLM's torch.compile warm-up takes minutes on a few CPU cores and gains little for a small model.
+DEFAULT_ENGINE_ARGS: dict[str, Any] = {"dtype": "auto", "enforce_eager": True}
+DEFAULT_KV_CACHE_GIB = 1.0
 
 
 class VLLMEngine:
     """vLLM `AsyncLLMEngine` (the V1 `AsyncLLM`): continuous batching inside vLLM, structured output by guided decoding.
 
     Prompts are rendered with the model's own chat template (the Hugging Face tokenizer vLLM also loads). JSON
-    schemas go to vLLM as `StructuredOutputsParams(json=...)` (vLLM >= 0.12; `GuidedDecodingParams` before), and
+    schemas go to vLLM as `StructuredOutputsParams(json=...)` (vLLM >= 0.11; `GuidedDecodingParams` before), and
     the result is still validated with jsonschema: an invalid or truncated answer is TaskFailed, never passed on.
-    `engine_options` are passed to `AsyncEngineArgs` (e.g. `max_model_len`, `gpu_memory_utilization`, `dtype`).
+
+    Options: `max_batch_size` becomes vLLM's `max_num_seqs` (sequences per scheduler step); `batch_wait_s` is
+    accepted for the common deployment knobs and unused (vLLM schedules continuously, it never waits to fill a
+    batch); `kv_cache_gib` sizes the KV cache (`kv_cache_memory_bytes`; on CPU the environment variable
+    `VLLM_CPU_KVCACHE_SPACE`, whole GiB, still overrides it). Everything else goes to `AsyncEngineArgs` as is
+    (e.g. `max_model_len`, `dtype`, `gpu_memory_utilization`).
+
+    Like `AsyncLLM` itself, the engine belongs to the first event loop that uses it (a deployment has one); a call
+    from another loop is ModelNotReady rather than a hang. `stats.batches` and `stats.max_batch_size` come from
+    vLLM's own scheduler statistics: the number of sequences it ran together in one step.
     """
 
     kind = "vllm"
 
-    def __init__(self, model_path: str | os.PathLike, **engine_options: Any):
+    def __init__(self, model_path: str | os.PathLike, *, max_batch_size: int | None = None,
+                 batch_wait_s: float | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB, **engine_options: Any):
         os.environ["HF_HUB_OFFLINE"] = "1"
         self.model = str(model_path)
         self.stats = EngineStats()
-        self._in_flight = 0
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         if not (Path(model_path) / "config.json").is_file():
             raise ModelNotReady(f"no model at {model_path} (expected config.json; prepare it first)")
-        vllm = _import_vllm()
+        self._vllm = _import_vllm()
         from transformers import AutoTokenizer
 
-        self._vllm = vllm
         self._tokenizer = AutoTokenizer.from_pretrained(self.model, local_files_only=True)
-        options = {"model": self.model, "dtype": "auto", "enforce_eager": True, **engine_options}
-        try:
-            self._engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**options))
-        except Exception as exc:  # noqa: BLE001 - vLLM raises many kinds at start-up
-            raise ModelNotReady(f"vLLM could not start for {self.model}: {type(exc).__name__}: {exc}") from exc
-        self._context = getattr(getattr(self._engine, "model_config", None), "max_model_len", None)
+        options = engine_args(self.model, max_batch_size=max_batch_size, kv_cache_gib=kv_cache_gib, **engine_options)
+        self._engine = _start(self._vllm, options, self.stats)
+        self._context = self._engine.model_config.max_model_len
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         final = None
@@ -63,13 +75,13 @@ class VLLMEngine:
         return final
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str | GenerationResult]:
+        self._check_usable()
         prompt_ids = self._render(request)
-        params = self._sampling(request)
         request_id = request.request_id or uuid.uuid4().hex
-        text, output, previous = "", None, ""
-        self._in_flight += 1
-        self.stats.record_batch(self._in_flight)
+        output, previous = None, ""
+        self.stats.requests += 1
         try:
+            params = self._sampling(request)
             async for output in self._engine.generate({"prompt_token_ids": prompt_ids}, params, request_id):
                 text = output.outputs[0].text
                 if len(text) > len(previous):
@@ -79,8 +91,6 @@ class VLLMEngine:
             raise
         except Exception as exc:  # noqa: BLE001 - translated where it enters
             raise _translate(exc) from exc
-        finally:
-            self._in_flight -= 1
         yield self._result(request, output, previous, len(prompt_ids))
 
     async def health(self) -> EngineHealth:
@@ -96,15 +106,24 @@ class VLLMEngine:
         await self.generate(GenerationRequest(prompt="Hello", sampling=SamplingParams(max_tokens=1)))
 
     async def close(self) -> None:
-        self._closed = True
-        shutdown = getattr(self._engine, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        if not self._closed:
+            self._closed = True
+            # Stops vLLM's engine-core and worker processes; dropping the engine lets its own __del__ (a second,
+            # harmless shutdown) run now rather than at interpreter exit, where it fails noisily.
+            engine, self._engine = self._engine, None
+            engine.shutdown()
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ModelNotReady(f"engine for {self.model} is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise ModelNotReady("the vLLM engine serves the event loop that first used it; this call came from another")
 
     def _render(self, request: GenerationRequest) -> list[int]:
         """Token ids of the prompt (a raw prompt gets the tokenizer's special tokens; a chat template has its own)."""
-        if self._closed:
-            raise ModelNotReady(f"engine for {self.model} is closed")
         check_schema(request.json_schema)
         raw = request.prompt is not None and request.json_schema is None
         if raw:
@@ -115,10 +134,9 @@ class VLLMEngine:
                 messages = with_json_instruction(messages, request.json_schema)
             prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         ids = list(self._tokenizer(prompt, add_special_tokens=raw).input_ids)
-        tokens_in = len(ids)
-        if self._context and tokens_in + request.sampling.max_tokens > self._context:
+        if len(ids) + request.sampling.max_tokens > self._context:
             raise InvalidRequest(
-                f"prompt ({tokens_in} tokens) + max_tokens ({request.sampling.max_tokens}) exceed the model's "
+                f"prompt ({len(ids)} tokens) + max_tokens ({request.sampling.max_tokens}) exceed the model's "
                 f"context of {self._context} tokens",
                 field="max_tokens",
             )
@@ -134,7 +152,7 @@ class VLLMEngine:
             "stop": list(s.stop) or None,
         }
         if request.json_schema is not None:
-            options.update(_structured(self._vllm, request.json_schema))
+            options.update(_structured(request.json_schema))
         return self._vllm.SamplingParams(**options)
 
     def _result(self, request: GenerationRequest, output: Any, text: str, tokens_in: int) -> GenerationResult:
@@ -149,6 +167,49 @@ class VLLMEngine:
         return GenerationResult(text, tokens_in, len(completion.token_ids), finish, parsed=parsed)
 
 
+def engine_args(model: str, *, max_batch_size: int | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB,
+                **options: Any) -> dict[str, Any]:
+    """Keyword arguments of `AsyncEngineArgs` for `model` (pure): defaults, then the adapter's knobs, then options."""
+    if kv_cache_gib <= 0:
+        raise ConfigError(f"kv_cache_gib must be > 0, not {kv_cache_gib}", field="kv_cache_gib")
+    args: dict[str, Any] = {**DEFAULT_ENGINE_ARGS, "model": model, "kv_cache_memory_bytes": int(kv_cache_gib * _GIB)}
+    if max_batch_size is not None:
+        args["max_num_seqs"] = max_batch_size
+    return {**args, **options}
+
+
+def _start(vllm: Any, options: dict[str, Any], stats: EngineStats) -> Any:
+    """An `AsyncLLM` whose scheduler statistics also feed `stats`."""
+    try:
+        args = vllm.AsyncEngineArgs(**options)
+    except TypeError as exc:
+        raise ConfigError(f"not a vLLM engine option: {exc}", field="engine_options") from None
+    try:
+        return vllm.AsyncLLMEngine.from_engine_args(args, stat_loggers=[_batch_logger(stats)])
+    except Exception as exc:  # noqa: BLE001 - vLLM raises many kinds at start-up
+        raise ModelNotReady(f"vLLM could not start for {options['model']}: {type(exc).__name__}: {exc}") from exc
+
+
+def _batch_logger(stats: EngineStats) -> Any:
+    """A vLLM stat-logger factory that records how many sequences each scheduler step ran (its batch size)."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class BatchSizeLogger(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0):
+            pass
+
+        def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0):
+            running = getattr(scheduler_stats, "num_running_reqs", 0) if scheduler_stats is not None else 0
+            if running:
+                stats.batches += 1
+                stats.max_batch_size = max(stats.max_batch_size, running)
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return BatchSizeLogger
+
+
 def _import_vllm() -> Any:
     try:
         import vllm
@@ -159,7 +220,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-def _structured(vllm: Any, schema: dict[str, Any]) -> dict[str, Any]:
+def _structured(schema: dict[str, Any]) -> dict[str, Any]:
     """Sampling options that constrain decoding to `schema`, for the vLLM version installed."""
     from vllm import sampling_params as sp
 
@@ -169,9 +230,9 @@ def _structured(vllm: Any, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _translate(exc: Exception) -> SwitchboardError:
-    name = type(exc).__name__
-    if name in _DEAD:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _DEAD:
         return ModelNotReady(f"the vLLM engine died: {exc}")
-    if isinstance(exc, ValueError):
+    if names & _CLIENT or isinstance(exc, ValueError):
         return InvalidRequest(f"vLLM rejected the request: {exc}")
-    return TaskFailed(f"vLLM failed: {name}")
+    return TaskFailed(f"vLLM failed: {type(exc).__name__}")
