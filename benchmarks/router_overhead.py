@@ -1,0 +1,187 @@
+"""Router overhead: the full Switchboard router against a bare Ray Serve deployment, both on the same FakeEngine.
+
+    python benchmarks/router_overhead.py [--port 8102] [--requests 1000] [--concurrency 16] [--out results/router_overhead.json]
+
+One local Ray instance, one Serve HTTP proxy on `--port` (127.0.0.1), two applications side by side:
+
+- `switchboard` at `/`: `serving.app.build_application` with the fake engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE
+  =fake): router deployment (auth by API key, per-tenant admission, profile lookup, prompt composition, metrics)
+  dispatching through a handle to the `generate` deployment. Requests: POST /v1/tasks/summarize as the sample tenant
+  shopright, whose profile is copied to a temporary folder with `redaction.applyToTasks: false` (redaction off).
+- `bare` at `/bare`: one Ray Serve deployment holding a FakeEngine with the same options, answering the same JSON
+  body (the turns as chat messages, max_tokens) straight from the engine.
+
+Both engines answer at once (no simulated latency) and batch with `batch_wait_s` 0 (the router's generate deployment
+is started with SWITCHBOARD_DEPLOYMENTS__GENERATE__BATCH_WAIT_S=0), so what differs is the router and its extra hop.
+Latency: requests one at a time, alternating blocks of 50 between the two (so a load change on this shared machine
+hits both); throughput: `--concurrency` requests in flight, alternating blocks too. Reports p50/p99 of each and the
+difference, and the throughput ratio router/bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import KEYS, RESULTS, ROOT, machine, print_provenance, quantiles_ms, sha256, write_result  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+BODY = {"turns": [{"speaker": "customer", "text": "my parcel never came, can you help"}], "max_tokens": 8}
+BLOCK = 50
+
+
+def profiles_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="sb-overhead-"))
+    text = (ROOT / "manifests" / "samples" / "shopright.yaml").read_text()
+    (folder / "shopright.yaml").write_text(text.replace("    mode: placeholder", "    mode: placeholder\n    applyToTasks: false"))
+    return folder
+
+
+def bare_deployment(batch_size: int, batch_wait_s: float):
+    from ray import serve
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    @serve.deployment(name="bare", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.1})
+    class Bare:
+        def __init__(self):
+            from serving.engines.fake import FakeEngine
+
+            self.engine = FakeEngine(max_batch_size=batch_size, batch_wait_s=batch_wait_s)
+
+        async def __call__(self, request: Request) -> JSONResponse:
+            from serving.engines.base import GenerationRequest, SamplingParams
+
+            body = await request.json()
+            roles = {"customer": "user", "agent": "assistant"}
+            messages = [{"role": roles[t["speaker"]], "content": t["text"]} for t in body["turns"]]
+            result = await self.engine.generate(GenerationRequest(messages=messages,
+                                                                  sampling=SamplingParams(max_tokens=body["max_tokens"])))
+            return JSONResponse({"summary": result.text, "finish_reason": result.finish_reason,
+                                 "usage": {"tokens_in": result.tokens_in, "tokens_out": result.tokens_out}})
+
+    return Bare.bind()
+
+
+def start(port: int, folder: Path):
+    import ray
+    from ray import serve
+
+    from serving.app import build_application
+    from serving.settings import load_settings
+
+    os.environ["SWITCHBOARD_MODELS__GENERATOR_ENGINE"] = "fake"
+    os.environ["SWITCHBOARD_DEPLOYMENTS__GENERATE__BATCH_WAIT_S"] = "0"
+    settings = load_settings(port=port, profiles_dir=folder)
+    ray.init(address="local", include_dashboard=False, logging_level="error", log_to_driver=False)  # never join another
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_application(settings), name="switchboard", route_prefix="/", blocking=False)
+    generate = settings.deployments.generate
+    serve.run(bare_deployment(generate.batch_size, generate.batch_wait_s), name="bare", route_prefix="/bare",
+              blocking=False)
+    return settings
+
+
+async def wait_ready(client, timeout_s: float = 300) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ready = (await client.get("/readyz")).status_code == 200
+            if ready and (await client.post("/bare", json=BODY)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(1)
+    raise RuntimeError("router or bare deployment not ready")
+
+
+async def measure(port: int, requests: int, concurrency: int) -> dict:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {KEYS['shopright']}"}
+    targets = {"router": ("/v1/tasks/summarize", headers), "bare": ("/bare", {})}
+    latencies = {name: [] for name in targets}
+    elapsed = {name: 0.0 for name in targets}
+    statuses = {name: {} for name in targets}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                 limits=httpx.Limits(max_connections=concurrency + 8)) as client:
+        await wait_ready(client)
+
+        async def send(name: str, record: bool = True) -> None:
+            path, h = targets[name]
+            started = time.perf_counter()
+            r = await client.post(path, json=BODY, headers=h)
+            if record:
+                latencies[name].append(time.perf_counter() - started)
+                statuses[name][r.status_code] = statuses[name].get(r.status_code, 0) + 1
+
+        for name in targets:  # warm-up
+            for _ in range(100):
+                await send(name, record=False)
+        order = list(targets)
+        for block in range(max(1, requests // BLOCK)):
+            for name in order if block % 2 == 0 else order[::-1]:
+                for _ in range(BLOCK):
+                    await send(name)
+        sequential = {name: quantiles_ms(v) for name, v in latencies.items()}
+        for block in range(max(1, requests // (BLOCK * 4))):
+            for name in order if block % 2 == 0 else order[::-1]:
+                started = time.perf_counter()
+                queue = iter(range(BLOCK * 4))
+
+                async def worker(name=name, queue=queue) -> None:
+                    for _ in queue:
+                        await send(name, record=False)
+
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                elapsed[name] += time.perf_counter() - started
+        blocks = max(1, requests // (BLOCK * 4))
+        throughput = {name: round(blocks * BLOCK * 4 / elapsed[name], 1) for name in targets}
+    return {"sequential": sequential, "throughput_rps": throughput, "statuses": statuses,
+            "throughput_requests": blocks * BLOCK * 4}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8102)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per side, one at a time (and in flight)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=RESULTS / "router_overhead.json")
+    args = parser.parse_args(argv)
+    folder = profiles_folder()
+    files = {str(ROOT / "manifests" / "samples" / "shopright.yaml"): sha256(ROOT / "manifests" / "samples" / "shopright.yaml")}
+    info = machine()
+    print_provenance("router overhead (full router vs bare Ray Serve, FakeEngine)", files, info)
+    import ray
+    from ray import serve
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        start(args.port, folder)
+        result = asyncio.run(measure(args.port, args.requests, args.concurrency))
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    seq, rps = result["sequential"], result["throughput_rps"]
+    added = {"p50_ms": round(seq["router"]["p50_ms"] - seq["bare"]["p50_ms"], 2),
+             "p99_ms": round(seq["router"]["p99_ms"] - seq["bare"]["p99_ms"], 2)}
+    ratio = round(rps["router"] / rps["bare"], 3)
+    print(f"{'path':8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s @' + str(args.concurrency):>10}")
+    for name in ("router", "bare"):
+        print(f"{name:8} {seq[name]['p50_ms']:>8} {seq[name]['p95_ms']:>8} {seq[name]['p99_ms']:>8} {rps[name]:>10}")
+    print(f"router adds p50 {added['p50_ms']:+} ms, p99 {added['p99_ms']:+} ms; throughput ratio router/bare {ratio}")
+    write_result(args.out, {"benchmark": "router_overhead", "files_sha256": files, "machine": info, "port": args.port,
+                            "concurrency": args.concurrency, **result, "added": added, "throughput_ratio": ratio})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
