@@ -92,7 +92,7 @@ bench-quick: models $(if $(filter vllm,$(ENGINE)),venv-vllm)
 
 # Load test against a local platform it starts (fake engine unless ENGINE=transformers): about 4 min.
 load-test: models $(if $(filter vllm,$(ENGINE)),venv-vllm)
-	$(PY) benchmarks/load.py $(if $(ENGINE),--engine $(ENGINE))
+	$(if $(filter vllm,$(ENGINE)),$(VPY),$(PY)) benchmarks/load.py $(if $(ENGINE),--engine $(ENGINE))
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .tools .pytest_cache results traces.jsonl

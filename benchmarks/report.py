@@ -432,7 +432,8 @@ def write_report(results: Path = RESULTS) -> Path:
                  + (f"; {step['seconds']} s" if step.get("seconds") is not None else "")
                  + (f"; scope: {step['scope']}" if step.get("scope") else "") + f"; log `logs/{name}.log`."]
         data = load(results, name) if status == "ok" else None
-        if name not in SECTIONS:
+        if name not in SECTIONS:  # throughput_score: its rows join the throughput table
+            body += ["", "Its rows are in the throughput table above."]
             continue
         if data is None:
             summary.append([TITLES[name], f"**FAILED** ({step.get('detail', 'no result')})", ""])
