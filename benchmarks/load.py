@@ -211,6 +211,17 @@ class Load:
         return {"lines": lines, **info["counts"], "seconds": round(self.now() - started, 1),
                 "results_once_in_input_order": in_order}
 
+    async def until_replicas(self, replicas: int, timeout_s: float, steady_s: float = 8.0) -> float | None:
+        """Seconds until the watched replica count has been at most `replicas` for `steady_s` (the router's gauge
+        follows the Serve controller a few seconds late, so one reading is not enough); None: not within timeout_s."""
+        started = self.now()
+        while self.now() - started < timeout_s:
+            recent = [p["replicas"] for p in self.timeline if p["t"] >= self.now() - steady_s]
+            if self.now() - started >= steady_s and recent and max(recent) <= replicas:
+                return round(self.now() - started, 1)
+            await asyncio.sleep(0.5)
+        return None
+
     async def watch(self, stop: asyncio.Event) -> None:
         """Replicas, window and queue of the generate deployment, from the router's /metrics, twice a second."""
         while not stop.is_set():
@@ -290,8 +301,11 @@ async def run(base: str, engine: str, quick: bool) -> dict:
         results["capacity_rps_one_replica"] = round(capacity, 2)
         print(f"capacity of one replica: {capacity:.2f} requests/s ({'by construction' if engine == 'fake' else 'measured'})")
 
+        # The step starts from one replica: the capacity probe may have scaled up; wait for the downscale.
+        results["settle_to_one_replica_s"] = await load.until_replicas(1, timeout_s=120)
         await load.open_loop("baseline", max(0.2, capacity / 4), 12 * scale)
         step_at = load.now()
+        results["replicas_at_step"] = load.timeline[-1]["replicas"] if load.timeline else None
         await load.open_loop("step", 5 * capacity, 45 * scale)
         await load.open_loop("recovery", max(0.2, capacity / 4), 20 * scale)
         results["scale_up_s"] = scale_up_s(load.timeline, step_at)
@@ -373,7 +387,8 @@ def report(results: dict) -> None:
     t = results["totals"]
     print(f"\ncount check: sent {t['sent']} = succeeded {t['succeeded']} + rejected {t['rejected']} "
           f"+ other {t['other']}  ->  {'OK' if t['other'] == 0 else 'NOT OK'} (other = neither success nor 429/503/504)")
-    print(f"scale-up: {results['scale_up_s']} s from the 5x step to a new replica serving "
+    print(f"scale-up: {results['scale_up_s']} s from the 5x step (at {results['replicas_at_step']} replica(s)) "
+          "to a new replica serving "
           f"(max replicas seen {results['max_replicas_seen']}; upscale_delay_s 2, Ray controller and replica start)")
     print(f"interactive p95: {results['interactive_p95_alone_s']} s alone vs {results['interactive_p95_with_batch_s']} s "
           f"with a concurrent batch-priority load (16 clients + a /v1/batches job)")

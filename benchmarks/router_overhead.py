@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import KEYS, RESULTS, ROOT, machine, print_provenance, quantiles_ms, sha256, write_result  # noqa: E402
+from _bench import (  # noqa: E402
+    KEYS, RESULTS, ROOT, machine, print_provenance, quantiles_ms, raise_limits, sha256, write_result,
+)
 
 sys.path.insert(0, str(ROOT))
 BODY = {"turns": [{"speaker": "customer", "text": "my parcel never came, can you help"}], "max_tokens": 8}
@@ -41,10 +43,7 @@ def profiles_folder() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="sb-overhead-"))
     text = (ROOT / "manifests" / "samples" / "shopright.yaml").read_text()
     text = text.replace("    mode: placeholder", "    mode: placeholder\n    applyToTasks: false")
-    # Admission still runs on every request; limits this high only keep its 429s out of the timing.
-    text = text.replace("requestsPerSecond: 50", "requestsPerSecond: 100000").replace("concurrentRequests: 32",
-                                                                                       "concurrentRequests: 10000")
-    (folder / "shopright.yaml").write_text(text)
+    (folder / "shopright.yaml").write_text(raise_limits(text))
     return folder
 
 

@@ -4,8 +4,8 @@
                                [--only NAME ...] [--out-dir results]
 
 Order: the offline benchmarks (prompt economy, redaction), then the platform is started (`switchboard run` on
-`--port`, 127.0.0.1, on a temporary copy of manifests/samples, engine from `--engine` passed as
-SWITCHBOARD_MODELS__GENERATOR_ENGINE) for the benchmarks that go through the HTTP API (intent, adherence,
+`--port`, 127.0.0.1, on a temporary copy of manifests/samples with request limits raised, since it measures capacity,
+not quotas; engine from `--engine` passed as SWITCHBOARD_MODELS__GENERATOR_ENGINE) for the benchmarks that go through the HTTP API (intent, adherence,
 throughput), stopped with SIGINT (anything it leaves is killed), then router overhead (its own Ray instance on
 `--port + 2`), then the cost model over the results. `--url` uses an already-running platform instead (give its
 profiles folder with `--profiles-dir` for the adherence benchmark, which adds a tenant there).
@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import ROOT, Platform, kill_all, machine  # noqa: E402
+from _bench import ROOT, Platform, kill_all, machine, raise_limits  # noqa: E402
 
 BENCH = ROOT / "benchmarks"
 PY = sys.executable
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         temp = Path(tempfile.mkdtemp(prefix="sb-bench-profiles-"))
         for sample in (ROOT / "manifests" / "samples").glob("*.yaml"):
-            shutil.copy(sample, temp / sample.name)
+            (temp / sample.name).write_text(raise_limits(sample.read_text()))
         url, profiles_dir = f"http://127.0.0.1:{args.port}", temp
     steps = plan(args, url, profiles_dir, out)
     platform: Platform | None = None
@@ -229,6 +229,7 @@ def _start_platform(args, out: Path, profiles: Path, info: dict) -> Platform | N
         print(f"===== platform: {exc}", flush=True)
         return None
     info["startup_s"] = platform.startup_s
+    info["engine_versions"] = platform.engine_versions()
     return platform
 
 

@@ -110,3 +110,15 @@ def test_a_failed_benchmark_shows_as_failed_in_the_report(tmp_path):
     text = report.write_report(tmp_path).read_text()
     assert "| Redaction (Presidio synthetic set) | **FAILED** (exit 1) |" in text
     assert "**FAILED to report**" in text  # a result it cannot read is not passed off as a number
+
+
+def test_raised_limits_still_make_a_valid_profile_that_admission_does_not_bind():
+    from benchmarks._bench import BENCH_LIMITS, raise_limits
+    from serving.profiles.compiler import load_documents
+
+    samples = Path(__file__).resolve().parents[2] / "manifests" / "samples"
+    for path in sorted(samples.glob("*.yaml")):
+        (document,) = load_documents(raise_limits(path.read_text()), str(path))
+        limits = document.spec.limits
+        assert (limits.requests_per_second, limits.concurrent_requests, limits.tokens_per_minute) == tuple(
+            BENCH_LIMITS.values()), path.name
