@@ -101,6 +101,18 @@ def gate_config(deployment: str, knobs: DeploymentSettings) -> dict[str, Any]:
     return {"deployment": deployment, "per_replica": knobs.max_ongoing_requests, "max_queued": knobs.max_queued_requests}
 
 
+def generate_engine_options(spec: TaskArgs, extra: dict[str, Any]) -> dict[str, Any]:
+    """Engine options of a generative TaskModel (pure): the settings' extras, then batching, dtype and context length
+    from the spec, in each engine's own terms (`auto` dtype leaves the engine's default: float32 for transformers on
+    CPU, the checkpoint's for vLLM)."""
+    options = {**extra, "max_batch_size": spec.batching.max_batch_size, "batch_wait_s": spec.batching.batch_wait_timeout_s}
+    if spec.dtype != "auto" and spec.engine != "fake":
+        options["dtype"] = spec.dtype
+    if spec.max_model_len is not None:
+        options["max_context_tokens" if spec.engine == "fake" else "max_model_len"] = spec.max_model_len
+    return options
+
+
 def build_cluster_application(args: ClusterArgs) -> Application:
     """The operator's shape: one deployment per TaskModel; serveConfigV2 supplies replicas and resources by name."""
     settings = Settings(**args.settings)
@@ -116,7 +128,7 @@ def build_cluster_application(args: ClusterArgs) -> Application:
             models = settings.models.model_copy(update={"embedding": spec.model})
             handles[task.value] = _intent(settings.model_copy(update={"models": models}), d.classify_intent, task.value)
         else:
-            options = {"max_batch_size": spec.batching.max_batch_size, "batch_wait_s": spec.batching.batch_wait_timeout_s}
+            options = generate_engine_options(spec, settings.models.engine_options)
             generate = serve.deployment(GenerateDeployment).options(name=task.value)
             handles[task.value] = generate.bind(spec.engine, spec.model, str(settings.models.cache_dir.expanduser()),
                                                 options, traced)

@@ -71,6 +71,7 @@ class TransformersEngine:
         json_retries: int = 1,
         dtype: str = "float32",
         num_threads: int | None = None,
+        max_model_len: int | None = None,
     ):
         self.model = str(model_path)
         self.json_retries = json_retries
@@ -79,7 +80,9 @@ class TransformersEngine:
         self._tokenizer, self._model = _load(Path(model_path), dtype, num_threads)
         self._eos_ids = _eos_ids(self._model, self._tokenizer)
         self._vocab: _Vocab | None = None  # built on the worker thread by the first structured request
-        self._context = getattr(self._model.config, "max_position_embeddings", None)
+        # The model's own limit, or a shorter one from the TaskModel (maxModelLen): prompts past it are refused.
+        known = getattr(self._model.config, "max_position_embeddings", None)
+        self._context = min(filter(None, (known, max_model_len)), default=None)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sb-transformers")
         self._batcher = MicroBatcher(
             self._run_batch, max_batch_size=max_batch_size, max_wait_s=batch_wait_s, stats=self.stats

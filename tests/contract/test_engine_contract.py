@@ -235,6 +235,18 @@ async def test_invalid_requests_are_rejected_where_they_enter(case):
         await case.engine.generate(GenerationRequest(prompt="word " * 20_000, sampling=SamplingParams(max_tokens=4)))
 
 
+@one_loop
+async def test_a_task_models_max_model_len_caps_the_transformers_context(tiny_dir):
+    """TaskModel.maxModelLen reaches the transformers engine too (vLLM takes it as its own max_model_len)."""
+    engine = create_engine("transformers", tiny_dir, max_model_len=48)
+    try:
+        assert (await engine.generate(_chat("hi", max_tokens=4))).tokens_out >= 1
+        with pytest.raises(InvalidRequest, match="context of 48 tokens"):
+            await engine.generate(_chat("word " * 60, max_tokens=4))
+    finally:
+        await engine.close()
+
+
 # ---- the request types themselves (no engine) ----------------------------------------------------------------------
 
 

@@ -72,3 +72,17 @@ def test_the_operators_serve_config_args_build_one_deployment_per_task_model():
     assert set(deployments) == {"router"} | {m.spec.task.value for m in models}
     router = deployments["router"]
     assert router.init_args[2] == {"source": "kubernetes", "namespace": "support"}
+
+
+def test_a_task_models_dtype_and_context_reach_its_engine_in_its_own_terms():
+    from serving.app import TaskArgs, generate_engine_options
+
+    def spec(engine: str, **fields) -> TaskArgs:
+        return TaskArgs(task_model="m", model="smollm2-135m-instruct", engine=engine,
+                        batching={"max_batch_size": 4, "batch_wait_timeout_s": 0.02}, **fields)
+
+    assert generate_engine_options(spec("vllm", dtype="bfloat16", max_model_len=4096), {"kv_cache_gib": 2}) == {
+        "kv_cache_gib": 2, "max_batch_size": 4, "batch_wait_s": 0.02, "dtype": "bfloat16", "max_model_len": 4096}
+    assert generate_engine_options(spec("transformers"), {}) == {"max_batch_size": 4, "batch_wait_s": 0.02}, (
+        "auto leaves the engine's own dtype (float32 on CPU)")
+    assert generate_engine_options(spec("fake", dtype="float16", max_model_len=512), {})["max_context_tokens"] == 512
