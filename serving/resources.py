@@ -39,3 +39,14 @@ def _package_root(name: str) -> Path | None:
 
 def tokenizer_file(embedding_model: str) -> Path:
     return model_folder(embedding_model, "tokenizer.json", "embedding model") / "tokenizer.json"
+
+
+def instruction_tokenizer_file(generator: str | None, cache_dir: str | Path, embedding_model: str) -> Path:
+    """The tokenizer that counts a tenant's compiled instructions: the generative model's own where it is on this
+    machine (a folder, or a name prepared in the model store), so the count is what that model reads; else (no
+    generative engine, or the model lives only on the GPU workers) the embedding model's."""
+    if generator:
+        for folder in (Path(generator).expanduser(), Path(cache_dir).expanduser() / generator):
+            if (folder / "tokenizer.json").is_file():
+                return folder / "tokenizer.json"
+    return tokenizer_file(embedding_model)

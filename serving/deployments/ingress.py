@@ -8,7 +8,7 @@ from serving.deployments.backend import RayBackend
 from serving.profiles.compiler import wordpiece_counter
 from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import FolderProfileSource
-from serving.resources import tokenizer_file
+from serving.resources import instruction_tokenizer_file
 from serving.router import RouterContext, build_gates, create_app
 from serving.settings import Settings
 from serving.telemetry import tracing
@@ -22,7 +22,9 @@ class Ingress:
         self.settings = Settings(**settings)
         configure_logging(self.settings.log_level)
         tracing.setup_tracing(self.settings.tracing, "router")
-        counter = wordpiece_counter(str(tokenizer_file(self.settings.models.embedding)))
+        models = self.settings.models
+        generator = models.generator if models.generator_engine not in ("none", "fake") else None
+        counter = wordpiece_counter(str(instruction_tokenizer_file(generator, models.cache_dir, models.embedding)))
         self.source = _profile_source(profile_source or {}, self.settings, counter)
         self.registry = self.source.registry
         self.backend = RayBackend(handles)

