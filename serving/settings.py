@@ -117,12 +117,16 @@ class SchedulingSettings(BaseModel):
 
     batch_max_share: float = Field(0.75, ge=0, le=1, description="Most of a deployment's slots batch work may hold.")
     batch_min_share: float = Field(0.1, ge=0, le=1, description="Slots batch work always gets while it waits.")
+    batch_live_share: float = Field(
+        0.25, ge=0, le=1, description="Most of a deployment's slots batch work may hold while interactive traffic is about.")
+    live_hold_s: float = Field(5.0, ge=0, le=600, description="Seconds after interactive traffic that it still counts as about.")
     replica_poll_s: float = Field(1.0, gt=0, le=60, description="How often the router reads running replica counts.")
 
     @model_validator(mode="after")
     def _shares_ordered(self) -> "SchedulingSettings":
-        if self.batch_min_share > self.batch_max_share:
-            raise ValueError(f"batch_min_share ({self.batch_min_share}) must be <= batch_max_share ({self.batch_max_share})")
+        if not self.batch_min_share <= self.batch_live_share <= self.batch_max_share:
+            raise ValueError(f"need batch_min_share ({self.batch_min_share}) <= batch_live_share "
+                             f"({self.batch_live_share}) <= batch_max_share ({self.batch_max_share})")
         return self
 
 

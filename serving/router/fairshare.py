@@ -3,8 +3,10 @@
 Pure functions over queue state (no clock, no asyncio); `serving.router.scheduler` holds the state and applies them.
 
 - Classes: `interactive` goes first. `batch` may hold at most `batch_max_share` of the deployment's window (so a
-  running bulk job leaves room for live traffic) and always gets `batch_min_share` of it while it has work queued (so
-  a steady interactive load cannot starve it).
+  running bulk job leaves room for live traffic), only `batch_live_share` of it while live traffic is about (queued,
+  running or seen within the caller's hold time: a batch request inside a replica shares its engine with the live
+  ones, so fewer of them keep live latency down), and always `batch_min_share` of it while it has work queued (so a
+  steady interactive load cannot starve it).
 - Tenants within a class: start-time fair queuing over tokens. Each tenant has a virtual finish tag; the head request
   of the tenant with the smallest start tag `max(now, finish[tenant])` goes next, and its tenant's tag advances by
   `cost / weight`. Backlogged tenants with weights 1 and 3 get tokens served in the ratio 1:3; a tenant that was idle
@@ -26,16 +28,19 @@ CLASSES = (INTERACTIVE, BATCH)
 class SharePolicy:
     batch_max_share: float = 0.75
     batch_min_share: float = 0.1
+    batch_live_share: float = 0.25
+    live_hold_s: float = 5.0  # how long after live traffic the gate still counts it as about (the caller's clock)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.batch_min_share <= self.batch_max_share <= 1:
-            raise ValueError("need 0 <= batch_min_share <= batch_max_share <= 1")
+        if not 0 <= self.batch_min_share <= self.batch_live_share <= self.batch_max_share <= 1:
+            raise ValueError("need 0 <= batch_min_share <= batch_live_share <= batch_max_share <= 1")
 
-    def batch_cap(self, window: int) -> int:
-        return max(1, math.floor(window * self.batch_max_share)) if self.batch_max_share > 0 else 0
+    def batch_cap(self, window: int, live: bool = False) -> int:
+        share = self.batch_live_share if live else self.batch_max_share
+        return max(1, math.floor(window * share)) if share > 0 else 0
 
     def batch_floor(self, window: int) -> int:
-        return min(self.batch_cap(window), math.ceil(window * self.batch_min_share))
+        return min(self.batch_cap(window, live=True), math.ceil(window * self.batch_min_share))
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,10 @@ class FairClock:
         return max(self.now, self.finish.get(tenant, 0.0))
 
 
-def next_class(waiting: Sequence[Waiter], in_flight: Mapping[str, int], window: int, policy: SharePolicy) -> str | None:
-    """The class to serve next, or None when the window is full or nothing queued may go."""
+def next_class(waiting: Sequence[Waiter], in_flight: Mapping[str, int], window: int, policy: SharePolicy,
+               recent_live: bool = False) -> str | None:
+    """The class to serve next, or None when the window is full or nothing queued may go. `recent_live`: the caller
+    saw interactive traffic within `policy.live_hold_s` (queued or running interactive work counts by itself)."""
     if sum(in_flight.values()) >= window:
         return None
     queued = {w.klass for w in waiting}
@@ -70,7 +77,8 @@ def next_class(waiting: Sequence[Waiter], in_flight: Mapping[str, int], window: 
         return BATCH
     if INTERACTIVE in queued:
         return INTERACTIVE
-    if BATCH in queued and batch_running < policy.batch_cap(window):
+    live = recent_live or in_flight.get(INTERACTIVE, 0) > 0
+    if BATCH in queued and batch_running < policy.batch_cap(window, live):
         return BATCH
     return None
 

@@ -52,6 +52,8 @@ class DispatchGate:
         self._clocks = {k: FairClock() for k in fairshare.CLASSES}
         self._seq = itertools.count()
         self._mean_service_s = 1.0
+        self._live_at = -math.inf  # when interactive work last arrived or finished here
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def window(self) -> int:
@@ -82,6 +84,8 @@ class DispatchGate:
             raise Overloaded(f"the {self.config.deployment!r} deployment is at capacity with {len(self._waiting)} "
                              f"requests queued (max_queued_requests); retry later", retry_after=wait)
         waiter = Waiter(next(self._seq), tenant, klass, weight, max(1.0, cost))
+        if klass == fairshare.INTERACTIVE:
+            self._live_at = self._clock()
         future = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         self._futures[waiter.seq] = future
@@ -95,6 +99,8 @@ class DispatchGate:
 
     def release(self, ticket: Ticket) -> None:
         self._in_flight[ticket.waiter.klass] -= 1
+        if ticket.waiter.klass == fairshare.INTERACTIVE:
+            self._live_at = self._clock()
         elapsed = self._clock() - ticket.started
         self._mean_service_s = 0.9 * self._mean_service_s + 0.1 * elapsed
         self._grant()
@@ -102,6 +108,10 @@ class DispatchGate:
     def correct(self, waiter: Waiter, extra_cost: float) -> None:
         clocks = self._clocks
         clocks[waiter.klass] = fairshare.corrected(clocks[waiter.klass], waiter.tenant, waiter.weight, extra_cost)
+
+    def _rewake(self) -> None:
+        self._timer = None
+        self._grant()
 
     def _abandon(self, waiter: Waiter, future: asyncio.Future) -> None:
         """The caller gave up (deadline, disconnect): leave the queue, or hand back a slot granted meanwhile."""
@@ -113,7 +123,12 @@ class DispatchGate:
             self._grant()
 
     def _grant(self) -> None:
-        while (klass := fairshare.next_class(self._waiting, self._in_flight, self.window, self.policy)) is not None:
+        since_live = self._clock() - self._live_at
+        live = since_live < self.policy.live_hold_s
+        if live and self._timer is None and any(w.klass == fairshare.BATCH for w in self._waiting):
+            # Nothing else may wake the queue when live traffic stops: look again once the hold has passed.
+            self._timer = asyncio.get_running_loop().call_later(self.policy.live_hold_s - since_live, self._rewake)
+        while (klass := fairshare.next_class(self._waiting, self._in_flight, self.window, self.policy, live)) is not None:
             waiter = fairshare.next_waiter(self._waiting, klass, self._clocks[klass])
             self._waiting.remove(waiter)
             future = self._futures.pop(waiter.seq)
@@ -147,7 +162,8 @@ class Gates:
 
 def build_gates(configs: dict[str, dict], settings: SchedulingSettings) -> Gates:
     """Gates from `{task: {deployment, per_replica, max_queued}}` (what serving.app passes the router)."""
-    policy = SharePolicy(settings.batch_max_share, settings.batch_min_share)
+    policy = SharePolicy(settings.batch_max_share, settings.batch_min_share, settings.batch_live_share,
+                         settings.live_hold_s)
     return Gates({task: GateConfig(**c) for task, c in configs.items()}, policy)
 
 

@@ -88,6 +88,16 @@ def test_batch_cannot_take_the_whole_window():
     assert next_class(waiting, {INTERACTIVE: 0, BATCH: 6}, 8, policy) is None
 
 
+def test_batch_holds_less_of_the_window_while_live_traffic_is_about():
+    """With 8 slots: 6 for batch when no one else is about, 2 while interactive work runs or was just seen."""
+    waiting = waiters("a", BATCH, 10)
+    policy = SharePolicy(batch_max_share=0.75, batch_min_share=0.1, batch_live_share=0.25)
+    assert next_class(waiting, {INTERACTIVE: 0, BATCH: 2}, 8, policy) == BATCH
+    assert next_class(waiting, {INTERACTIVE: 1, BATCH: 2}, 8, policy) is None
+    assert next_class(waiting, {INTERACTIVE: 0, BATCH: 2}, 8, policy, recent_live=True) is None
+    assert next_class(waiting, {INTERACTIVE: 0, BATCH: 0}, 8, policy, recent_live=True) == BATCH  # its floor
+
+
 def test_batch_is_not_starved_by_steady_interactive_load():
     """Interactive always waiting, yet batch keeps its floor of the window (10% of 20 = 2 slots)."""
     waiting = waiters("a", BATCH, 10) + waiters("b", INTERACTIVE, 50, start=100)
@@ -108,6 +118,8 @@ def test_full_window_admits_nothing():
 def test_policy_shares_must_be_ordered():
     with pytest.raises(ValueError):
         SharePolicy(batch_max_share=0.2, batch_min_share=0.5)
+    with pytest.raises(ValueError):
+        SharePolicy(batch_max_share=0.5, batch_live_share=0.6)
 
 
 def test_retry_after_grows_with_the_queue_and_is_bounded():

@@ -123,3 +123,19 @@ async def test_contended_deployment_serves_tenants_by_weight():
     stop.set()
     await asyncio.gather(*clients)
     assert served["heavy"] / served["light"] == pytest.approx(3, rel=0.15)
+
+
+async def test_batch_widens_again_once_live_traffic_has_been_gone_for_the_hold_time():
+    """One interactive request comes and goes; batch stays at its live share until the hold passes, then takes its
+    full share with no other event to wake the queue (the gate looks again by itself)."""
+    g = gate(per_replica=8, batch_max_share=0.75, batch_min_share=0.1, batch_live_share=0.25, live_hold_s=0.2)
+    live = await g.acquire("a", INTERACTIVE, 1, 10)
+    g.release(live)
+    batch = [asyncio.create_task(g.acquire("b", BATCH, 1, 10)) for _ in range(8)]
+    await asyncio.sleep(0.05)
+    assert g.in_flight(BATCH) == 2 and g.queued(BATCH) == 6
+    await asyncio.sleep(0.3)
+    assert g.in_flight(BATCH) == 6 and g.queued(BATCH) == 2
+    for task in batch:
+        task.cancel()
+    await asyncio.gather(*batch, return_exceptions=True)
