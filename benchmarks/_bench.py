@@ -47,14 +47,14 @@ def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def machine() -> dict:
+def machine(packages: tuple[str, ...] = PACKAGES) -> dict:
     """CPU model, cores, memory, the load average right now (the machine is shared) and package versions."""
     try:
         mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         mem_gib = None
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "memory_gib": mem_gib, "loadavg": list(os.getloadavg()),
-            "platform": platform.platform(), "versions": versions()}
+            "platform": platform.platform(), "versions": versions(packages)}
 
 
 def print_provenance(name: str, files: dict[str, str], info: dict) -> None:
@@ -182,6 +182,21 @@ def _descendants(pid: int) -> list[int]:
         return [p.pid for p in psutil.Process(pid).children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes still in session `sid`: a child started with start_new_session=True and what it started (found
+    after the child itself has exited, when its children are no longer its descendants)."""
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid:
+                members.append(proc.pid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return members
 
 
 def kill_all(pids: list[int], settle_s: float = 10) -> int:

@@ -37,8 +37,7 @@ sys.path.insert(0, str(REPO / "manifests" / "samples"))
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _bench import KEYS, local_url, quantiles_ms  # noqa: E402
-from _bench import machine as bench_machine  # noqa: E402
+from _bench import KEYS, cpu_model, local_url, quantiles_ms, versions  # noqa: E402
 from build_northbank import RENAMES, examples_by_label  # noqa: E402
 from serving.intent import IntentClassifier, SentenceEmbedder, train_head  # noqa: E402
 from serving.profiles import load_documents  # noqa: E402
@@ -149,22 +148,14 @@ def nearest_neighbour(train, test, embed) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import sentence_transformers
     import sklearn
     import torch
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "sentence_transformers": sentence_transformers.__version__, "sklearn": sklearn.__version__,
-            "loadavg": list(os.getloadavg()), "versions": bench_machine()["versions"]}
+            "loadavg": list(os.getloadavg()), "versions": versions()}
 
 
 def per_label_subset(train: tuple[list[str], list[str]], n: int) -> tuple[list[str], list[str]]:

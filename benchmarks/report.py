@@ -53,13 +53,24 @@ def _plt():
     return plt
 
 
-def _grouped_bars(ax, categories: list[str], series: dict[str, list[float]]) -> float:
-    """One group of bars per category, one bar per series; returns the bar width (for tick placement)."""
+def _bar_figure(path: Path, size: tuple[float, float], categories: list[str], series: dict[str, list[float]],
+                title: str, ylabel: str | None = None, ylim: tuple[float, float] | None = None, log: bool = False,
+                **ticks) -> str:
+    """One group of bars per category, one bar per series (the legend), saved as `path`; `ticks` style the x labels."""
+    fig, ax = _plt().subplots(figsize=size)
     width = 0.8 / max(len(series), 1)
     for k, (label, values) in enumerate(series.items()):
         ax.bar([i + (k - (len(series) - 1) / 2) * width for i in range(len(categories))], values, width, label=label)
-    ax.set_xticks(range(len(categories)), categories)
-    return width
+    ax.set_xticks(range(len(categories)), categories, **ticks)
+    if log:
+        ax.set_yscale("log")
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
 
 
 def plot_intent(d: dict, out: Path) -> str:
@@ -82,18 +93,11 @@ def plot_intent(d: dict, out: Path) -> str:
 
 
 def plot_redaction(d: dict, out: Path) -> str:
-    plt = _plt()
     types = sorted(set().union(*(r["per_type"] for r in d["runs"].values())))
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    _grouped_bars(ax, types, {f"{name} (F2 {run['overall']['f2']:.3f})": [run["per_type"].get(t, {}).get("f2", 0)
-                                                                            for t in types]
-                              for name, run in d["runs"].items()})
-    ax.set_xticks(range(len(types)), types, rotation=40, ha="right", fontsize=8)
-    ax.set_ylabel("F2")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(f"Redaction F2 per entity type, {d['records']} texts")
-    ax.legend(fontsize=8)
-    return _save(fig, out / "redaction.png")
+    series = {f"{name} (F2 {run['overall']['f2']:.3f})": [run["per_type"].get(t, {}).get("f2", 0) for t in types]
+              for name, run in d["runs"].items()}
+    return _bar_figure(out / "redaction.png", (9, 3.5), types, series, f"Redaction F2 per entity type, {d['records']} texts",
+                       ylabel="F2", ylim=(0, 1.05), rotation=40, ha="right", fontsize=8)
 
 
 def plot_throughput(d: dict, out: Path) -> str:
@@ -117,44 +121,26 @@ def plot_throughput(d: dict, out: Path) -> str:
 
 
 def plot_prompts(d: dict, out: Path) -> str:
-    plt = _plt()
     tasks = list(d["tasks"])
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    _grouped_bars(ax, tasks, {
-        "compiled (Switchboard)": [d["tasks"][t]["compiled_prompt_tokens"] for t in tasks],
-        "generic, all tenant knowledge": [d["tasks"][t]["generic_prompt_tokens"] for t in tasks],
-    })
-    ax.set_yscale("log")
-    ax.set_ylabel("tokens per request (SmolLM2 tokenizer)")
-    ax.legend(fontsize=8)
-    ax.set_title(f"Prompt tokens, tenant {d['tenant']}")
-    return _save(fig, out / "prompt_economy.png")
+    series = {"compiled (Switchboard)": [d["tasks"][t]["compiled_prompt_tokens"] for t in tasks],
+              "generic, all tenant knowledge": [d["tasks"][t]["generic_prompt_tokens"] for t in tasks]}
+    return _bar_figure(out / "prompt_economy.png", (8, 3.5), tasks, series, f"Prompt tokens, tenant {d['tenant']}",
+                       ylabel="tokens per request (SmolLM2 tokenizer)", log=True)
 
 
 def plot_adherence(d: dict, out: Path) -> str:
-    plt = _plt()
     crit = list(d["per_criterion"])
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    _grouped_bars(ax, crit, {metric: [d["per_criterion"][c][metric] or 0 for c in crit]
-                             for metric in ("precision", "recall", "f1")})
-    ax.tick_params(axis="x", labelsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_title(f"score-quality per criterion ({d['scored']} conversations, {pct(d['failed_share'])} requests failed)")
-    ax.legend(fontsize=8)
-    return _save(fig, out / "adherence.png")
+    series = {metric: [d["per_criterion"][c][metric] or 0 for c in crit] for metric in ("precision", "recall", "f1")}
+    title = f"score-quality per criterion ({d['scored']} conversations, {pct(d['failed_share'])} requests failed)"
+    return _bar_figure(out / "adherence.png", (8, 3.5), crit, series, title, ylim=(0, 1.05), fontsize=8)
 
 
 def plot_overhead(d: dict, out: Path) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.2))
     keys = ("p50_ms", "p95_ms", "p99_ms")
-    _grouped_bars(ax, ["p50", "p95", "p99"], {
-        f"{name} ({d['throughput_rps'][name]} req/s at {d['concurrency']})": [d["sequential"][name][q] for q in keys]
-        for name in ("bare", "router")})
-    ax.set_ylabel("ms, one request at a time")
-    ax.set_title("Full router vs bare Ray Serve (FakeEngine)")
-    ax.legend(fontsize=8)
-    return _save(fig, out / "router_overhead.png")
+    series = {f"{name} ({d['throughput_rps'][name]} req/s at {d['concurrency']})": [d["sequential"][name][q] for q in keys]
+              for name in ("bare", "router")}
+    return _bar_figure(out / "router_overhead.png", (6, 3.2), ["p50", "p95", "p99"], series,
+                       "Full router vs bare Ray Serve (FakeEngine)", ylabel="ms, one request at a time")
 
 
 def plot_cost(d: dict, out: Path) -> str:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import ROOT, Platform, kill_all, machine, raise_limits  # noqa: E402
+from _bench import ROOT, Platform, kill_all, machine, raise_limits, session_members  # noqa: E402
 
 BENCH = ROOT / "benchmarks"
 PY = sys.executable
@@ -98,9 +98,8 @@ def plan(args: argparse.Namespace, url: str, profiles_dir: Path | None, out: Pat
 
 
 def run_step(step: Step, logs: Path) -> None:
-    """One benchmark as a child process; its output is echoed and kept in logs/<name>.log."""
-    import psutil
-
+    """One benchmark as a child process in its own session; its output is echoed and kept in logs/<name>.log; what it
+    leaves running in that session when it ends (or when the suite is interrupted) is killed."""
     log = logs / f"{step.name}.log"
     if "--out" in step.args:  # a result left from an earlier run must not pass for this run's
         Path(step.args[step.args.index("--out") + 1]).unlink(missing_ok=True)
@@ -108,15 +107,18 @@ def run_step(step: Step, logs: Path) -> None:
     print(f"\n===== {step.name}: {step.script} {' '.join(step.args)}", flush=True)
     with log.open("w") as f:
         proc = subprocess.Popen([PY, str(BENCH / step.script), *step.args], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
         timer = _Deadline(proc, step.timeout_s)
-        for line in proc.stdout:
-            f.write(line)
-            if not line.startswith(("\x1b", "(", "Loading weights")):
-                sys.stdout.write(line)
-        rc = proc.wait()
-        timer.cancel()
-    left = kill_all([p.pid for p in _orphans(psutil, proc.pid)], settle_s=1)
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                if not line.startswith(("\x1b", "(", "Loading weights")):
+                    sys.stdout.write(line)
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+            left = kill_all([proc.pid, *session_members(proc.pid)], settle_s=1)
     step.seconds = round(time.monotonic() - started, 1)
     if timer.fired:
         step.status, step.detail = "failed", f"time limit of {step.timeout_s} s"
@@ -128,13 +130,6 @@ def run_step(step: Step, logs: Path) -> None:
     if left:
         step.detail += f" (killed {left} leftover processes)"
     print(f"===== {step.name}: {step.status} in {step.seconds} s {step.detail}", flush=True)
-
-
-def _orphans(psutil, pid: int) -> list:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
 
 
 class _Deadline:
@@ -150,10 +145,8 @@ class _Deadline:
         self.timer.start()
 
     def _fire(self) -> None:
-        import psutil
-
         self.fired = True
-        kill_all([self.proc.pid, *[p.pid for p in _orphans(psutil, self.proc.pid)]], settle_s=0)
+        kill_all([self.proc.pid, *session_members(self.proc.pid)], settle_s=0)
 
     def cancel(self) -> None:
         self.timer.cancel()

@@ -15,23 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import hashlib
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-KEYS = {"northbank": "sb-demo-northbank-7f3c9a", "shopright": "sb-demo-shopright-2b81d4"}
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import DATA, KEYS, RESULTS, cpu_model, sha256  # noqa: E402
 
 
 def workloads(max_tokens: int, score_max_tokens: int | None = None) -> dict[str, tuple[str, str, list[dict], Path]]:
@@ -89,7 +84,7 @@ async def run_level(client: httpx.AsyncClient, path: str, key: str, bodies: list
 
 
 async def main_async(args: argparse.Namespace) -> dict:
-    results: dict = {"benchmark": "throughput", "machine": {"cpu": _cpu(), "cores": os.cpu_count(),
+    results: dict = {"benchmark": "throughput", "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                                  "python": platform.python_version(), "loadavg_before": os.getloadavg()},
                      "base": args.base, "engine": args.engine, "max_tokens": args.max_tokens,
                      "score_max_tokens": args.score_max_tokens, "tasks": {}, "data": {}}
@@ -109,12 +104,6 @@ async def main_async(args: argparse.Namespace) -> dict:
     return results
 
 
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="transformers", help="label only: the engine the platform was started with")
     parser.add_argument("--timeout", type=float, default=600, help="client timeout per request, seconds")
     parser.add_argument("--tasks", nargs="*", help="only these tasks")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "throughput.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     args = parser.parse_args(argv)
     if not args.base.startswith(("http://127.", "http://localhost", "http://[::1]")):
         parser.error("this benchmark only targets the local machine")
