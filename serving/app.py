@@ -41,6 +41,8 @@ class TaskArgs(_Args):
     engine: Literal["presidio", "embedding", "transformers", "vllm", "fake"]
     dtype: str = "auto"
     max_model_len: int | None = None
+    adapter: str | None = Field(None, description="LoRA adapter of a generative task: a folder, or a URI / volume.")
+    adapter_source: str = "local"
     batching: Batching = Batching()
     max_ongoing_requests: int = Field(32, ge=1, description="As in the deployment's options; sizes the router's gate.")
     max_queued_requests: int | None = Field(None, ge=0, description="Requests the router queues for this task.")
@@ -110,6 +112,8 @@ def generate_engine_options(spec: TaskArgs, extra: dict[str, Any]) -> dict[str, 
         options["dtype"] = spec.dtype
     if spec.max_model_len is not None:
         options["max_context_tokens" if spec.engine == "fake" else "max_model_len"] = spec.max_model_len
+    if spec.adapter and spec.engine != "fake":
+        options["adapter"] = spec.adapter
     return options
 
 

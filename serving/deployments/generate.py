@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +10,24 @@ from serving.settings import TracingSettings
 from serving.tasks import generation
 from serving.tasks.jobs import GenerateJob
 from serving.telemetry import tracing
+
+_log = logging.getLogger(__name__)
+
+
+def gated(options: dict[str, Any]) -> dict[str, Any]:
+    """The engine options with the adapter dropped when the quality gate refuses it (the base keeps serving)."""
+    from pathlib import Path
+
+    from serving.models.adapters import check_adapter
+
+    adapter = options.get("adapter")
+    if not adapter:
+        return options
+    reason = check_adapter(Path(adapter).expanduser())
+    if reason is None:
+        return {**options, "adapter": str(Path(adapter).expanduser())}
+    _log.warning("adapter %s refused: %s; serving the base model", adapter, reason)
+    return {k: v for k, v in options.items() if k != "adapter"}
 
 
 class GenerateDeployment:
@@ -20,7 +39,7 @@ class GenerateDeployment:
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "generate")
         self.labels = {"engine": engine, "model": model}
         path = model if engine == "fake" else ModelStore(cache_dir).resolve(model)
-        self.engine = create_engine(engine, path, **(options or {}))
+        self.engine = create_engine(engine, path, **gated(options or {}))
 
     async def generate(self, job: GenerateJob) -> dict:
         tracing.record_queue_wait(job.traced.dispatched_at, job.traced.trace, **self.labels)

@@ -72,12 +72,14 @@ class TransformersEngine:
         dtype: str = "float32",
         num_threads: int | None = None,
         max_model_len: int | None = None,
+        adapter: str | os.PathLike | None = None,
     ):
         self.model = str(model_path)
+        self.adapter = str(adapter) if adapter else None
         self.json_retries = json_retries
         self.stats = EngineStats()
         self._closed = False
-        self._tokenizer, self._model = _load(Path(model_path), dtype, num_threads)
+        self._tokenizer, self._model = _load(Path(model_path), dtype, num_threads, Path(adapter) if adapter else None)
         self._eos_ids = _eos_ids(self._model, self._tokenizer)
         self._vocab: _Vocab | None = None  # built on the worker thread by the first structured request
         # The model's own limit, or a shorter one from the TaskModel (maxModelLen): prompts past it are refused.
@@ -535,7 +537,7 @@ def _json_prefix(schema: dict[str, Any] | None) -> str:
     return "{" + f"{json.dumps(required[0])}: {opening}"
 
 
-def _load(path: Path, dtype: str, num_threads: int | None) -> tuple[Any, Any]:
+def _load(path: Path, dtype: str, num_threads: int | None, adapter: Path | None = None) -> tuple[Any, Any]:
     os.environ["HF_HUB_OFFLINE"] = "1"
     if not (path / "config.json").is_file():
         raise ModelNotReady(f"no model at {path} (expected config.json; prepare it with `switchboard models prepare`)")
@@ -549,6 +551,8 @@ def _load(path: Path, dtype: str, num_threads: int | None) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as exc:
         raise ModelNotReady(f"cannot load the model at {path}: {exc}") from exc
+    if adapter is not None:
+        model = _merge_adapter(model, adapter)
     model.eval()
     with torch.inference_mode():  # touch every (memory-mapped) weight now rather than during the first request
         for parameter in model.parameters():
@@ -557,6 +561,18 @@ def _load(path: Path, dtype: str, num_threads: int | None) -> tuple[Any, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model
+
+
+def _merge_adapter(model: Any, adapter: Path) -> Any:
+    """Base + one LoRA adapter, merged into the weights (one adapter per deployment: no per-request LoRA cost)."""
+    if not (adapter / "adapter_config.json").is_file():
+        raise ModelNotReady(f"no LoRA adapter at {adapter} (expected adapter_config.json)")
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter, local_files_only=True).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelNotReady(f"cannot load the adapter at {adapter}: {exc}") from exc
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+import zlib
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -50,9 +51,11 @@ class VLLMEngine:
     kind = "vllm"
 
     def __init__(self, model_path: str | os.PathLike, *, max_batch_size: int | None = None,
-                 batch_wait_s: float | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB, **engine_options: Any):
+                 batch_wait_s: float | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB,
+                 adapter: str | os.PathLike | None = None, **engine_options: Any):
         os.environ["HF_HUB_OFFLINE"] = "1"
         self.model = str(model_path)
+        self.adapter = str(adapter) if adapter else None
         self.stats = EngineStats()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,6 +65,9 @@ class VLLMEngine:
         from transformers import AutoTokenizer
 
         self._tokenizer = AutoTokenizer.from_pretrained(self.model, local_files_only=True)
+        if self.adapter:  # served as a LoRA on the shared base (one LoRARequest per task), not merged
+            engine_options = {"enable_lora": True, "max_lora_rank": 16, **engine_options}
+        self._lora = _lora_request(self._vllm, self.adapter)
         options = engine_args(self.model, max_batch_size=max_batch_size, kv_cache_gib=kv_cache_gib, **engine_options)
         self._engine = _start(self._vllm, options, self.stats)
         self._context = self._engine.model_config.max_model_len
@@ -82,7 +88,7 @@ class VLLMEngine:
         self.stats.requests += 1
         try:
             params = self._sampling(request)
-            async for output in self._engine.generate({"prompt_token_ids": prompt_ids}, params, request_id):
+            async for output in self._engine.generate({"prompt_token_ids": prompt_ids}, params, request_id, lora_request=self._lora):
                 text = output.outputs[0].text
                 if len(text) > len(previous):
                     yield text[len(previous) :]
@@ -208,6 +214,17 @@ def _batch_logger(stats: EngineStats) -> Any:
             pass
 
     return BatchSizeLogger
+
+
+def _lora_request(vllm: Any, adapter: str | None) -> Any:
+    """One LoRARequest per adapter folder (its name and a stable integer id from the path); None without one."""
+    if not adapter:
+        return None
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelNotReady(f"no LoRA adapter at {adapter} (expected adapter_config.json)")
+    from vllm.lora.request import LoRARequest
+
+    return LoRARequest(Path(adapter).name or "adapter", 1 + zlib.crc32(adapter.encode()) % 1_000_000, adapter)
 
 
 def _import_vllm() -> Any:

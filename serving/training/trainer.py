@@ -1,0 +1,110 @@
+"""LoRA fine-tuning loop on CPU: seeded, time-budgeted, resumable from the last checkpoint, with a progress bar."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from serving.training.data import Example, encode
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    base: Path
+    out: Path
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    lr: float = 4e-4
+    epochs: float = 1.0
+    grad_accum: int = 8
+    max_prompt: int = 512
+    max_answer: int = 160
+    seed: int = 0
+    budget_minutes: float = 45.0
+    checkpoint_every: int = 25
+    threads: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+def _lora_model(config: TrainConfig):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(config.base, local_files_only=True, dtype=torch.float32)
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def train(config: TrainConfig, examples: list[Example]) -> dict:
+    """Train until the epochs are done or the budget is spent; the adapter is saved to `config.out`."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from tqdm import tqdm
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    tokenizer = AutoTokenizer.from_pretrained(config.base, local_files_only=True)
+    order = list(range(len(examples)))
+    random.Random(config.seed).shuffle(order)
+    total = int(len(order) * config.epochs)
+    order = (order * (int(config.epochs) + 1))[:total]
+    model = _lora_model(config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    steps = total // config.grad_accum
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / max(steps, 1)))
+    ckpt = config.out / "checkpoint"
+    start = 0
+    if (ckpt / "state.json").exists():  # resume
+        state = json.loads((ckpt / "state.json").read_text())
+        set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt"))
+        schedule.load_state_dict(torch.load(ckpt / "schedule.pt"))
+        start = state["seen"]
+    deadline = time.monotonic() + config.budget_minutes * 60
+    model.train()
+    losses: list[float] = []
+    seen = start
+    bar = tqdm(total=total, initial=start, desc="train", unit="ex")
+    for seen in range(start, total):
+        ids, labels = encode(tokenizer, examples[order[seen]], max_prompt=config.max_prompt, max_answer=config.max_answer)
+        out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+        (out.loss / config.grad_accum).backward()
+        losses.append(out.loss.item())
+        bar.update(1)
+        if (seen + 1) % config.grad_accum == 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step(), schedule.step(), optimizer.zero_grad()
+            step = (seen + 1) // config.grad_accum
+            bar.set_postfix(loss=f"{sum(losses[-64:]) / len(losses[-64:]):.3f}")
+            if step % config.checkpoint_every == 0:
+                _checkpoint(model, optimizer, schedule, ckpt, seen + 1)
+        if time.monotonic() > deadline:
+            seen += 1
+            break
+    else:
+        seen = total
+    bar.close()
+    _checkpoint(model, optimizer, schedule, ckpt, seen)
+    model.save_pretrained(config.out)
+    tokenizer.save_pretrained(config.out)
+    return {"examples_seen": seen, "examples_planned": total, "last_loss": round(sum(losses[-64:]) / max(len(losses[-64:]), 1), 4),
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
+
+
+def _checkpoint(model, optimizer, schedule, folder: Path, seen: int) -> None:
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    torch.save(schedule.state_dict(), folder / "schedule.pt")
+    (folder / "state.json").write_text(json.dumps({"seen": seen}))
