@@ -9,6 +9,8 @@ Two shapes of `build_app` args, one code path:
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +81,7 @@ def deployment_options(name: str, knobs: DeploymentSettings) -> dict[str, Any]:
 def build_application(settings: Settings, profile_source: dict | None = None) -> Application:
     """The local shape: one deployment per in-process task and one shared `generate` deployment."""
     d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
+    tuned_tasks: dict[str, str] = {}
     handles = {
         Task.REDACT.value: _redact(settings, d.redact, Task.REDACT.value),
         Task.CLASSIFY_INTENT.value: _intent(settings, d.classify_intent, Task.CLASSIFY_INTENT.value),
@@ -90,8 +93,33 @@ def build_application(settings: Settings, profile_source: dict | None = None) ->
         bound = generate.bind(settings.models.generator_engine, settings.models.generator,
                               str(settings.models.cache_dir.expanduser()), engine_options, traced)
         handles.update({task.value: bound for task in GENERATIVE})
+        tuned_tasks = accepted_adapters(settings.models.adapters) if settings.models.generator_engine != "fake" else {}
+        for task, folder in tuned_tasks.items():  # a deployment per tuned task; the others share `generate`
+            tuned = serve.deployment(GenerateDeployment).options(**deployment_options(f"generate-{task}", d.generate))
+            handles[task] = tuned.bind(settings.models.generator_engine, settings.models.generator,
+                                       str(settings.models.cache_dir.expanduser()), {**engine_options, "adapter": folder},
+                                       traced)
     gates = {task: gate_config(_local_deployment(task), d.for_task(_local_deployment(task))) for task in handles}
+    gates.update({task: gate_config(f"generate-{task}", d.generate) for task in tuned_tasks})
     return _router(settings, handles, profile_source, gates)
+
+
+def accepted_adapters(adapters: dict[str, str]) -> dict[str, str]:
+    """The tasks whose adapter folder exists and passes the quality gate (absolute paths); the reason is logged for a
+    refused one, and that task stays on the shared base deployment."""
+    from serving.models.adapters import check_adapter
+
+    accepted = {}
+    for task, folder in adapters.items():
+        path = Path(folder).expanduser().resolve()
+        if not path.exists():
+            continue
+        reason = check_adapter(path)
+        if reason is None:
+            accepted[task] = str(path)
+        else:
+            logging.getLogger(__name__).warning("%s: adapter %s refused: %s; the base model serves", task, folder, reason)
+    return accepted
 
 
 def _local_deployment(task: str) -> str:

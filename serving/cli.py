@@ -13,6 +13,7 @@ from pathlib import Path
 
 from serving.errors import ConfigError, ProfileError
 from serving.models.cli import add_models_parser
+from serving.training.cli import add_training_parsers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     task.set_defaults(func=cmd_task_server)
 
     add_models_parser(sub)
+    add_training_parsers(sub)
     return parser
 
 

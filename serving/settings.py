@@ -95,6 +95,11 @@ class ModelsSettings(BaseModel):
         default_factory=dict,
         description='Extra keyword options of the generative engine, as JSON (e.g. {"latency_s": 1.0} for `fake`).',
     )
+    adapters: dict[str, str] = Field(
+        default_factory=lambda: {t: f"adapters/{t}" for t in ("summarize", "reply", "score-quality")},
+        description="LoRA adapter folder per generative task (local mode); a missing folder, or one whose held-out "
+        "figures do not beat the base model's, leaves that task on the base model.",
+    )
 
 
 class DeadlinesSettings(BaseModel):

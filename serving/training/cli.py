@@ -1,0 +1,53 @@
+"""`switchboard train TASK` and `switchboard eval TASK`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+TASKS = ["summarize", "reply", "score-quality"]
+
+
+def add_training_parsers(sub) -> None:
+    train = sub.add_parser("train", help="Fine-tune the LoRA adapter of a generative task (CPU, time-budgeted, resumable).")
+    train.add_argument("task", choices=TASKS)
+    train.add_argument("--out", type=Path, help="Adapter folder (default adapters/TASK).")
+    train.add_argument("--budget-minutes", type=float, help="Stop (and save) after this long.")
+    train.add_argument("--epochs", type=float)
+    train.add_argument("--threads", type=int, default=1)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="Held-out figures of a task's adapter against the base model (writes its card).")
+    ev.add_argument("task", choices=TASKS)
+    ev.add_argument("--adapter", type=Path, help="Adapter folder (default adapters/TASK).")
+    ev.add_argument("--limit", type=int, help="Only the first N held-out items.")
+    ev.add_argument("--threads", type=int, default=1)
+    ev.add_argument("--base-figures", type=Path, help="Reuse the base model's figures from this JSON file.")
+    ev.set_defaults(func=cmd_eval)
+
+
+def _base() -> Path:
+    from serving.models import DEFAULT_MODEL, ModelStore, default_cache_dir
+
+    return ModelStore(default_cache_dir()).prepare(DEFAULT_MODEL, progress=False)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from serving.tasks.catalog import Task
+    from serving.training.commands import run_train
+
+    report = run_train(Task(args.task), _base(), args.out, budget_minutes=args.budget_minutes, epochs=args.epochs,
+                       threads=args.threads, seed=args.seed)
+    print(json.dumps({k: report[k] for k in ("task", "examples_seen", "examples_planned", "last_loss", "minutes")}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from serving.tasks.catalog import Task
+    from serving.training.commands import run_eval
+
+    metrics = run_eval(Task(args.task), _base(), args.adapter, args.limit, args.threads, args.base_figures)
+    print(json.dumps({k: metrics[k] for k in ("task", "metric", "adapter", "base")}))
+    return 0
