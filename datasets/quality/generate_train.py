@@ -254,9 +254,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     records = generate(args.n, args.seed)
-    with open(HERE / "train.jsonl", "w") as f:
-        for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    (HERE / "train.jsonl").write_text("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
     print(f"wrote {len(records)} records ({args.n} conversations) to {HERE / 'train.jsonl'}")
 
 

@@ -1,0 +1,76 @@
+"""The score-quality data set in datasets/quality: schema, verbatim evidence, split disjointness, cross-tenant pairs.
+
+Nothing is faked: these read the committed JSONL files and run the same checks as datasets/quality/validate.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from serving.profiles.model import Criterion, GlossaryEntry
+from serving.tasks.conversation import Turn
+from serving.tasks.quality import evidence_quotes
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("quality_validate", ROOT / "datasets" / "quality" / "validate.py")
+validate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(validate)
+
+
+def test_the_data_set_passes_every_check():
+    errors, splits = validate.check()
+    assert errors == []
+    assert set(splits) == {"heldout", "train"}
+
+
+def test_heldout_is_large_enough_and_spans_three_tenants():
+    held = validate.load_split(validate.SPLITS["heldout"])
+    assert len(held) >= 30
+    assert len({r["conversation"] for r in held}) >= 25
+    assert sum(len(r["labels"]) for r in held) >= 180
+    assert len({r["tenant"] for r in held}) >= 3
+
+
+def test_rubrics_and_glossaries_fit_the_tenant_profile_schema():
+    for tenant in validate.load_tenants().values():
+        [Criterion.model_validate(c) for c in tenant["rubric"]]
+        [GlossaryEntry.model_validate(g) for g in tenant["glossary"]]
+
+
+def test_every_met_evidence_is_a_quote_score_quality_may_emit():
+    """The evidence is one of serving.tasks.quality.evidence_quotes, so a constrained decoder can produce it."""
+    for name, path in validate.SPLITS.items():
+        for rec in validate.load_split(path):
+            quotes = set(evidence_quotes([Turn.model_validate(t) for t in rec["turns"]]))
+            for lab in rec["labels"]:
+                if lab["verdict"] == "met":
+                    assert lab["evidence"] in quotes, (name, rec["id"], lab["id"])
+
+
+def test_same_conversation_under_two_tenants_flips_some_verdict():
+    held = validate.load_split(validate.SPLITS["heldout"])
+    by_conv: dict = {}
+    for rec in held:
+        by_conv.setdefault(rec["conversation"], []).append(rec)
+    pairs = [recs for recs in by_conv.values() if len(recs) == 2]
+    assert len(pairs) >= 5
+    for a, b in pairs:
+        assert a["tenant"] != b["tenant"] and a["turns"] == b["turns"]
+        assert [x["verdict"] for x in a["labels"]] != [x["verdict"] for x in b["labels"]]
+
+
+def test_validator_rejects_evidence_that_is_not_an_agent_quote():
+    tenants = validate.load_tenants()
+    rec = validate.load_split(validate.SPLITS["heldout"])[0]
+    bad = {**rec, "labels": [dict(lab) for lab in rec["labels"]]}
+    bad["labels"][0] = {"id": "greeting", "verdict": "met", "evidence": rec["turns"][0]["text"]}  # a customer turn
+    assert any("verbatim" in e for e in validate.check_record(bad, tenants))
+    bad["labels"][0] = {"id": "greeting", "verdict": "not_met", "evidence": "Hello"}
+    assert any("empty evidence" in e for e in validate.check_record(bad, tenants))
+
+
+def test_conversation_hash_ignores_case_and_spacing_only():
+    turns = [{"speaker": "agent", "text": "Hello  there."}]
+    assert validate.conversation_hash(turns) == validate.conversation_hash([{"speaker": "agent", "text": "hello there."}])
+    assert validate.conversation_hash(turns) != validate.conversation_hash([{"speaker": "customer", "text": "Hello there."}])
