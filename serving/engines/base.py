@@ -97,6 +97,8 @@ class EngineStats:
     requests: int = 0
     batches: int = 0
     max_batch_size: int = 0
+    cancelled: int = 0  # sequences taken out of a running batch (caller gone, deadline, stop string)
+    tokens_after_cancel: int = 0  # tokens they made once cancelled (at most one decoding step each)
 
     def record_batch(self, size: int) -> None:
         self.requests += size

