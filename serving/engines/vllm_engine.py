@@ -97,7 +97,18 @@ class VLLMEngine:
             raise
         except Exception as exc:  # noqa: BLE001 - translated where it enters
             raise _translate(exc) from exc
+        finally:
+            if output is None or not output.finished:  # caller gone (cancel, deadline, closed stream): free the slot
+                await self._abort(request_id)
         yield self._result(request, output, previous, len(prompt_ids))
+
+    async def _abort(self, request_id: str) -> None:
+        """Take the request out of vLLM's running batch (AsyncLLM also aborts on cancel; this covers every exit)."""
+        if self._engine is not None:
+            try:
+                await self._engine.abort(request_id)
+            except Exception:  # noqa: BLE001, S110 - already finished or engine gone: nothing left to stop
+                pass
 
     async def health(self) -> EngineHealth:
         if self._closed:
