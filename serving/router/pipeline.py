@@ -46,14 +46,15 @@ async def run(ctx: RouterContext, profile: CompiledProfile, task: Task, body: Ba
               seconds: float) -> BaseModel:
     """A checked task request through admission, the deployment's queue and the task (also the bulk path's entry)."""
     return await run_admitted(ctx, profile, task, klass, seconds, lambda: service.run(task, profile, body, ctx.backend),
-                              _usage, estimate_tokens(body))
+                              _usage, estimate_tokens(body), units=len(getattr(body, "utterances", lambda: [0])()))
 
 
 async def run_admitted(ctx: RouterContext, profile: CompiledProfile, task: Task, klass: str, seconds: float,
-                       work: Callable[[], Awaitable[T]], usage_of: Callable[[T], dict | None], cost: float) -> T:
+                       work: Callable[[], Awaitable[T]], usage_of: Callable[[T], dict | None], cost: float,
+                       units: int = 1) -> T:
     """Tenant limits (429), then a slot in the deployment's queue (503 when full) and the work, both within the
     deadline (504); the tokens the work reports are charged to the tenant's limits and fair share."""
-    async with admitted(ctx, profile, task) as account:
+    async with admitted(ctx, profile, task, units) as account:
         async def queued_then_run() -> T:
             async with scheduled(ctx, profile, task, klass, cost) as charge:
                 result = await work()
@@ -77,10 +78,11 @@ def estimate_tokens(body: BaseModel) -> float:
 
 
 @contextlib.asynccontextmanager
-async def admitted(ctx: RouterContext, profile: CompiledProfile, task: Task) -> AsyncIterator:
-    """The tenant's limits let the request in (else 429); yields `account(usage)`; releases when the request ends."""
+async def admitted(ctx: RouterContext, profile: CompiledProfile, task: Task, units: int = 1) -> AsyncIterator:
+    """The tenant's limits let the request in (else 429); yields `account(usage)`; releases when the request ends.
+    `units`: what the request counts against requestsPerSecond (the texts of a many-utterance classify-intent)."""
     limits = profile.spec.limits
-    ctx.limiter.admit(profile.tenant_id, limits)
+    ctx.limiter.admit(profile.tenant_id, limits, units)
     gauge = ctx.metrics.inflight.labels(task.value)
     gauge.inc()
     used = {"tokens": 0}
@@ -150,6 +152,23 @@ def priority_class(request: Request, profile: CompiledProfile) -> str:
     return klass.value
 
 
+async def _until(ends: float, seconds: float, task: Task, chunks: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    """The chunks until the deadline, then DeadlineExceeded (an error event); closing `chunks` cancels the work."""
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), max(0.0, ends - time.monotonic()))
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise DeadlineExceeded(f"task {task.value!r} stream ran past its deadline of {seconds:g} s") from None
+            yield chunk
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
 def deadline_s(request: Request, ctx: RouterContext, task: Task) -> float:
     """The client's `X-Switchboard-Deadline-Ms`, or the task's default from settings."""
     raw = request.headers.get(DEADLINE_HEADER)
@@ -164,6 +183,7 @@ def deadline_s(request: Request, ctx: RouterContext, task: Task) -> float:
 async def admitted_stream(ctx: RouterContext, profile: CompiledProfile, task: Task, chunks: AsyncIterator[dict],
                           klass: str, seconds: float) -> AsyncIterator[dict]:
     """Admit and take a slot now (so a refusal is a 429/503/504 before any byte is sent); release when it ends."""
+    ends = time.monotonic() + seconds  # the deadline covers the wait for a slot and the whole stream
     admission = admitted(ctx, profile, task)
     account = await admission.__aenter__()
     try:
@@ -174,7 +194,7 @@ async def admitted_stream(ctx: RouterContext, profile: CompiledProfile, task: Ta
 
     async def stream() -> AsyncIterator[dict]:
         try:
-            async for chunk in chunks:
+            async for chunk in _until(ends, seconds, task, chunks):
                 usage = chunk.get("usage") or (chunk if "tokens_out" in chunk else None)
                 if usage:
                     account(usage)

@@ -165,3 +165,16 @@ async def test_openai_errors_are_openai_shaped(openai_client):
 async def test_openai_models_lists_the_tasks(openai_client):
     models = [m.id async for m in openai_client.models.list()]
     assert set(models) == {"switchboard/summarize", "switchboard/score-quality", "switchboard/reply"}
+
+
+def test_a_stream_past_its_deadline_ends_with_an_error_event(client, backend):
+    """The deadline bounds the stream too (README: "queued or running"). Faked: the engine's per-word latency (the
+    FakeEngine stands in for a slow model), so the 200 ms deadline runs out mid-stream."""
+    backend.engine.token_latency_s = 0.1
+    body = {"turns": TURNS, "stream": True, "max_tokens": 400}
+    headers = {**AUTH, "X-Switchboard-Deadline-Ms": "200"}
+    with client.stream("POST", "/v1/tasks/reply", json=body, headers=headers) as r:
+        assert r.status_code == 200
+        events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1]["error"]["type"] == "deadline_exceeded", events[-1]
+    assert not any(e.get("done") for e in events)
