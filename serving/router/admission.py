@@ -63,8 +63,10 @@ class TenantLimiter:
         self._tenants: dict[str, _TenantState] = {}
         self.routers = 1  # router replicas sharing the limits; kept current by the router's replica watcher
 
-    def admit(self, tenant: str, limits: Limits) -> None:
-        """Count one request in, or raise RateLimited saying which limit and when to retry."""
+    def admit(self, tenant: str, limits: Limits, units: int = 1) -> None:
+        """Count one request in, or raise RateLimited saying which limit and when to retry. `units` is what the
+        request costs against requestsPerSecond (a many-utterance classify-intent counts its texts), capped at one
+        second's burst so that a request the limit allows at all can always get in."""
         limits = share_of(limits, self.routers)
         now = self._clock()
         with self._lock:
@@ -76,7 +78,8 @@ class TenantLimiter:
             if tokens.level <= 0:
                 wait = -tokens.level / (limits.tokens_per_minute / 60) + 1e-3
                 raise RateLimited(f"tenant {tenant!r} is over its tokensPerMinute", retry_after=wait)
-            requests, wait = take(state.requests, 1, limits.requests_per_second, _burst(limits), now)
+            requests, wait = take(state.requests, min(float(units), _burst(limits)), limits.requests_per_second,
+                                  _burst(limits), now)
             if wait is not None:
                 raise RateLimited(f"tenant {tenant!r} is over its requestsPerSecond", retry_after=wait)
             state.requests, state.tokens, state.in_flight = requests, tokens, state.in_flight + 1

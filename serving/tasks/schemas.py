@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from serving.tasks.conversation import ConversationInput
+from serving.tasks.conversation import ConversationInput, Speaker, Turn
 
 # The router enforces the configured `max_text_chars` on top of this hard ceiling.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
@@ -42,9 +42,40 @@ class RedactResponse(BaseModel):
     usage: Usage = Usage()
 
 
+MAX_INTENT_TEXTS = 256  # utterances in one classify-intent request (`texts` or customer `turns`)
+
+
 class ClassifyIntentRequest(_Body):
-    text: Text = Field(description="Customer utterance.", examples=["I still haven't received my new card"])
+    """Exactly one of `text` (one utterance), `texts` (up to 256, answered in order) or `turns` (a conversation:
+    each customer turn is labelled)."""
+
+    text: Text | None = Field(None, description="Customer utterance.", examples=["I still haven't received my new card"])
+    texts: list[Text] | None = Field(None, min_length=1, max_length=MAX_INTENT_TEXTS,
+                                     description=f"Up to {MAX_INTENT_TEXTS} utterances; one prediction each, in order.")
+    turns: list[Turn] | None = Field(None, min_length=1, max_length=500,
+                                     description="A conversation; each customer turn is labelled.")
     top_k: int | None = Field(None, ge=1, le=20, description="Ranked labels to return; default from the tenant profile.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ClassifyIntentRequest:
+        if sum(x is not None for x in (self.text, self.texts, self.turns)) != 1:
+            raise ValueError("send exactly one of `text`, `texts` or `turns`")
+        if self.turns is not None:
+            customer = sum(t.speaker is Speaker.CUSTOMER for t in self.turns)
+            if not 1 <= customer <= MAX_INTENT_TEXTS:
+                raise ValueError(f"`turns` needs 1 to {MAX_INTENT_TEXTS} customer turns, got {customer}")
+        return self
+
+    def utterances(self) -> list[str]:
+        """The texts to classify, in order (customer turns only for `turns`)."""
+        if self.texts is not None:
+            return list(self.texts)
+        if self.turns is not None:
+            return [t.text for t in self.turns if t.speaker is Speaker.CUSTOMER]
+        return [self.text or ""]
+
+    def turn_indexes(self) -> list[int] | None:
+        return None if self.turns is None else [i for i, t in enumerate(self.turns) if t.speaker is Speaker.CUSTOMER]
 
 
 class ScoredLabel(BaseModel):
@@ -52,12 +83,24 @@ class ScoredLabel(BaseModel):
     score: float
 
 
+class IntentResult(BaseModel):
+    label: str | None = Field(description="Best intent, or null when no intent clears the tenant's threshold.")
+    score: float = Field(description="Score of the best intent, 0..1.")
+    top_k: list[ScoredLabel]
+    turn: int | None = Field(None, description="Index of the customer turn in `turns` (conversation form only).")
+    redacted_entities: int = Field(0, description="Entities redacted from this utterance.")
+
+
 class ClassifyIntentResponse(BaseModel):
+    """For `text`: `label`, `score`, `top_k`. For `texts` / `turns`: `predictions`, one per utterance, in order, and
+    `label`/`score`/`top_k` are those of the first."""
+
     tenant: str
     profile_version: str
     label: str | None = Field(description="Best intent, or null when no intent clears the tenant's threshold.")
     score: float = Field(description="Score of the best intent, 0..1.")
     top_k: list[ScoredLabel]
+    predictions: list[IntentResult] | None = Field(None, description="One per utterance of `texts` or customer turn.")
     redacted_entities: int = Field(0, description="Entities redacted from the input before classification.")
     usage: Usage = Usage()
 

@@ -23,6 +23,7 @@ from serving.tasks.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
     CriterionResult,
+    IntentResult,
     RedactRequest,
     RedactResponse,
     ReplyRequest,
@@ -57,6 +58,8 @@ def check(task: Task, profile: CompiledProfile, body: BaseModel, max_text_chars:
 
 
 def text_chars(body: BaseModel) -> int:
+    if isinstance(body, ClassifyIntentRequest):  # each utterance is within the limit, not their sum
+        return max(len(t) for t in body.utterances())
     if isinstance(body, ConversationInput):
         return sum(len(t.text) for t in body.as_turns())
     return len(getattr(body, "text", ""))
@@ -125,11 +128,29 @@ async def _redact(profile: CompiledProfile, body: RedactRequest, backend: TaskBa
 
 
 async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backend: TaskBackend) -> ClassifyIntentResponse:
-    [text], redacted = await redacted_texts(backend, profile, [body.text])
+    """One job per utterance, sent concurrently, so the batching replica embeds them (and other requests') together."""
+    texts, counts = await redacted_each(backend, profile, body.utterances())
     taxonomy = profile.spec.intents
-    result = await backend.classify_intent(IntentJob(text, taxonomy, body.top_k or taxonomy.top_k))
-    return ClassifyIntentResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
-                                  redacted_entities=redacted, usage=usage(profile, Task.CLASSIFY_INTENT))
+    top_k = body.top_k or taxonomy.top_k
+    results = await asyncio.gather(*(backend.classify_intent(IntentJob(t, taxonomy, top_k)) for t in texts))
+    shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "redacted_entities": sum(counts),
+              "usage": usage(profile, Task.CLASSIFY_INTENT)}
+    if body.text is not None:
+        return ClassifyIntentResponse(**results[0], **shared)
+    turns = body.turn_indexes() or [None] * len(results)
+    predictions = [IntentResult(**r, turn=turn, redacted_entities=n) for r, turn, n in zip(results, turns, counts, strict=True)]
+    return ClassifyIntentResponse(**results[0], predictions=predictions, **shared)
+
+
+async def redacted_each(backend: TaskBackend, profile: CompiledProfile, texts: list[str]) -> tuple[list[str], list[int]]:
+    """Like `redacted_texts`, with the count of redacted entities per text."""
+    if not profile.spec.redaction.apply_to_tasks:
+        return texts, [0] * len(texts)
+    with tracing.step("redact input"):
+        results = await asyncio.gather(*(backend.redact(redact_job(profile, t)) for t in texts))
+        counts = [len(r["entities"]) for r in results]
+        tracing.annotate(redacted_entities=sum(counts))
+    return [r["text"] for r in results], counts
 
 
 async def _generate(task: Task, profile: CompiledProfile, body: SummarizeRequest | ReplyRequest,

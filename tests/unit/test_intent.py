@@ -290,3 +290,91 @@ def test_northbank_banking77_slice(minilm):
                                                           threshold=0.0)
     accuracy = np.mean([p.label == label for p, (_, label) in zip(predictions, rows)])
     assert accuracy >= NORTHBANK_SLICE_FLOOR, f"accuracy {accuracy:.3f} on {len(rows)} rows"
+
+
+# --- many utterances per request (issue #17) ---------------------------------------------------------------------------
+# Faked: the task engines (a recording TaskBackend), since what is under test is the request contract and its
+# accounting; real: FastAPI router, sample profiles, the limiter.
+
+
+@pytest.fixture
+def intent_client(tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from serving.profiles import (
+        FolderProfileSource,
+        ProfileRegistry,
+        approximate_counter,
+    )
+    from serving.router import RouterContext, create_app
+    from serving.settings import Settings
+    from tests.conftest import SAMPLES
+    from tests.fakes import RecordingBackend
+
+    shutil.copy(SAMPLES / "shopright.yaml", tmp_path / "shopright.yaml")
+    backend = RecordingBackend()
+    settings = Settings(profiles_dir=tmp_path, max_request_bytes=200_000, max_text_chars=500)
+    registry = ProfileRegistry(approximate_counter)
+    ctx = RouterContext(settings, registry, FolderProfileSource(tmp_path, registry, 0.1), backend)
+    with TestClient(create_app(ctx)) as c:
+        yield c, backend
+
+
+def _auth():
+    from tests.conftest import SHOPRIGHT_KEY
+
+    return {"Authorization": f"Bearer {SHOPRIGHT_KEY}"}
+
+
+def test_texts_get_one_prediction_each_in_order_redacted_per_text(intent_client):
+    client, backend = intent_client
+    texts = ["where is my order", "mail jo@example.com a refund", "cancel it"]
+    r = client.post("/v1/tasks/classify-intent", json={"texts": texts}, headers=_auth())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["predictions"]) == 3 and [p["redacted_entities"] for p in body["predictions"]] == [0, 1, 0]
+    assert body["redacted_entities"] == 1
+    sent = [job.text for task, job in backend.jobs if task == "classify-intent"]
+    assert len(sent) == 3 and sent[0] == texts[0] and "jo@example.com" not in sent[1] and sent[2] == texts[2]
+
+
+def test_turns_label_customer_turns_only(intent_client):
+    client, backend = intent_client
+    turns = [{"speaker": "agent", "text": "How can I help?"}, {"speaker": "customer", "text": "my parcel is late"},
+             {"speaker": "agent", "text": "Sorry!"}, {"speaker": "customer", "text": "I want my money back"}]
+    r = client.post("/v1/tasks/classify-intent", json={"turns": turns}, headers=_auth())
+    assert r.status_code == 200, r.text
+    assert [p["turn"] for p in r.json()["predictions"]] == [1, 3]
+    assert [job.text for _, job in backend.jobs if _ == "classify-intent"] == ["my parcel is late", "I want my money back"]
+
+
+@pytest.mark.parametrize("body", [{"text": "a", "texts": ["b"]}, {}, {"texts": []}, {"texts": ["x"] * 257},
+                                  {"turns": [{"speaker": "agent", "text": "hi"}]}])
+def test_bad_many_utterance_bodies_are_422(intent_client, body):
+    client, _ = intent_client
+    r = client.post("/v1/tasks/classify-intent", json=body, headers=_auth())
+    assert r.status_code == 422 and r.json()["error"]["message"], r.text
+
+
+def test_each_text_is_within_the_character_limit(intent_client):
+    client, _ = intent_client
+    assert client.post("/v1/tasks/classify-intent", json={"texts": ["a" * 400] * 3}, headers=_auth()).status_code == 200
+    r = client.post("/v1/tasks/classify-intent", json={"texts": ["ok", "a" * 501]}, headers=_auth())
+    assert r.status_code == 422, r.text
+
+
+def test_requests_per_second_counts_texts_capped_at_the_burst():
+    from serving.errors import RateLimited
+    from serving.profiles.model import Limits
+    from serving.router.admission import TenantLimiter
+
+    limiter = TenantLimiter(lambda: 0.0)
+    limits = Limits(requests_per_second=10, concurrent_requests=100, tokens_per_minute=10_000)
+    limiter.admit("t", limits, units=8)
+    limiter.release("t", limits, 0)
+    with pytest.raises(RateLimited, match="requestsPerSecond"):
+        limiter.admit("t", limits, units=3)  # 8 + 3 texts > 10 per second
+    fresh = TenantLimiter(lambda: 0.0)
+    fresh.admit("t", limits, units=256)  # more texts than a second's burst still gets in on a full bucket

@@ -92,7 +92,7 @@ def test_classification_sees_only_redacted_text(client, backend):
 
 def test_validation_errors_name_the_field(client):
     body = assert_error(client.post("/v1/tasks/classify-intent", json={"txt": "x"}, headers=auth()), 422, "invalid_request")
-    assert "body.text" in body["message"] and body["field"] in ("body.text", "body.txt")
+    assert "body.txt" in body["message"] and body["field"] in ("body.text", "body.txt")  # text is one of text/texts/turns
     body = assert_error(client.post("/v1/tasks/classify-intent", json={"text": "x", "top_k": 99}, headers=auth()), 422,
                         "invalid_request")
     assert "body.top_k" in body["message"]
