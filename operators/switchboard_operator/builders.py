@@ -27,6 +27,7 @@ ACCEPTED_SPECS_ANNOTATION = "switchboard.dev/accepted-specs"
 APP_NAME = "switchboard"
 IMPORT_PATH = "serving.app:build_app"
 GIB = 2**30
+PVC_ROOT = "/mnt/pvc"  # serving.models.ModelStore's default pvc_root: pvc://claim/sub -> /mnt/pvc/claim/sub
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ def _task_args(model: AcceptedModel) -> dict[str, Any]:
         args["maxQueuedRequests"] = spec.max_queued_requests
     if spec.max_model_len is not None:
         args["maxModelLen"] = spec.max_model_len
+    if spec.adapter is not None:
+        args["adapter"] = spec.adapter
+        args["adapterSource"] = spec.adapter_kind
     return args
 
 
@@ -295,7 +299,12 @@ def _worker_group(pool: _Pool, options: RouterOptions) -> dict[str, Any]:
     if gpus:
         requests["nvidia.com/gpu"] = str(gpus)
         limits["nvidia.com/gpu"] = str(gpus)
-    pod: dict[str, Any] = {"containers": [_container("ray-worker", options, {"requests": requests, "limits": limits})]}
+    container = _container("ray-worker", options, {"requests": requests, "limits": limits})
+    pod: dict[str, Any] = {"containers": [container]}
+    claims = pvc_claims(pool.models)
+    if claims:
+        container["volumeMounts"] = [{"name": f"pvc-{c}", "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True} for c in claims]
+        pod["volumes"] = [{"name": f"pvc-{c}", "persistentVolumeClaim": {"claimName": c, "readOnly": True}} for c in claims]
     if pool.spec.node_selector:
         pod["nodeSelector"] = dict(pool.spec.node_selector)
     if pool.spec.tolerations:
@@ -305,9 +314,24 @@ def _worker_group(pool: _Pool, options: RouterOptions) -> dict[str, Any]:
         "replicas": low,
         "minReplicas": low,
         "maxReplicas": high,
-        "rayStartParams": {"resources": json.dumps({pool_resource(pool.spec.name): 1000}, separators=(",", ":"))},
+        "rayStartParams": {"resources": ray_resources_param({pool_resource(pool.spec.name): 1000})},
         "template": _pod_template(options, pod),
     }
+
+
+def pvc_claims(models: Iterable[TaskModelSpec]) -> list[str]:
+    """PersistentVolumeClaims that pvc:// models or adapters of a pool name (mounted read-only at PVC_ROOT/<claim>)."""
+    refs = [r for m in models for r in (m.model, m.adapter) if r and r.startswith("pvc://")]
+    return sorted({r.removeprefix("pvc://").split("/", 1)[0] for r in refs})
+
+
+def ray_resources_param(resources: dict[str, int]) -> str:
+    """`rayStartParams.resources`, single-quoted as KubeRay itself writes it (pod.go, updateRayStartParamsResources).
+
+    KubeRay pastes each parameter unquoted into `bash -c "ray start --resources=..."`; raw JSON would lose its double
+    quotes to the shell (`--resources={pool:cpu:1000}`) and `ray start` would abort.
+    """
+    return "'" + json.dumps(resources, separators=(",", ":")) + "'"
 
 
 # --- which TaskModels can be built together -------------------------------------------------------------

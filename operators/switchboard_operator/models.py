@@ -117,6 +117,12 @@ class TaskModelSpec(_Spec):
         max_length=512,
         description="Model source: a prepared model name, a Hugging Face hub id (org/name), or an s3://, gs:// or pvc:// URI.",
     )
+    adapter: str | None = Field(
+        None,
+        pattern=MODEL_PATTERN,
+        max_length=512,
+        description="LoRA adapter on top of the model: a prepared adapter name or folder, or an s3://, gs:// or pvc:// URI.",
+    )
     engine: Engine = Field(description="Engine that runs the model: vllm, transformers, embedding or presidio.")
     dtype: Dtype = Field(Dtype.AUTO, description="Weights dtype (generative engines).")
     max_model_len: int | None = Field(None, ge=128, le=262_144, description="Longest context in tokens (generative engines).")
@@ -145,9 +151,18 @@ class TaskModelSpec(_Spec):
     @property
     def source_kind(self) -> str:
         """`uri`, `hub` (org/name) or `prepared` (a name the image ships)."""
-        if re.match(r"^(s3|gs|pvc)://", self.model):
-            return "uri"
-        return "hub" if "/" in self.model else "prepared"
+        return _ref_kind(self.model)
+
+    @property
+    def adapter_kind(self) -> str | None:
+        """Like `source_kind`, for `adapter` (None when no adapter is set)."""
+        return None if self.adapter is None else _ref_kind(self.adapter)
+
+
+def _ref_kind(ref: str) -> str:
+    if re.match(r"^(s3|gs|pvc)://", ref):
+        return "uri"
+    return "hub" if "/" in ref else "prepared"
 
 
 _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}

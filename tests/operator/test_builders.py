@@ -60,7 +60,8 @@ def test_one_worker_group_per_node_pool_with_gpu_requests_tolerations_and_select
     # reply (min 1) and score-quality (min 0), one GPU each, one GPU per pod: 1..min(6 needed, maxWorkers 4).
     assert (by_name["gpu-l4"]["minReplicas"], by_name["gpu-l4"]["maxReplicas"]) == (1, 4)
     assert "nvidia.com/gpu" not in by_name["cpu"]["template"]["spec"]["containers"][0]["resources"]["requests"]
-    assert json.loads(by_name["gpu-l4"]["rayStartParams"]["resources"]) == {"pool:gpu-l4": 1000}
+    # Single-quoted JSON, as KubeRay writes it: the shell strips the quotes and `ray start` gets valid JSON.
+    assert by_name["gpu-l4"]["rayStartParams"]["resources"] == """'{"pool:gpu-l4":1000}'"""
 
 
 def test_worker_pods_fit_the_largest_replica_with_memory_headroom():
