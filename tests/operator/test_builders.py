@@ -143,3 +143,17 @@ def test_invalid_specs_name_what_is_wrong(change, message):
     spec = {**load_samples("taskmodels/cpu.yaml")[2]["spec"], **change}
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TaskModelSpec.model_validate(spec)
+
+
+def test_adapter_and_pvc_refs_reach_the_data_plane_with_read_only_claims_mounted():
+    base = load_samples("taskmodels/cpu.yaml")[2]["spec"]
+    spec = TaskModelSpec.model_validate({**base, "model": "pvc://models/smollm2", "adapter": "pvc://adapters/sum-lora"})
+    rayservice = build_rayservice("support", [AcceptedModel("summarize", "uid-s", spec)], OPTIONS)
+    task = serve_app(rayservice)["args"]["tasks"][spec.task.value]
+    assert (task["adapter"], task["adapterSource"]) == ("pvc://adapters/sum-lora", "uri")
+    pod = groups(rayservice)[spec.node_pool.name]["template"]["spec"]
+    assert [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]] == ["adapters", "models"]
+    assert {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]} == {"/mnt/pvc/adapters", "/mnt/pvc/models"}
+    assert schema_errors(crd_schema(KUBERAY_CRD, "v1"), rayservice) == []
+    plain = serve_app(build_rayservice("support", accepted("cpu.yaml"), OPTIONS))["args"]["tasks"]
+    assert all("adapter" not in t and "adapterSource" not in t for t in plain.values())

@@ -74,11 +74,12 @@ def test_built_worker_command_joins_a_head_with_its_pool_resource():
         worker = subprocess.Popen(["/bin/bash", "-c", "--", command], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(worker)
-        probe = ("import json,ray; ray.init(address='%s:%d', log_to_driver=False);"
-                 "print(json.dumps([n['Resources'] for n in ray.nodes() if n['Alive']]))" % (host, port))
+        probe = (f"import json,ray; ray.init(address='{host}:{port}', log_to_driver=False);"
+                 "print(json.dumps([n['Resources'] for n in ray.nodes() if n['Alive']]))")
         deadline, nodes = time.monotonic() + 30, []
         while time.monotonic() < deadline and worker.poll() is None:
-            out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=30)
+            out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=30,
+                                 check=False)
             nodes = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else []
             if any("pool:cpu" in n for n in nodes):
                 break
