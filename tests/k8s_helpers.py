@@ -2,7 +2,7 @@
 
 No Kubernetes API server can run on the test machine (see ../shared/ENVIRONMENT.md): `ApiServer` extends kmock's
 in-memory emulator with what the operator relies on and kmock lacks (uid/resourceVersion/generation stamps, 201 on
-create, 422 for objects that fail their CRD's openAPIV3Schema, a separate /status subresource).
+create, unknown fields pruned as a structural schema prunes them, 422 for objects that fail their CRD's openAPIV3Schema, a separate /status subresource).
 """
 
 from __future__ import annotations
@@ -59,6 +59,28 @@ def schema_errors(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
     return [f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator(schema).iter_errors(obj)]
 
 
+def prune(schema: dict[str, Any], obj: Any, *, root: bool = True) -> Any:
+    """What a structural schema keeps of `obj`: unknown fields are dropped silently (metadata stays at the root),
+    except under `x-kubernetes-preserve-unknown-fields` or `additionalProperties`."""
+    if isinstance(obj, list):
+        items = schema.get("items") or {}
+        return [prune(items, v, root=False) for v in obj]
+    if not isinstance(obj, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return obj
+    props, extra = schema.get("properties") or {}, schema.get("additionalProperties")
+    out = {}
+    for key, value in obj.items():
+        if root and key in ("apiVersion", "kind", "metadata"):
+            out[key] = value
+        elif key in props:
+            out[key] = prune(props[key], value, root=False)
+        elif isinstance(extra, dict):
+            out[key] = prune(extra, value, root=False)
+        elif extra is True:
+            out[key] = value
+    return out
+
+
 def our_validators() -> dict[str, jsonschema.Draft4Validator]:
     return {
         "TenantProfile": validator(crd_schema(CRDS / "switchboard.dev_tenantprofiles.yaml")),
@@ -77,9 +99,10 @@ def _now() -> str:
 
 @attrs.define(kw_only=True)
 class ApiServer(kmock.KubernetesEmulator):
-    """kmock's emulator plus server-set metadata, 201 on create, 422 on schema errors and a separate /status."""
+    """kmock's emulator plus server-set metadata, 201 on create, pruning, 422 on schema errors, a separate /status."""
 
     schemas: dict[Any, jsonschema.Draft4Validator] = attrs.field(factory=dict)
+    raw_schemas: dict[Any, dict] = attrs.field(factory=dict)
     _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
 
     def declare(self, resource: kmock.resource, kind: str, *, status: bool, schema: dict | None = None) -> None:
@@ -89,6 +112,7 @@ class ApiServer(kmock.KubernetesEmulator):
         )
         if schema is not None:
             self.schemas[resource] = validator(schema)
+            self.raw_schemas[resource] = schema
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.resource is not None and isinstance(request.data, dict):
@@ -111,6 +135,7 @@ class ApiServer(kmock.KubernetesEmulator):
         meta.update(uid=str(uuid.uuid4()), resourceVersion=str(next(self._versions)), generation=1, creationTimestamp=_now())
         if self._has_status(request.resource):
             request.data.pop("status", None)
+        self._prune(request)
         return self._invalid(request.resource, request.data)
 
     def _stamp_update(self, request: kmock.Request) -> str | None:
@@ -129,7 +154,14 @@ class ApiServer(kmock.KubernetesEmulator):
             meta["generation"] = current.get("metadata", {}).get("generation", 1) + 1
         data["metadata"] = meta
         object.__setattr__(request, "data", data)
+        self._prune(request)
         return self._invalid(request.resource, kmock_dicts.patch_dict(dict(current), data))
+
+    def _prune(self, request: kmock.Request) -> None:
+        """A structural schema drops unknown fields without an error (a real API server does; so must we)."""
+        schema = self.raw_schemas.get(request.resource)
+        if schema is not None:
+            object.__setattr__(request, "data", prune(schema, request.data))
 
     def _has_status(self, resource: kmock.resource) -> bool:
         return resource in self.resources and "status" in self.resources[resource].subresources
