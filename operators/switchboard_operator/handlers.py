@@ -36,7 +36,13 @@ class Reconciler:
             items = await self.cluster.list_taskmodels(namespace)
             current = await self.cluster.get_rayservice(namespace, self.options.name)
             accepted, rejected = select(items, builders.accepted_from(current))
-            await self._apply(namespace, current, list(accepted.values()))
+            try:
+                await self._apply(namespace, current, list(accepted.values()))
+            except kopf.PermanentError as exc:
+                # The API server refused the RayService (400/403/422): say so on every TaskModel it carried.
+                refused = {name: ("ApplyFailed", str(exc)) for name in accepted}
+                await self._write_statuses(namespace, items, {}, {**rejected, **refused})
+                raise
             await self._write_statuses(namespace, items, accepted, rejected)
 
     async def _apply(self, namespace: str, current: dict | None, models: list[AcceptedModel]) -> None:
