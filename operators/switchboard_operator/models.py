@@ -146,6 +146,12 @@ class TaskModelSpec(_Spec):
             raise ValueError(f"engine {self.engine.value!r} cannot serve task {self.task.value!r}; use {names}")
         if self.node_pool.accelerator_type and self.resources.gpus == 0:
             raise ValueError("nodePool.acceleratorType needs resources.gpus >= 1")
+        if self.target_queue_depth >= self.max_ongoing_requests:
+            # Serve counts at most maxOngoingRequests per replica toward the target: at or above it, it never scales.
+            raise ValueError(
+                f"targetQueueDepth ({self.target_queue_depth:g}) must be < maxOngoingRequests "
+                f"({self.max_ongoing_requests}), or autoscaling never sees enough load to add a replica"
+            )
         return self
 
     @property

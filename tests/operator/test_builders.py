@@ -157,3 +157,9 @@ def test_adapter_and_pvc_refs_reach_the_data_plane_with_read_only_claims_mounted
     assert schema_errors(crd_schema(KUBERAY_CRD, "v1"), rayservice) == []
     plain = serve_app(build_rayservice("support", accepted("cpu.yaml"), OPTIONS))["args"]["tasks"]
     assert all("adapter" not in t and "adapterSource" not in t for t in plain.values())
+
+
+def test_target_queue_depth_at_or_above_max_ongoing_is_refused():
+    spec = {**load_samples("taskmodels/cpu.yaml")[2]["spec"], "targetQueueDepth": 32, "maxOngoingRequests": 32}
+    with pytest.raises(ValidationError, match=r"targetQueueDepth \(32\) must be < maxOngoingRequests \(32\)"):
+        TaskModelSpec.model_validate(spec)
