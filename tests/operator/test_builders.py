@@ -163,3 +163,15 @@ def test_target_queue_depth_at_or_above_max_ongoing_is_refused():
     spec = {**load_samples("taskmodels/cpu.yaml")[2]["spec"], "targetQueueDepth": 32, "maxOngoingRequests": 32}
     with pytest.raises(ValidationError, match=r"targetQueueDepth \(32\) must be < maxOngoingRequests \(32\)"):
         TaskModelSpec.model_validate(spec)
+
+
+def test_ray_pods_meet_the_restricted_pod_security_profile():
+    rayservice = build_rayservice("support", accepted("cpu.yaml", "gpu.yaml"), OPTIONS)
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        pod = group["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
