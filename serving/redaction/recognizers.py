@@ -72,11 +72,11 @@ def ticket_number_recognizer() -> KeywordIdRecognizer:
 
 
 def driver_license_recognizer() -> KeywordIdRecognizer:
-    """US_DRIVER_LICENSE: a 5-20 character id with digits after "driver's license" / "DL" (Presidio's own pattern
-    recognizer scores these too weakly to pass a 0.4 threshold)."""
+    """DRIVER_LICENSE (any country): a 5-20 character id with digits after "driver's license" / "driving licence" /
+    "DL" (Presidio's own US pattern recognizer scores these too weakly to pass a 0.4 threshold)."""
     keyword = r"\b(?:driver'?s?\s+licen[cs]e|driving\s+licen[cs]e|DL)"
     value = r"(?P<value>(?=[A-Z-]*\d)[A-Z0-9](?:[A-Z0-9-]{3,18})[A-Z0-9])\b"
-    return KeywordIdRecognizer("US_DRIVER_LICENSE", [keyword + _NUMBER_WORDS + value], 0.9, "DriverLicenseRecognizer")
+    return KeywordIdRecognizer("DRIVER_LICENSE", [keyword + _NUMBER_WORDS + value], 0.9, "DriverLicenseRecognizer")
 
 
 class PersonAfterKeywordRecognizer(KeywordIdRecognizer):
