@@ -8,7 +8,8 @@ import json
 import pytest
 
 from serving.batches import BatchLine, LineError, parse_batch
-from serving.errors import InvalidRequest
+from serving.batches.parsing import MAX_DEPTH
+from serving.errors import InvalidRequest, PayloadTooLarge
 
 
 def jsonl(*items) -> bytes:
@@ -31,7 +32,21 @@ def test_a_default_task_fills_lines_that_name_none():
 
 @pytest.mark.parametrize("raw, expected", [
     (b"{not json", "line 1: not JSON"),
-    (b"[1, 2]", "line 1: expected a JSON object, got list"),
+    (b"[1, 2]", "line 1: expected a JSON object, got an array"),
+    (b'"just a string"', "line 1: expected a JSON object, got a string"),
+    (b"null", "line 1: expected a JSON object, got null"),
+    (b"[" * 100_000 + b"]" * 100_000, "line 1: not JSON this service reads: nested deeper than"),  # RecursionError
+    (b'{"task": "redact", "body": {"text": ' + b"[" * 40 + b"]" * 40 + b"}}", "line 1: not JSON this service reads: "
+                                                                             "nested deeper than"),
+    (b'{"task": "redact", "body": {"text": "x", "n": ' + b"9" * 5000 + b"}}", "line 1: not JSON this service reads: "
+                                                                            "an integer with more digits"),
+    (b'{"task": "classify-intent", "body": {"text": "x", "top_k": NaN}}', "line 1: not JSON this service reads: NaN"),
+    (b'{"task": "classify-intent", "body": {"text": "x", "top_k": 1e999}}', "line 1: not JSON this service reads: "
+                                                                           "a number out of the range"),
+    (b'{"task": "redact", "body": {"text": "\\ud800"}}', "line 1: a string holds an unpaired UTF-16 surrogate"),
+    (b'{"task": ["redact"], "body": {"text": "x"}}', "line 1: `task` must be a string naming a task, got an array"),
+    (b'{"task": "redact", "body": {"text": 5}}', "line 1: body.text: Input should be a valid string"),
+    (b'{"task": "redact", "body": {"text": "' + b"x" * 300 + b'"}}', "line 1: 340 bytes, over the limit of 300 bytes"),
     (b'{"task": "translate", "body": {"text": "x"}}', "line 1: unknown task 'translate'"),
     (b'{"body": {"text": "x"}}', "line 1: `task` is missing"),
     (b'{"task": "redact", "body": "x"}', "line 1: `body` must be a JSON object"),
@@ -45,7 +60,7 @@ def test_a_default_task_fills_lines_that_name_none():
 ])
 def test_a_bad_line_is_an_error_of_its_own(raw, expected):
     good = json.dumps({"task": "redact", "body": {"text": "fine"}}).encode()
-    first, second = parse_batch(raw + b"\n" + good + b"\n")
+    first, second = parse_batch(raw + b"\n" + good + b"\n", max_line_bytes=300 if len(raw) < 1000 else 10**6)
     assert isinstance(first, LineError) and first.message.startswith(expected)
     assert isinstance(second, BatchLine) and second.line == 2
 
@@ -65,7 +80,7 @@ def test_an_empty_upload_is_refused_whole(raw):
 def test_an_upload_over_the_line_limit_is_refused_whole():
     line = {"task": "redact", "body": {"text": "x"}}
     assert len(parse_batch(jsonl(*[line] * 3), max_lines=3)) == 3
-    with pytest.raises(InvalidRequest, match="4 lines, over the limit of 3"):
+    with pytest.raises(PayloadTooLarge, match="4 lines, over the limit of 3"):
         parse_batch(jsonl(*[line] * 4), max_lines=3)
 
 
@@ -73,3 +88,13 @@ def test_an_unknown_default_task_is_refused_whole():
     with pytest.raises(InvalidRequest, match="unknown task 'nope'") as caught:
         parse_batch(jsonl({"body": {"text": "x"}}), default_task="nope")
     assert caught.value.field == "query.task"
+
+
+def test_the_deepest_nesting_allowed_still_parses():
+    nested = {"text": "x"}
+    for _ in range(MAX_DEPTH - 2):  # the line is level 1 and its body level 2
+        nested = {"a": nested}
+    (deep,) = parse_batch(json.dumps({"task": "redact", "body": nested}).encode())
+    assert isinstance(deep, LineError) and "body.text: Field required" in deep.message  # read, then validated
+    (deeper,) = parse_batch(json.dumps({"task": "redact", "body": {"a": nested}}).encode())
+    assert f"nested deeper than {MAX_DEPTH} levels" in deeper.message
