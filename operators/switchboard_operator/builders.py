@@ -12,61 +12,24 @@ Deployment names are `router` and the task names (`redact`, `classify-intent`, .
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
 from operators.switchboard_operator.models import API_VERSION, KIND, NodePool, TaskModelSpec, quantity_bytes
+from operators.switchboard_operator.options import AcceptedModel, RouterOptions, pool_resource
+from operators.switchboard_operator.raycluster import group_order, pod_labels, ray_cluster_config, worker_groups
 
 RAY_API_VERSION = "ray.io/v1"
 ACCEPTED_SPECS_ANNOTATION = "switchboard.dev/accepted-specs"
 APP_NAME = "switchboard"
 IMPORT_PATH = "serving.app:build_app"
-GIB = 2**30
-PVC_ROOT = "/mnt/pvc"  # serving.models.ModelStore's default pvc_root: pvc://claim/sub -> /mnt/pvc/claim/sub
 
 
-@dataclass(frozen=True)
-class AcceptedModel:
-    """A TaskModel whose spec validated (now, or the last good version kept from the current RayService)."""
-
-    name: str
-    uid: str
-    spec: TaskModelSpec
-
-
-class RouterOptions(BaseModel):
-    """Cluster-wide knobs of the RayService (from the chart's values via the operator's environment)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field("switchboard", description="RayService name (one per namespace).")
-    image: str = Field("ghcr.io/switchboard/switchboard:0.1.0", description="Image of the Ray head and workers.")
-    ray_version: str = Field("2.60.0", description="Ray version inside the image.")
-    head_cpu: str = Field("1", description="CPU request of the head pod.")
-    head_memory: str = Field("4Gi", description="Memory request and limit of the head pod.")
-    worker_cpu: int = Field(2, ge=1, le=256, description="Smallest CPU size of a worker pod.")
-    worker_memory: str = Field("4Gi", description="Smallest memory size of a worker pod.")
-    router_pool: str = Field("cpu", description="Node pool (worker group) the router runs in.")
-    router_num_cpus: float = Field(0.1, gt=0, description="CPUs per router replica.")
-    router_min_replicas: int = Field(1, ge=1)
-    router_max_replicas: int = Field(2, ge=1)
-    router_target_ongoing_requests: float = Field(64, gt=0)
-    router_max_ongoing_requests: int = Field(256, ge=1)
-    service_account: str | None = Field(None, description="ServiceAccount of the Ray pods (the router watches profiles).")
-    env: tuple[tuple[str, str], ...] = Field((), description="Environment of every Ray container (OTel, log level).")
-
-
-def pool_resource(pool: str) -> str:
-    """Ray custom resource every worker of a pool advertises; deployments ask for a sliver of it to land there."""
-    return f"pool:{pool}"
-
-
-def build_rayservice(namespace: str, models: Iterable[AcceptedModel], options: RouterOptions) -> dict[str, Any]:
+def build_rayservice(namespace: str, models: Iterable[AcceptedModel], options: RouterOptions,
+                     current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The RayService; `current` (the one in the cluster) fixes the order of its worker groups (see group_order)."""
     models = sorted(models, key=lambda m: m.spec.task.value)
     return {
         "apiVersion": RAY_API_VERSION,
@@ -76,12 +39,7 @@ def build_rayservice(namespace: str, models: Iterable[AcceptedModel], options: R
             "serviceUnhealthySecondThreshold": 900,
             "deploymentUnhealthySecondThreshold": 300,
             "serveConfigV2": yaml.safe_dump(serve_config(namespace, models, options), sort_keys=False),
-            "rayClusterConfig": {
-                "rayVersion": options.ray_version,
-                "enableInTreeAutoscaling": True,
-                "headGroupSpec": _head_group(options),
-                "workerGroupSpecs": worker_groups(models, options),
-            },
+            "rayClusterConfig": ray_cluster_config(models, options, group_order(current)),
         },
     }
 
@@ -208,143 +166,6 @@ def _router_deployment(options: RouterOptions) -> dict[str, Any]:
     }
 
 
-# --- Ray cluster ------------------------------------------------------------------------------------
-def _container(name: str, options: RouterOptions, resources: dict[str, Any], ports: list[dict] | None = None) -> dict:
-    container: dict[str, Any] = {"name": name, "image": options.image, "resources": resources,
-                                 "securityContext": RESTRICTED_CONTAINER}
-    if options.env:
-        container["env"] = [{"name": k, "value": v} for k, v in options.env]
-    if ports:
-        container["ports"] = ports
-    return container
-
-
-# The Pod Security "restricted" profile: the Ray image runs as uid 1000 and needs none of what it forbids.
-RESTRICTED_CONTAINER: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-
-
-def _head_group(options: RouterOptions) -> dict[str, Any]:
-    resources = {
-        "requests": {"cpu": options.head_cpu, "memory": options.head_memory},
-        "limits": {"memory": options.head_memory},
-    }
-    ports = [{"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},
-             {"containerPort": 10001, "name": "client"}, {"containerPort": 8000, "name": "serve"},
-             {"containerPort": 8080, "name": "metrics"}]
-    return {
-        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
-        "template": _pod_template(options, {"containers": [_container("ray-head", options, resources, ports)]}),
-    }
-
-
-def pod_labels(options: RouterOptions) -> dict[str, str]:
-    """Labels of every Ray pod: the chart's router Service and NetworkPolicy select on them."""
-    return {"app.kubernetes.io/name": "switchboard", "app.kubernetes.io/component": "ray", "switchboard.dev/rayservice": options.name}
-
-
-def _pod_template(options: RouterOptions, pod: dict[str, Any]) -> dict[str, Any]:
-    pod = {"securityContext": {"runAsNonRoot": True, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}, **pod}
-    if options.service_account:
-        pod = {"serviceAccountName": options.service_account, **pod}
-    return {"metadata": {"labels": pod_labels(options)}, "spec": pod}
-
-
-@dataclass(frozen=True)
-class _Pool:
-    spec: NodePool
-    models: tuple[TaskModelSpec, ...]
-
-
-def pools(models: list[AcceptedModel], options: RouterOptions) -> list[_Pool]:
-    """Node pools by name (the first TaskModel by name defines a pool's placement); the router's pool always exists."""
-    by_name: dict[str, _Pool] = {}
-    for model in sorted(models, key=lambda m: m.name):
-        pool = model.spec.node_pool
-        current = by_name.get(pool.name, _Pool(pool, ()))
-        by_name[pool.name] = _Pool(current.spec, current.models + (model.spec,))
-    by_name.setdefault(options.router_pool, _Pool(NodePool(name=options.router_pool), ()))
-    return [by_name[name] for name in sorted(by_name)]
-
-
-def worker_groups(models: list[AcceptedModel], options: RouterOptions) -> list[dict[str, Any]]:
-    return [_worker_group(pool, options) for pool in pools(models, options)]
-
-
-def worker_size(pool: _Pool, options: RouterOptions) -> tuple[int, int, int]:
-    """CPUs, memory bytes and GPUs of one worker pod of a pool: big enough for its largest replica."""
-    cpu = max([options.worker_cpu] + [math.ceil(m.resources.cpu) for m in pool.models])
-    # Ray gives actors about 70% of a pod's memory (the rest is object store): leave headroom over the largest replica.
-    replica_memory = [quantity_bytes(m.resources.memory) * 3 // 2 for m in pool.models if m.resources.memory]
-    memory = max([quantity_bytes(options.worker_memory)] + replica_memory)
-    gpus = max([0] + [m.resources.gpus for m in pool.models])
-    return cpu, memory, gpus
-
-
-def worker_counts(pool: _Pool, options: RouterOptions) -> tuple[int, int]:
-    """Min and max worker pods: enough for the replicas' floors and ceilings of the binding resource."""
-    cpu, _, gpus = worker_size(pool, options)
-    is_router_pool = pool.spec.name == options.router_pool
-    router = (options.router_num_cpus * options.router_min_replicas, options.router_num_cpus * options.router_max_replicas)
-    if gpus:
-        need_min = sum(m.replicas.min * m.resources.gpus for m in pool.models) / gpus
-        need_max = sum(m.replicas.max * m.resources.gpus for m in pool.models) / gpus
-    else:
-        need_min = (sum(m.replicas.min * m.resources.cpu for m in pool.models) + (router[0] if is_router_pool else 0)) / cpu
-        need_max = (sum(m.replicas.max * m.resources.cpu for m in pool.models) + (router[1] if is_router_pool else 0)) / cpu
-    ceiling = max([pool.spec.max_workers] + [m.node_pool.max_workers for m in pool.models])
-    low = min(math.ceil(need_min), ceiling)
-    return low, max(low, 1, min(math.ceil(need_max), ceiling))
-
-
-def _worker_group(pool: _Pool, options: RouterOptions) -> dict[str, Any]:
-    cpu, memory, gpus = worker_size(pool, options)
-    low, high = worker_counts(pool, options)
-    mem = f"{math.ceil(memory / GIB)}Gi"
-    requests: dict[str, Any] = {"cpu": str(cpu), "memory": mem}
-    limits: dict[str, Any] = {"memory": mem}
-    if gpus:
-        requests["nvidia.com/gpu"] = str(gpus)
-        limits["nvidia.com/gpu"] = str(gpus)
-    container = _container("ray-worker", options, {"requests": requests, "limits": limits})
-    pod: dict[str, Any] = {"containers": [container]}
-    claims = pvc_claims(pool.models)
-    if claims:
-        container["volumeMounts"] = [{"name": f"pvc-{c}", "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True} for c in claims]
-        pod["volumes"] = [{"name": f"pvc-{c}", "persistentVolumeClaim": {"claimName": c, "readOnly": True}} for c in claims]
-    if pool.spec.node_selector:
-        pod["nodeSelector"] = dict(pool.spec.node_selector)
-    if pool.spec.tolerations:
-        pod["tolerations"] = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in pool.spec.tolerations]
-    return {
-        "groupName": pool.spec.name,
-        "replicas": low,
-        "minReplicas": low,
-        "maxReplicas": high,
-        "rayStartParams": {"resources": ray_resources_param({pool_resource(pool.spec.name): 1000})},
-        "template": _pod_template(options, pod),
-    }
-
-
-def pvc_claims(models: Iterable[TaskModelSpec]) -> list[str]:
-    """PersistentVolumeClaims that pvc:// models or adapters of a pool name (mounted read-only at PVC_ROOT/<claim>)."""
-    refs = [r for m in models for r in (m.model, m.adapter) if r and r.startswith("pvc://")]
-    return sorted({r.removeprefix("pvc://").split("/", 1)[0] for r in refs})
-
-
-def ray_resources_param(resources: dict[str, int]) -> str:
-    """`rayStartParams.resources`, single-quoted as KubeRay itself writes it (pod.go, updateRayStartParamsResources).
-
-    KubeRay pastes each parameter unquoted into `bash -c "ray start --resources=..."`; raw JSON would lose its double
-    quotes to the shell (`--resources={pool:cpu:1000}`) and `ray start` would abort.
-    """
-    return "'" + json.dumps(resources, separators=(",", ":")) + "'"
-
-
 # --- which TaskModels can be built together -------------------------------------------------------------
 def conflicts(models: list[AcceptedModel]) -> dict[str, str]:
     """TaskModels that cannot join the build (the older one, by name order, wins), with why."""
@@ -380,6 +201,8 @@ __all__ = [
     "conflicts",
     "merge_patch",
     "owner_reference",
+    "pod_labels",
+    "pool_resource",
     "serve_config",
     "task_deployment",
     "worker_groups",

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from operators.switchboard_operator import builders
 from operators.switchboard_operator import status as st
 from operators.switchboard_operator.builders import AcceptedModel, RouterOptions
+from operators.switchboard_operator.kuberay_update import ClusterAction, UpdatePlan, plan_update
 from operators.switchboard_operator.cluster import PROFILE_PLURAL, RAY_GROUP, RAY_PLURAL, RAY_VERSION, Cluster
 from operators.switchboard_operator.models import GROUP, PLURAL, VERSION, TaskModelSpec
 from serving.errors import ProfileError
@@ -37,37 +38,45 @@ class Reconciler:
             current = await self.cluster.get_rayservice(namespace, self.options.name)
             accepted, rejected = select(items, builders.accepted_from(current))
             try:
-                await self._apply(namespace, current, list(accepted.values()))
+                plan = await self._apply(namespace, current, list(accepted.values()))
             except kopf.PermanentError as exc:
                 # The API server refused the RayService (400/403/422): say so on every TaskModel it carried.
                 refused = {name: ("ApplyFailed", str(exc)) for name in accepted}
                 await self._write_statuses(namespace, items, {}, {**rejected, **refused})
                 raise
-            await self._write_statuses(namespace, items, accepted, rejected)
+            await self._write_statuses(namespace, items, accepted, rejected, plan)
 
-    async def _apply(self, namespace: str, current: dict | None, models: list[AcceptedModel]) -> None:
+    async def _apply(self, namespace: str, current: dict | None, models: list[AcceptedModel]) -> UpdatePlan | None:
+        """Create, patch or delete the RayService; what KubeRay will do with the change (None: nothing changed)."""
         name = self.options.name
         if not models:
             if current is not None:
                 await self.cluster.delete_rayservice(namespace, name)
-            return
-        desired = builders.build_rayservice(namespace, models, self.options)
+            return None
+        desired = builders.build_rayservice(namespace, models, self.options, current)
         if current is None:
             await self.cluster.create_rayservice(namespace, desired)
-            return
+            return plan_update(None, desired)
         patch = builders.merge_patch(_managed_part(current), _managed_part(desired))
-        if patch:
-            await self.cluster.patch_rayservice(namespace, name, patch)
+        if not patch:
+            return None
+        plan = plan_update(current, desired)
+        if plan.cluster == ClusterAction.NEW_CLUSTER or plan.ignored:
+            log.warning("RayService %s/%s: %s", namespace, name, plan.summary())
+        await self.cluster.patch_rayservice(namespace, name, patch)
+        return plan
 
-    async def _write_statuses(self, namespace: str, items: list[dict], accepted: dict, rejected: dict) -> None:
+    async def _write_statuses(self, namespace: str, items: list[dict], accepted: dict, rejected: dict,
+                              plan: UpdatePlan | None = None) -> None:
         at = st.now()
+        update = plan.summary() if plan is not None else None
         for item in items:
             meta, old = item["metadata"], item.get("status") or {}
             if meta["name"] in rejected:
                 reason, message = rejected[meta["name"]]
                 new = st.taskmodel_rejected(old, meta.get("generation"), reason, message, at)
             else:
-                new = st.taskmodel_accepted(old, meta.get("generation"), self.options.name, at)
+                new = st.taskmodel_accepted(old, meta.get("generation"), self.options.name, at, update)
             if _changed(old, new):
                 await self.cluster.patch_status(PLURAL, namespace, meta["name"], new)
 

@@ -42,8 +42,16 @@ def get_condition(status: Mapping[str, Any] | None, type_: str) -> dict[str, Any
 
 
 # --- TaskModel ------------------------------------------------------------------------------------
-def taskmodel_accepted(status: Mapping | None, generation: int | None, rayservice: str, at: str) -> dict[str, Any]:
-    cond = condition(ACCEPTED, True, "Built", f"part of RayService {rayservice}", generation, at)
+def taskmodel_accepted(status: Mapping | None, generation: int | None, rayservice: str, at: str,
+                       update: str | None = None) -> dict[str, Any]:
+    """Accepted; `update` says what KubeRay does with the change just applied (kept until the next change)."""
+    message = f"part of RayService {rayservice}"
+    previous = get_condition(status, ACCEPTED)
+    if update is not None:
+        message += f"; last update: {update}"
+    elif previous and previous.get("reason") == "Built" and str(previous.get("message", "")).startswith(message + ";"):
+        message = previous["message"]
+    cond = condition(ACCEPTED, True, "Built", message, generation, at)
     return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
             "rayService": rayservice}
 

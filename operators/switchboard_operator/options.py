@@ -1,0 +1,48 @@
+"""What the builders take besides the TaskModels: accepted models, the chart's cluster-wide options, pool resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from operators.switchboard_operator.models import TaskModelSpec
+
+
+@dataclass(frozen=True)
+class AcceptedModel:
+    """A TaskModel whose spec validated (now, or the last good version kept from the current RayService)."""
+
+    name: str
+    uid: str
+    spec: TaskModelSpec
+
+
+class RouterOptions(BaseModel):
+    """Cluster-wide knobs of the RayService (from the chart's values via the operator's environment)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("switchboard", description="RayService name (one per namespace).")
+    image: str = Field("ghcr.io/switchboard/switchboard:0.1.0", description="Image of the Ray head and workers.")
+    ray_version: str = Field("2.60.0", description="Ray version inside the image.")
+    head_cpu: str = Field("1", description="CPU request of the head pod.")
+    head_memory: str = Field("4Gi", description="Memory request and limit of the head pod.")
+    worker_cpu: int = Field(2, ge=1, le=256, description="Smallest CPU size of a worker pod.")
+    worker_memory: str = Field("4Gi", description="Smallest memory size of a worker pod.")
+    router_pool: str = Field("cpu", description="Node pool (worker group) the router runs in.")
+    router_num_cpus: float = Field(0.1, gt=0, description="CPUs per router replica.")
+    router_min_replicas: int = Field(1, ge=1)
+    router_max_replicas: int = Field(2, ge=1)
+    router_target_ongoing_requests: float = Field(64, gt=0)
+    router_max_ongoing_requests: int = Field(256, ge=1)
+    service_account: str | None = Field(None, description="ServiceAccount of the Ray pods (the router watches profiles).")
+    env: tuple[tuple[str, str], ...] = Field((), description="Environment of every Ray container (OTel, log level).")
+
+
+def pool_resource(pool: str) -> str:
+    """Ray custom resource every worker of a pool advertises; deployments ask for a sliver of it to land there."""
+    return f"pool:{pool}"
+
+
+__all__ = ["AcceptedModel", "RouterOptions", "pool_resource"]
