@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import kopf
@@ -19,6 +20,8 @@ def options_from_env(environ: dict[str, str]) -> RouterOptions:
     fields = {k.lower(): v for k, v in ((k.removeprefix(ENV_PREFIX), v) for k, v in environ.items() if k.startswith(ENV_PREFIX))}
     env = tuple(sorted((k.removeprefix("ray_env_").upper(), v) for k, v in fields.items() if k.startswith("ray_env_")))
     known = {k: v for k, v in fields.items() if k in RouterOptions.model_fields}
+    if "serve_service_annotations" in known:  # a JSON object (the chart writes toJson of the values)
+        known["serve_service_annotations"] = json.loads(known["serve_service_annotations"] or "{}")
     return RouterOptions(**known, env=env)
 
 

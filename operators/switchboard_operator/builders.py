@@ -40,8 +40,21 @@ def build_rayservice(namespace: str, models: Iterable[AcceptedModel], options: R
             "deploymentUnhealthySecondThreshold": 300,
             "serveConfigV2": yaml.safe_dump(serve_config(namespace, models, options), sort_keys=False),
             "rayClusterConfig": ray_cluster_config(models, options, group_order(current)),
+            **({"serveService": serve_service(options)} if options.serve_service_name else {}),
         },
     }
+
+
+def serve_service(options: RouterOptions) -> dict[str, Any]:
+    """The router's stable Service, owned by KubeRay: it sets the selector to the serving cluster's pods
+    (`ray.io/cluster: <active cluster>`, `ray.io/serve: "true"`) and moves it only once a new cluster is ready, so
+    traffic never reaches a pending cluster. Its one port is the head container's `serve` port (8000)."""
+    metadata: dict[str, Any] = {"name": options.serve_service_name,
+                                "labels": {**pod_labels(options), "app.kubernetes.io/component": "router"}}
+    if options.serve_service_annotations:
+        metadata["annotations"] = dict(options.serve_service_annotations)
+    return {"metadata": metadata,
+            "spec": {"type": options.serve_service_type, "ports": [{"name": "serve", "port": 8000, "protocol": "TCP"}]}}
 
 
 def _metadata(namespace: str, models: list[AcceptedModel], options: RouterOptions) -> dict[str, Any]:
@@ -204,6 +217,7 @@ __all__ = [
     "pod_labels",
     "pool_resource",
     "serve_config",
+    "serve_service",
     "task_deployment",
     "worker_groups",
 ]

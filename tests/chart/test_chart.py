@@ -94,11 +94,41 @@ def test_helm_test_pod_calls_readyz(default_objects):
     assert pod["spec"]["containers"][0]["command"][-1] == "http://sb-switchboard-router:8000/readyz"
 
 
-def test_router_service_selects_the_operator_built_serving_pods(default_objects):
+def operator_env(objects: list[dict]) -> dict[str, str]:
+    container = by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_router_service_is_the_rayservice_serve_service_that_kuberay_points_at_the_serving_cluster(helm):
+    """No chart Service selects Ray pods for the API (it would reach a pending cluster): the operator gets the name,
+    type and annotations and writes spec.serveService, whose selector KubeRay sets itself."""
+    import json
+
+    from operators.switchboard_operator.__main__ import options_from_env
+    from operators.switchboard_operator.builders import build_rayservice
+    from tests.operator.test_builders import accepted
+
+    objects = render(helm, "--set", "router.service.type=LoadBalancer",
+                     "--set", "router.service.annotations.networking\\.gke\\.io/load-balancer-type=Internal")
+    assert [s["metadata"]["name"] for s in by_kind(objects, "Service")] == ["sb-switchboard-metrics"]
+    env = operator_env(objects)
+    assert json.loads(env["SWITCHBOARD_OPERATOR_SERVE_SERVICE_ANNOTATIONS"]) == {"networking.gke.io/load-balancer-type": "Internal"}
+    built = build_rayservice("switchboard", accepted("cpu.yaml"), options_from_env(env))
+    service = built["spec"]["serveService"]
+    assert service["metadata"]["name"] == "sb-switchboard-router" and "selector" not in service["spec"]
+    assert service["spec"]["type"] == "LoadBalancer" and service["spec"]["ports"] == [{"name": "serve", "port": 8000, "protocol": "TCP"}]
+    assert service["metadata"]["annotations"] == {"networking.gke.io/load-balancer-type": "Internal"}
+    test_pod = by_kind(objects, "Pod")[0]
+    assert test_pod["spec"]["containers"][0]["command"][-1] == "http://sb-switchboard-router:8000/readyz"
+
+
+def test_metrics_service_and_monitor_cover_every_ray_pod(gpu_objects):
     from operators.switchboard_operator.builders import RouterOptions, pod_labels
 
-    selector = by_kind(default_objects, "Service")[0]["spec"]["selector"]
-    assert selector == {**pod_labels(RouterOptions()), "ray.io/serve": "true"}
+    metrics = by_kind(gpu_objects, "Service")[0]
+    assert metrics["spec"]["selector"] == pod_labels(RouterOptions())
+    monitor = by_kind(gpu_objects, "ServiceMonitor")[0]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= metrics["metadata"]["labels"].items()
 
 
 @pytest.mark.parametrize("override", ["taskModels.redact.engine=onnx", "taskModels.reply.replicas.min=-1",

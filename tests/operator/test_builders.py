@@ -23,7 +23,8 @@ from operators.switchboard_operator.models import TaskModelSpec, quantity_bytes
 from tests.k8s_helpers import KUBERAY_CRD, crd_schema, load_samples, schema_errors
 
 OPTIONS = RouterOptions(image="example.com/switchboard:1", service_account="switchboard-router",
-                        env=(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4317"),))
+                        env=(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4317"),), serve_service_name="sb-router",
+                        serve_service_annotations={"example.com/lb": "internal"})
 
 
 def accepted(*files: str) -> list[AcceptedModel]:
@@ -175,3 +176,10 @@ def test_ray_pods_meet_the_restricted_pod_security_profile():
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
             assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_serve_service_names_the_router_service_and_leaves_the_selector_to_kuberay():
+    spec = build_rayservice("support", accepted("cpu.yaml"), OPTIONS)["spec"]
+    assert spec["serveService"]["metadata"]["name"] == "sb-router"
+    assert "selector" not in spec["serveService"]["spec"]  # KubeRay sets ray.io/cluster=<serving cluster>, ray.io/serve
+    assert "serveService" not in build_rayservice("support", accepted("cpu.yaml"), RouterOptions())["spec"]
