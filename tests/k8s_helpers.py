@@ -103,6 +103,9 @@ class ApiServer(kmock.KubernetesEmulator):
 
     schemas: dict[Any, jsonschema.Draft4Validator] = attrs.field(factory=dict)
     raw_schemas: dict[Any, dict] = attrs.field(factory=dict)
+    # Reads of Secrets as a Role with `resourceNames` grants them: None = every Secret; a set = only these, by name
+    # (get/watch of a name), no list or namespace-wide watch (403). Writes stay open: the tests write as an admin.
+    secret_names: set[str] | None = None
     _versions: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
 
     def declare(self, resource: kmock.resource, kind: str, *, status: bool, schema: dict | None = None) -> None:
@@ -115,6 +118,9 @@ class ApiServer(kmock.KubernetesEmulator):
             self.raw_schemas[resource] = schema
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if self._forbidden(request):
+            return await self._render_error(kmock.KubernetesError(status=403, reason="Forbidden",
+                                                                  message=f"secrets {request.name or ''} is forbidden"))
         if request.resource is not None and isinstance(request.data, dict):
             if request.action == kmock.action.CREATE:
                 problem = self._stamp_create(request)
@@ -128,6 +134,13 @@ class ApiServer(kmock.KubernetesEmulator):
         if request.action == kmock.action.CREATE and response.status == 200 and not response.prepared:
             response.set_status(201)
         return response
+
+    def _forbidden(self, request: kmock.Request) -> bool:
+        if self.secret_names is None or request.resource != SECRETS:
+            return False
+        if request.action in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
+            return False
+        return request.action not in (kmock.action.FETCH, kmock.action.WATCH) or request.name not in self.secret_names
 
     def _stamp_create(self, request: kmock.Request) -> str | None:
         meta = request.data.setdefault("metadata", {})

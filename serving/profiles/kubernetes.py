@@ -150,10 +150,20 @@ class KubernetesProfileSource:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped stream, an API error: reconnect after a pause
+                if kind == "secrets" and getattr(exc, "status", None) == 403:
+                    await self._poll_keys()  # least privilege: Secrets readable by name only
                 log.warning("watch of %s failed (%s: %s); reconnecting in %.1f s", kind, type(exc).__name__, str(exc)[:200], delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_s[1])
                 await self._resync()
+
+    async def _poll_keys(self) -> None:
+        """RBAC grants the key Secrets by name (resourceNames), so no namespace-wide watch: re-read every key each
+        watch_timeout_s instead, which picks up a rotation within that time."""
+        log.info("Secrets are readable by name only; key Secrets are re-read every %s s", self.watch_timeout_s)
+        while True:
+            await asyncio.sleep(self.watch_timeout_s)
+            await asyncio.to_thread(self._refresh_keys)
 
     async def _resync(self) -> None:
         try:

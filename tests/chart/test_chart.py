@@ -75,10 +75,27 @@ def test_rbac_is_least_privilege(default_objects, gpu_objects):
             for rule in role["rules"]:
                 assert "*" not in rule["verbs"] and "*" not in rule["resources"], role["metadata"]["name"]
                 if "secrets" in rule["resources"]:
-                    allowed = {"get"} if role["metadata"]["name"].endswith("-operator") else {"get", "list", "watch"}
-                    assert set(rule["verbs"]) == allowed
+                    assert role["metadata"]["name"].endswith("-operator") and rule["verbs"] == ["get"]
+                    assert not rule.get("resourceNames")  # it checks whichever Secret a TenantProfile names
+        router = [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-router")]
+        assert router and all("secrets" not in rule["resources"] for r in router for rule in r["rules"])
     namespaces = {r["metadata"]["namespace"] for r in by_kind(gpu_objects, "Role")}
     assert namespaces == {"switchboard", "support-bots"}
+
+
+def test_router_reads_only_the_key_secrets_the_values_name(helm):
+    objects = render(helm, "--set", "router.keySecrets={shopright-key,northbank-key}")
+    router = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "sb-switchboard-router")
+    secrets = [rule for rule in router["rules"] if "secrets" in rule["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["shopright-key", "northbank-key"],
+                        "verbs": ["get", "watch"]}]
+
+
+def test_operator_may_set_block_owner_deletion_on_taskmodels(default_objects):
+    """OwnerReferencesPermissionEnforcement: an ownerReference with blockOwnerDeletion needs update on the owner's
+    finalizers subresource, or the RayService create is refused with 403 (OpenShift)."""
+    operator = next(r for r in by_kind(default_objects, "Role") if r["metadata"]["name"].endswith("-operator"))
+    assert any("taskmodels/finalizers" in rule["resources"] and "update" in rule["verbs"] for rule in operator["rules"])
 
 
 def test_clusterwide_mode_uses_a_cluster_role(helm):

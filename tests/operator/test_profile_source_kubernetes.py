@@ -87,3 +87,23 @@ async def test_deleted_profile_stops_being_served(api, source):
         async with api.delete(f"{TP_URL}/shopright") as response:
             assert response.status == 200
         await eventually(lambda: source.registry.tenants() == [], what="tenant removed")
+
+
+async def test_with_secrets_granted_by_name_only_the_key_is_read_and_its_rotation_followed(api, source):
+    """The chart's router Role names the key Secrets (resourceNames): no list, no namespace-wide watch. The emulator
+    answers those with 403 as the API server would; the source reads the key by name and re-reads it on a timer."""
+    profile = copy.deepcopy(load_samples("shopright.yaml")[0])
+    profile["spec"]["apiKey"] = {"secretRef": {"name": "shopright-key"}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shopright-key"},
+              "data": {"api-key": base64.b64encode(b"sb-first-key").decode()}}
+    await send(api, "POST", SECRET_URL, secret)
+    await send(api, "POST", SECRET_URL, {**secret, "metadata": {"name": "helm-release"}})
+    await send(api, "POST", TP_URL, profile)
+    api.secret_names = {"shopright-key"}
+    async with api.get(SECRET_URL) as listing, api.get(f"{SECRET_URL}/helm-release") as other:
+        assert (listing.status, other.status) == (403, 403)
+    await asyncio.to_thread(source.sync)
+    assert source.registry.authenticate("sb-first-key").tenant_id == "shopright"
+    async with watching(source):
+        await send(api, "PATCH", f"{SECRET_URL}/shopright-key", {"data": {"api-key": base64.b64encode(b"sb-rotated").decode()}})
+        await eventually(lambda: source.registry.authenticate("sb-rotated"), timeout=10, what="rotated key accepted")
