@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.errors import ConfigError
@@ -173,6 +173,17 @@ class Settings(BaseSettings):
     batch_concurrency: int = Field(4, ge=1, le=256, description="Batch lines one router runs at once (batch priority).")
     batch_max_lines: int = Field(10_000, ge=1, le=1_000_000, description="Most lines in one batch upload.")
     batch_max_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=1024**3, description="Largest batch upload body.")
+    batch_max_line_bytes: int = Field(262_144, ge=256, le=64 * 1024 * 1024,
+                                      description="Longest line of a batch upload; a longer line is that line's 422.")
+    batch_max_active: int = Field(4, ge=1, le=10_000, description="Queued or running batches a tenant may have (429).")
+    batch_max_stored: int = Field(100, ge=1, le=100_000,
+                                  description="Batches a tenant may keep, finished ones included, until deleted or expired (429).")
+    batch_max_stored_bytes: int = Field(512 * 1024 * 1024, ge=1024, le=1024**4,
+                                        description="Bytes of uploads and results a tenant may keep (429).")
+    batch_retention_s: float = Field(7 * 86_400, ge=60, le=366 * 86_400,
+                                     description="A finished batch's files are removed this long after it finished.")
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token `GET /metrics` requires (a secrets-folder file `metrics_token` works); unset: open.")
 
 
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:

@@ -1,6 +1,7 @@
 """Bulk work: JSONL batches of task requests for one tenant, run in the background, resumed after a restart."""
 
 from serving.batches.parsing import DEFAULT_MAX_LINES, BatchLine, LineError, parse_batch
+from serving.batches.quota import Quota, expires_at
 from serving.batches.runner import BatchRunner, BatchView, Execute, Observer, Progress
 from serving.batches.store import BatchMeta, BatchStatus, BatchStore
 
@@ -16,5 +17,7 @@ __all__ = [
     "LineError",
     "Observer",
     "Progress",
+    "Quota",
+    "expires_at",
     "parse_batch",
 ]

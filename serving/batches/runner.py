@@ -8,13 +8,17 @@ are retried with backoff, at least as long as their `retry_after`, and are not f
 Delivery: a line whose result was appended is never run again; a line in flight when the process died runs again on
 resume (at-least-once execution), and reading results keeps one record per line (exactly-once results).
 
-One runner per store folder runs batches (a file lock decides); any process may accept, read and cancel batches, and
-the runner picks up new batches and cancellations from disk every `poll_s` seconds.
+One runner per store folder runs batches (a file lock decides); any process may accept, read, cancel and delete
+batches, and the runner picks up new batches, cancellations and deletions from disk every `poll_s` seconds. Cancelling
+or deleting a batch cancels its lines in flight, and with them their requests on the replicas (Ray Serve cancels a
+request whose caller's task is cancelled; the engines then drop the sequence from their running batch). The runner
+also removes finished batches `quota.retention_s` after they finished.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import random
@@ -24,9 +28,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from serving.batches.parsing import DEFAULT_MAX_LINES, BatchLine, LineError, parse_batch
+from serving.batches.parsing import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LINES, BatchLine, LineError, parse_batch
+from serving.batches.quota import Quota, check_room, expired
 from serving.batches.store import BatchMeta, BatchStatus, BatchStore
-from serving.errors import ModelNotReady, Overloaded, RateLimited, SwitchboardError
+from serving.errors import ModelNotReady, NotFound, Overloaded, RateLimited, SwitchboardError
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +82,15 @@ class BatchRunner:
     """Start with `await start()` in the app's lifespan and `await stop()` at its end."""
 
     def __init__(self, store: BatchStore, execute: Execute, *, concurrency: int = 4, max_lines: int = DEFAULT_MAX_LINES,
-                 poll_s: float = 2.0, retry_for_s: float = 900.0, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, quota: Quota | None = None, poll_s: float = 2.0,
+                 retry_for_s: float = 900.0, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
                  observe: Observer | None = None):
         self.store = store
         self.execute = execute
         self.concurrency = concurrency
         self.max_lines = max_lines
+        self.max_line_bytes = max_line_bytes
+        self.quota = quota or Quota()
         self.poll_s = poll_s
         self.retry_for_s = retry_for_s
         self.backoff_s = backoff_s
@@ -92,6 +100,7 @@ class BatchRunner:
         self._claim: BinaryIO | None = None
         self._slots: asyncio.Semaphore | None = None
         self._poller: asyncio.Task | None = None
+        self._accepting = asyncio.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,11 +129,20 @@ class BatchRunner:
         return self._claim is not None
 
     # --- what the routes call ----------------------------------------------------------------------------------------
+    async def check_room(self, tenant_id: str, incoming_bytes: int) -> None:
+        """RateLimited (429) or PayloadTooLarge (413) when the tenant may not store one more batch of that size."""
+        kept = await asyncio.to_thread(self._kept, tenant_id)
+        check_room(tenant_id, kept, incoming_bytes, self.quota, time.time())
+
     async def submit(self, tenant_id: str, raw: bytes, task: str | None = None) -> BatchView:
-        """Accept an upload (InvalidRequest when it is empty or too long); lines that do not parse fail at once."""
-        lines = await asyncio.to_thread(parse_batch, raw, task, self.max_lines)
+        """Accept an upload (InvalidRequest when it is empty, PayloadTooLarge when it has too many lines, RateLimited
+        when the tenant is at a cap); lines that do not parse fail at once."""
+        lines = await asyncio.to_thread(parse_batch, raw, task, self.max_lines, self.max_line_bytes)
         errors = [line for line in lines if isinstance(line, LineError)]
-        meta = await asyncio.to_thread(self.store.create, tenant_id, raw, len(lines), task, [e.record() for e in errors])
+        async with self._accepting:  # the caps are checked and the batch created as one step in this process
+            await self.check_room(tenant_id, len(raw))
+            meta = await asyncio.to_thread(self.store.create, tenant_id, raw, len(lines), task,
+                                           [e.record() for e in errors])
         for error in errors:
             self.observe(tenant_id, error.task or "unknown", "failed")
         log.info("batch accepted",
@@ -157,10 +175,17 @@ class BatchRunner:
         """Stop a queued or running batch: no new lines start, lines in flight are dropped; finished ones stay."""
         meta = await asyncio.to_thread(self.store.meta, batch_id, tenant_id)
         if not meta.status.finished:
-            self._halt(batch_id)
+            await self._stop_here(batch_id)
             meta = await asyncio.to_thread(self.store.set_status, batch_id, BatchStatus.CANCELLED)
             log.info("batch cancelled", extra={"batch_id": batch_id, "tenant": tenant_id})
         return await self.status(batch_id, tenant_id)
+
+    async def delete(self, batch_id: str, tenant_id: str) -> None:
+        """Stop the batch if it runs (its lines in flight are cancelled) and remove its upload and results."""
+        await asyncio.to_thread(self.store.meta, batch_id, tenant_id)
+        await self._stop_here(batch_id)
+        await asyncio.to_thread(self.store.delete, batch_id)
+        log.info("batch deleted", extra={"batch_id": batch_id, "tenant": tenant_id})
 
     def pending_lines(self) -> dict[str, int]:
         """Lines not yet finished in the batches this process runs, per tenant (for a gauge)."""
@@ -171,6 +196,7 @@ class BatchRunner:
 
     # --- scheduling --------------------------------------------------------------------------------------------------
     async def _poll(self) -> None:
+        await asyncio.to_thread(self.store.sweep)
         while True:
             await asyncio.sleep(self.poll_s)
             try:
@@ -179,16 +205,38 @@ class BatchRunner:
                 log.error("batch scan failed", extra={"error_type": type(exc).__name__})
 
     async def _scan(self) -> None:
-        """Claim the folder if free; start unfinished batches not running yet; halt batches cancelled elsewhere."""
+        """Claim the folder if free; start unfinished batches not running yet; halt batches cancelled or deleted
+        elsewhere; remove finished batches past their retention."""
         if self._claim is None:
             self._claim = await asyncio.to_thread(self.store.claim)
             if self._claim is None:
                 return
-        for meta in await asyncio.to_thread(self.store.batches):
+        metas = await asyncio.to_thread(self.store.batches)
+        for gone in set(self._active) - {meta.id for meta in metas}:
+            self._halt(gone)
+        now = time.time()
+        for meta in metas:
             if meta.id in self._active and meta.status is BatchStatus.CANCELLED:
                 self._halt(meta.id)
             elif meta.id not in self._active and not meta.status.finished:
                 self._launch(meta)
+            elif expired(meta, self.quota.retention_s, now):
+                await asyncio.to_thread(self._expire, meta)
+
+    def _expire(self, meta: BatchMeta) -> None:
+        with contextlib.suppress(NotFound):  # deleted meanwhile
+            self.store.delete(meta.id)
+        log.info("batch expired", extra={"batch_id": meta.id, "tenant": meta.tenant_id})
+
+    def _kept(self, tenant_id: str) -> list[tuple[BatchMeta, int]]:
+        return [(meta, self.store.size(meta.id)) for meta in self.store.batches(tenant_id)]
+
+    async def _stop_here(self, batch_id: str) -> None:
+        """Halt the batch if this process runs it, and wait until its lines in flight have let go."""
+        active = self._active.get(batch_id)
+        self._halt(batch_id)
+        if active is not None:
+            await asyncio.gather(*(t for t in (active.driver, *active.lines) if t is not None), return_exceptions=True)
 
     def _launch(self, meta: BatchMeta) -> None:
         if meta.id not in self._active:

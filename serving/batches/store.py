@@ -10,7 +10,12 @@ A batch folder appears whole (written under a temporary name, then renamed). Res
 number (the first record wins) and sorted by it, so a crash after an append but before any other bookkeeping cannot
 duplicate a line; a torn last record (a crash mid-append) is dropped and that line runs again.
 
-The folder holds customer text (inputs and responses): put it on an encrypted volume and give it a retention policy.
+A deleted batch is renamed to `.deleted-<id>-*` first (readers and a runner appending see it gone at once), then
+removed; `sweep` removes what a crash left of deletions and creations.
+
+The folder holds customer text: `input.jsonl` is the upload as sent, before redaction (lines are redacted when they
+run); `results.jsonl` holds each line's response as the API returns it. Put it on an encrypted volume; finished
+batches are removed after the runner's retention (SWITCHBOARD_BATCH_RETENTION_S) or on DELETE.
 """
 
 from __future__ import annotations
@@ -106,7 +111,11 @@ class BatchStore:
         """Batches, oldest first; only `tenant_id`'s when given."""
         if not self.root.is_dir():
             return []
-        metas = [self.meta(p.name) for p in self.root.iterdir() if _ID.match(p.name) and (p / META).is_file()]
+        metas = []
+        for path in self.root.iterdir():
+            if _ID.match(path.name):
+                with contextlib.suppress(NotFound):  # deleted between listing and reading
+                    metas.append(self.meta(path.name))
         return sorted((m for m in metas if tenant_id in (None, m.tenant_id)), key=lambda m: m.created_at)
 
     def set_status(self, batch_id: str, status: BatchStatus) -> BatchMeta:
@@ -122,6 +131,34 @@ class BatchStore:
 
     def input(self, batch_id: str) -> bytes:
         return (self._folder(batch_id) / INPUT).read_bytes()
+
+    def size(self, batch_id: str) -> int:
+        """Bytes the batch holds on disk (0 when it has just been deleted)."""
+        total = 0
+        for name in (INPUT, META, RESULTS):
+            with contextlib.suppress(FileNotFoundError):
+                total += (self._folder(batch_id) / name).stat().st_size
+        return total
+
+    def delete(self, batch_id: str) -> None:
+        """Remove the batch and its files; NotFound when it does not exist (or is being deleted)."""
+        trash = self.root / f".deleted-{batch_id}-{secrets.token_hex(4)}"
+        try:
+            os.rename(self._folder(batch_id), trash)
+        except FileNotFoundError:
+            raise NotFound(f"no batch {batch_id[:40]!r}", field="path.batch_id") from None
+        _fsync_dir(self.root)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def sweep(self, older_than_s: float = 3600.0) -> None:
+        """Remove leftovers of a crash: deletions half done, and creations not renamed in `older_than_s`."""
+        if not self.root.is_dir():
+            return
+        now = time.time()
+        for path in self.root.iterdir():
+            stale = path.name.startswith(".new-") and now - path.stat().st_mtime > older_than_s
+            if path.name.startswith(".deleted-") or stale:
+                shutil.rmtree(path, ignore_errors=True)
 
     # --- results -----------------------------------------------------------------------------------------------------
     def append(self, batch_id: str, record: dict) -> None:

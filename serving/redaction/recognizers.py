@@ -118,7 +118,29 @@ def date_of_birth_recognizer() -> KeywordIdRecognizer:
     """DATE_OF_BIRTH: a full date within a few words after "born", "DOB", "date of birth" or "birthday"."""
     keyword = r"\b(?:born|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday)\b"
     gap = r"[^\n\d.;!?]{0,20}?"
-    return KeywordIdRecognizer("DATE_OF_BIRTH", [keyword + gap + _DATE + r"(?!\d)"], 0.95, "DateOfBirthRecognizer")
+    spaced = r"(?P<value>\d{1,2}\s\d{1,2}\s(?:19|20)\d{2})"  # "14 07 1986", as read out on a call
+    return KeywordIdRecognizer("DATE_OF_BIRTH", [keyword + gap + _DATE + r"(?!\d)", keyword + gap + spaced + r"(?!\d)"],
+                               0.95, "DateOfBirthRecognizer")
+
+
+class BirthYearDateRecognizer(KeywordIdRecognizer):
+    """DATE_OF_BIRTH without a keyword: a full date (day, month and year) whose year is 1920-2012. A contact centre's
+    own dates (orders, deliveries, calls) are recent; a full date that far back is a birth date ("it's 14/07/1986"
+    in answer to the agent's question). Scored below the keyword form."""
+
+    def __init__(self):
+        super().__init__("DATE_OF_BIRTH", [r"(?<![\d/.-])" + _DATE + r"(?![\d/-])"], 0.6, "BirthYearDateRecognizer")
+
+    def validate(self, value: str) -> bool:
+        years = re.findall(r"(?<!\d)(\d{4}|\d{2})(?!\d)", value)
+        year = years[0] if re.match(r"\d{4}-", value) else (years[-1] if years else "")
+        return len(year) == 4 and 1920 <= int(year) <= 2012
+
+
+def sort_code_recognizer() -> KeywordIdRecognizer:
+    """ACCOUNT_NUMBER: a UK sort code after "sort code" ("20-00-00", "20 00 00", "200000")."""
+    value = r"(?P<value>\d{2}([ -]?)\d{2}\2\d{2})(?![\d-])"
+    return KeywordIdRecognizer("ACCOUNT_NUMBER", [r"\bsort\s*code" + _NUMBER_WORDS + value], 0.95, "SortCodeRecognizer")
 
 
 def spaced_card_recognizer() -> CreditCardRecognizer:
@@ -147,7 +169,7 @@ class CardAfterKeywordRecognizer(KeywordIdRecognizer):
         return total % 10 == 0
 
 
-_PHONE = r"(?P<value>(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){0,4}(?:\s?x\d{1,5})?)"
+_PHONE = r"(?P<value>(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,6}(?:[ .-]\d{2,6}){0,4}(?:\s?x\d{1,5})?)"
 
 
 class PhoneAfterKeywordRecognizer(KeywordIdRecognizer):
@@ -171,6 +193,9 @@ _SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Cou
            r"|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Close|Crescent|Gardens|Alley|Plaza|Row|Walk|Trail)\b\.?")
 _UNIT = r"(?:[,\s]+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|#)\s*\d+\w?)?"
 _NAME = r"[^\W\d_][\w'.-]*"
+# Words that never name a street: "at 9 and close at 5" is not an address.
+_STREET_WORD = r"(?!(?:and|or|to|at|of|in|on|for|by|with|from|a|an|is|are|was|it|i|we|you|they|my|our|your|then|but)\b)"
+_LEAD_UNIT = r"(?:\b(?:Apt\.?|Apartment|Suite|Unit|Flat)\s*\d+\w?,?\s+)?"
 
 
 def street_address_recognizer() -> PatternRecognizer:
@@ -178,7 +203,7 @@ def street_address_recognizer() -> PatternRecognizer:
     "PSC 0413, Box 8144". A house number, a capitalised street name, then a street suffix (English) or a second
     number (the European order), with an optional unit. Spans stop at the street line."""
     patterns = [
-        Pattern("number name suffix", rf"\b\d{{1,6}}\s+(?:{_NAME}\s+){{1,4}}{_SUFFIX}{_UNIT}", 0.6),
+        Pattern("number name suffix", rf"{_LEAD_UNIT}\b\d{{1,6}}\s+(?:{_STREET_WORD}{_NAME}\s+){{1,4}}{_SUFFIX}{_UNIT}", 0.6),
         Pattern("number name number", rf"\b\d{{1,6}}\s+(?-i:[A-Z\u00c0-\u024f\u0370-\u03ff]){_NAME}"
                 rf"(?:\s+{_NAME}){{0,3}}\s+\d{{1,5}}\b{_UNIT}", 0.5),
         Pattern("military", r"\b(?:PSC|Unit|USNS|USS|USNV|USCGC)\s+\d{3,5},?\s+Box\s+\d{3,5}", 0.6),
@@ -227,8 +252,13 @@ def specific_dates(text: str, result: RecognizerResult) -> bool:
 
 
 def custom_recognizers() -> list[EntityRecognizer]:
-    """Every recognizer this module adds to Presidio's registry."""
+    """Every recognizer this module and serving.redaction.identifiers add to Presidio's registry."""
+    from serving.redaction.identifiers import identifier_recognizers
+
     return [
+        *identifier_recognizers(),
+        BirthYearDateRecognizer(),
+        sort_code_recognizer(),
         account_number_recognizer(),
         order_number_recognizer(),
         ticket_number_recognizer(),

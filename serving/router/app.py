@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse, Response
 
 from serving import __version__
 from serving.errors import Forbidden, NotFound
-from serving.batches import BatchRunner, BatchStore
 from serving.router import batches, errors, generative, openai, pipeline
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
@@ -46,9 +45,7 @@ def create_app(ctx: RouterContext) -> FastAPI:
     )
     app.state.ctx = ctx
     errors.install(app)
-    app.state.batches = ctx.batches or BatchRunner(
-        BatchStore(ctx.settings.batches_dir), batches.executor(ctx), concurrency=ctx.settings.batch_concurrency,
-        max_lines=ctx.settings.batch_max_lines, observe=ctx.metrics.count_batch_line)
+    app.state.batches = ctx.batches or batches.runner(ctx)
     app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes, metrics=ctx.metrics,
                        overrides={("POST", "/v1/batches"): ctx.settings.batch_max_bytes})
     _health_routes(app)

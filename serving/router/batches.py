@@ -6,6 +6,7 @@ the app's lifespan); `executor(ctx)` is the `execute` that worker calls: the rou
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Literal
 
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
-from serving.batches import BatchRunner, BatchView, Execute
+from serving.batches import BatchRunner, BatchStore, BatchView, Execute, Quota, expires_at
 from serving.errors import Forbidden, InvalidRequest, NotFound
 from serving.profiles.compiler import CompiledProfile
 from serving.profiles.model import PriorityClass
@@ -23,6 +24,7 @@ from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.tasks import service
 from serving.tasks.catalog import Task
+from serving.tasks.schemas import ErrorBody
 from serving.telemetry import tracing
 
 JSONL = "application/jsonl"
@@ -52,25 +54,37 @@ class BatchInfo(BaseModel):
     task: str | None = Field(description="Default task of lines that name none (`?task=` on the upload).")
     created_at: int = Field(description="Unix seconds.")
     finished_at: int | None = Field(description="Unix seconds; set when completed or cancelled.")
+    expires_at: int | None = Field(description="Unix seconds when a finished batch's upload and results are removed.")
     counts: BatchCounts
+
+
+class BatchDeleted(BaseModel):
+    id: str
+    object: Literal["batch"] = "batch"
+    deleted: Literal[True] = True
 
 
 def register(app: FastAPI) -> None:
     @app.post("/v1/batches", tags=["batches"], status_code=202, response_model=BatchInfo, openapi_extra=UPLOAD_DOC,
-              summary="Submit a JSONL file of task requests (raw body, one `{custom_id?, task, body}` a line).")
+              responses={415: {"model": ErrorBody, "description": "Not a raw JSONL body."}},
+              summary="Submit a JSONL file of task requests (raw body, one `{custom_id?, task, body}` a line). 413 over "
+                      "the byte or line limit; 429 over the tenant's request limits or batch caps.")
     async def create_batch(profile: Tenant, request: Request,
-                           task: str | None = Query(None, description="Task of lines that name none.")) -> JSONResponse:
+                           task: Task | None = Query(None, description="Task of lines that name none.")) -> JSONResponse:
         _check_upload(profile, request)
-        view = await _runner(request).submit(profile.tenant_id, await request.body(), task)
-        return JSONResponse(_info(view).model_dump(), status_code=202, headers={"Location": f"/v1/batches/{view.meta.id}"})
+        runner = _runner(request)
+        with _admitted(request.app.state.ctx, profile):  # checked before the body is read
+            await runner.check_room(profile.tenant_id, _declared_bytes(request))
+            view = await runner.submit(profile.tenant_id, await request.body(), task.value if task else None)
+        return JSONResponse(_info(view, request).model_dump(), status_code=202, headers={"Location": f"/v1/batches/{view.meta.id}"})
 
     @app.get("/v1/batches", tags=["batches"], response_model=list[BatchInfo], summary="Your batches, oldest first.")
     async def list_batches(profile: Tenant, request: Request) -> list[BatchInfo]:
-        return [_info(view) for view in await _runner(request).batches(profile.tenant_id)]
+        return [_info(view, request) for view in await _runner(request).batches(profile.tenant_id)]
 
     @app.get("/v1/batches/{batch_id}", tags=["batches"], response_model=BatchInfo, summary="Status and progress of a batch.")
     async def get_batch(batch_id: str, profile: Tenant, request: Request) -> BatchInfo:
-        return _info(await _runner(request).status(batch_id, profile.tenant_id))
+        return _info(await _runner(request).status(batch_id, profile.tenant_id), request)
 
     @app.get("/v1/batches/{batch_id}/results", tags=["batches"], response_class=Response,
              responses={200: {"content": {JSONL: {}}, "description": "One JSON record a line, in input order."}},
@@ -84,7 +98,24 @@ def register(app: FastAPI) -> None:
     @app.post("/v1/batches/{batch_id}/cancel", tags=["batches"], response_model=BatchInfo,
               summary="Cancel a queued or running batch; finished lines keep their results.")
     async def cancel_batch(batch_id: str, profile: Tenant, request: Request) -> BatchInfo:
-        return _info(await _runner(request).cancel(batch_id, profile.tenant_id))
+        return _info(await _runner(request).cancel(batch_id, profile.tenant_id), request)
+
+    @app.delete("/v1/batches/{batch_id}", tags=["batches"], response_model=BatchDeleted,
+                summary="Delete a batch: a running one stops (its lines in flight are cancelled on the replicas), then "
+                        "its upload and results are removed.")
+    async def delete_batch(batch_id: str, profile: Tenant, request: Request) -> BatchDeleted:
+        await _runner(request).delete(batch_id, profile.tenant_id)
+        return BatchDeleted(id=batch_id)
+
+
+def runner(ctx: RouterContext) -> BatchRunner:
+    """The batch worker the settings describe: folder, concurrency, limits and caps, the router's task path."""
+    s = ctx.settings
+    quota = Quota(max_active=s.batch_max_active, max_stored=s.batch_max_stored,
+                  max_stored_bytes=s.batch_max_stored_bytes, retention_s=s.batch_retention_s)
+    return BatchRunner(BatchStore(s.batches_dir), executor(ctx), concurrency=s.batch_concurrency,
+                       max_lines=s.batch_max_lines, max_line_bytes=s.batch_max_line_bytes, quota=quota,
+                       observe=ctx.metrics.count_batch_line)
 
 
 def executor(ctx: RouterContext) -> Execute:
@@ -132,13 +163,30 @@ def _runner(request: Request) -> BatchRunner:
     return request.app.state.batches
 
 
-def _info(view: BatchView) -> BatchInfo:
+@contextlib.contextmanager
+def _admitted(ctx: RouterContext, profile: CompiledProfile):
+    """An upload counts against the tenant's requestsPerSecond and concurrentRequests like any request (429)."""
+    limits = profile.spec.limits
+    ctx.limiter.admit(profile.tenant_id, limits)
+    try:
+        yield
+    finally:
+        ctx.limiter.release(profile.tenant_id, limits, 0)
+
+
+def _declared_bytes(request: Request) -> int:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() and len(declared) < 16 else 0
+
+
+def _info(view: BatchView, request: Request) -> BatchInfo:
     meta, progress = view.meta, view.progress
     counts = BatchCounts(total=progress.total, completed=progress.completed, failed=progress.failed,
                          pending=progress.pending)
     finished = int(meta.finished_at) if meta.finished_at is not None else None
+    ends = expires_at(meta, _runner(request).quota.retention_s)
     return BatchInfo(id=meta.id, status=meta.status.value, task=meta.task, created_at=int(meta.created_at),
-                     finished_at=finished, counts=counts)
+                     finished_at=finished, expires_at=int(ends) if ends is not None else None, counts=counts)
 
 
 def _with_status(record: dict) -> dict:

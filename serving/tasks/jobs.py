@@ -25,6 +25,7 @@ class RedactJob:
     score_threshold: float
     salt: str
     traced: Traced = Traced()
+    strict: bool = False
 
 
 @dataclass(frozen=True)

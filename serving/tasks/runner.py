@@ -31,15 +31,16 @@ class TaskRunner:
         self.classifier = classifier
 
     def redact_many(self, jobs: Sequence[RedactJob]) -> list[dict]:
-        return grouped(jobs, lambda j: (j.entities, j.mode, j.score_threshold, j.salt), self._redact_group)
+        return grouped(jobs, lambda j: (j.entities, j.mode, j.score_threshold, j.salt, j.strict), self._redact_group)
 
     def classify_many(self, jobs: Sequence[IntentJob]) -> list[dict]:
         return grouped(jobs, lambda j: (j.taxonomy.model_dump_json(), j.top_k), self._classify_group)
 
     def _redact_group(self, jobs: list[RedactJob]) -> list[dict]:
         first = jobs[0]
+        strict = {"strict": True} if first.strict else {}  # a redactor without the option still serves the rest
         results = self.redactor.redact_batch(
-            [j.text for j in jobs], list(first.entities), first.mode, first.score_threshold, first.salt
+            [j.text for j in jobs], list(first.entities), first.mode, first.score_threshold, first.salt, **strict
         )
         return [redaction_dict(r) for r in results]
 

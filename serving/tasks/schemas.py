@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
 
@@ -54,7 +54,7 @@ class ClassifyIntentRequest(_Body):
                                      description=f"Up to {MAX_INTENT_TEXTS} utterances; one prediction each, in order.")
     turns: list[Turn] | None = Field(None, min_length=1, max_length=500,
                                      description="A conversation; each customer turn is labelled.")
-    top_k: int | None = Field(None, ge=1, le=20, description="Ranked labels to return; default from the tenant profile.")
+    top_k: StrictInt | None = Field(None, ge=1, le=20, description="Ranked labels to return; default from the tenant profile.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClassifyIntentRequest:
@@ -140,7 +140,7 @@ class ErrorBody(BaseModel):
 
 
 class _Generative(ConversationInput):
-    max_tokens: int | None = Field(None, ge=1, le=2048, description="Upper bound on generated tokens.")
+    max_tokens: StrictInt | None = Field(None, ge=1, le=2048, description="Upper bound on generated tokens.")
 
 
 class SummarizeRequest(_Generative):

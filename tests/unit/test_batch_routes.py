@@ -2,7 +2,8 @@
 uploads refused whole.
 
 Faked: the task engines, replaced by the recording TaskBackend (as in test_router.py), because what is under test is
-the batch path; and, in the cancel test, a gate in front of the real task path so that a line is in flight on cue.
+the batch path; and, in the cancel and delete tests, a gate in front of the real task path so that a line is in flight
+on cue (whether cancelling the router's call reaches the replica is Ray Serve's part, covered by the engine tests).
 Real: the router app (auth, middleware, error table), the sample tenant profiles, the task service, admission,
 the batch store on a temporary folder and the batch worker, over httpx's ASGI transport.
 """
@@ -17,7 +18,7 @@ import shutil
 import httpx
 import pytest
 
-from serving.batches import BatchRunner, BatchStore
+from serving.batches import BatchRunner, BatchStore, Quota
 from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_counter
 from serving.router import RouterContext, batches, create_app
 from serving.settings import Settings
@@ -34,7 +35,8 @@ def jsonl(*items) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def router(tmp_path, wrap=lambda execute: execute, northbank_batches=True, max_lines=100):
+async def router(tmp_path, wrap=lambda execute: execute, northbank_batches=True, max_lines=100, quota=Quota(),
+                 northbank_rps=50):
     """The real router app with the batch routes, the worker on a temporary folder, and an HTTP client."""
     profiles = tmp_path / "profiles"
     profiles.mkdir()
@@ -43,12 +45,13 @@ async def router(tmp_path, wrap=lambda execute: execute, northbank_batches=True,
     if not northbank_batches:
         northbank = northbank.replace("    defaultClass: interactive\n",
                                       "    defaultClass: interactive\n    allowedClasses: [interactive]\n")
+    northbank = northbank.replace("requestsPerSecond: 50", f"requestsPerSecond: {northbank_rps}")
     (profiles / "northbank.yaml").write_text(northbank)
     registry = ProfileRegistry(approximate_counter)
-    settings = Settings(profiles_dir=profiles, max_request_bytes=4096, batch_max_bytes=8192, max_text_chars=500)
+    settings = Settings(profiles_dir=profiles, max_request_bytes=4096, batch_max_bytes=32768, max_text_chars=500)
     ctx = RouterContext(settings, registry, FolderProfileSource(profiles, registry, 0.1), RecordingBackend())
     ctx.batches = BatchRunner(BatchStore(tmp_path / "batches"), wrap(batches.executor(ctx)), poll_s=0.05,
-                              max_lines=max_lines)
+                              max_lines=max_lines, max_line_bytes=8192, quota=quota)
     app = create_app(ctx)  # its lifespan starts and stops the runner
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://router") as http:
@@ -160,9 +163,9 @@ async def test_cancel_stops_a_running_batch_and_results_say_which_lines_never_ra
 
 @pytest.mark.parametrize("body, headers, status, code, message", [
     (b"", JSONL, 422, "invalid_request", "empty"),
-    (jsonl(*[{"task": "redact", "body": {"text": "x"}}] * 4), JSONL, 422, "invalid_request", "over the limit of 3"),
+    (jsonl(*[{"task": "redact", "body": {"text": "x"}}] * 4), JSONL, 413, "payload_too_large", "over the limit of 3"),
     (b"--x\r\n", {"content-type": "multipart/form-data; boundary=x"}, 415, "unsupported_media_type", "raw request body"),
-    (b"x" * 9000, JSONL, 413, "payload_too_large", "over the limit of 8192 bytes"),
+    (b"x" * 33000, JSONL, 413, "payload_too_large", "over the limit of 32768 bytes"),
 ])
 async def test_uploads_refused_whole(tmp_path, body, headers, status, code, message):
     async with router(tmp_path, max_lines=3) as http:
@@ -188,3 +191,115 @@ async def test_a_tenant_without_the_batch_class_may_not_submit(tmp_path):
         upload = jsonl({"task": "redact", "body": {"text": "x"}})
         response = await http.post("/v1/batches", content=upload, headers=NORTHBANK)
     assert response.status_code == 403 and "allowedClasses" in response.json()["error"]["message"]
+
+
+async def test_malformed_lines_each_get_their_own_422_and_the_good_lines_run(tmp_path):
+    """The issue's probes (a deeply nested line, a 5,000-digit integer) and their relatives fail one line each."""
+    good = {"custom_id": "ok", "task": "redact", "body": {"text": "mail jo@example.com"}}
+    upload = jsonl(
+        b"[" * 1500 + b"]" * 1500,  # RecursionError in json.loads
+        b'{"task": "redact", "body": {"text": "x", "n": ' + b"7" * 4400 + b"}}",  # ValueError: int digit limit (4300)
+        b'{"task": "classify-intent", "body": {"text": "x", "top_k": NaN}}',
+        b'["task", "redact"]',
+        b'{"task": "classify-intent", "body": {"text": "x", "top_k": true}}',
+        b'{"task": "redact", "body": {"text": "' + b"x" * 8200 + b'"}}',  # over max_line_bytes (8192)
+        b'{"task": "redact", "body": {"text": "\\udc00"}}',
+        good,
+    )
+    async with router(tmp_path) as http:
+        created = await http.post("/v1/batches", content=upload, headers={**SHOPRIGHT, **JSONL})
+        assert created.status_code == 202, created.text
+        assert created.json()["counts"] == {"total": 8, "completed": 0, "failed": 7, "pending": 1}
+        await until_finished(http, created.json()["id"])
+        lines = records(await http.get(f"/v1/batches/{created.json()['id']}/results", headers=SHOPRIGHT))
+    errors = {r["line"]: r["error"] for r in lines if "error" in r}
+    assert sorted(errors) == [1, 2, 3, 4, 5, 6, 7]
+    assert all(e["status"] == 422 and e["type"] == "invalid_request" and e["message"].startswith(f"line {n}: ")
+               for n, e in errors.items())
+    assert "nested deeper" in errors[1]["message"] and "more digits" in errors[2]["message"]
+    assert "NaN" in errors[3]["message"] and "got an array" in errors[4]["message"]
+    assert "body.top_k" in errors[5]["message"] and "over the limit of 8192 bytes a line" in errors[6]["message"]
+    assert "surrogate" in errors[7]["message"]
+    assert lines[7]["response"]["text"] == "mail <EMAIL_ADDRESS_1>"
+
+
+def gate_on(text: str, gate: asyncio.Event, cancelled: list):
+    def gated(execute):
+        async def run(tenant_id, task, body):
+            if body["text"] == text:
+                try:
+                    await gate.wait()
+                except asyncio.CancelledError:
+                    cancelled.append(body["text"])
+                    raise
+            return await execute(tenant_id, task, body)
+        return run
+    return gated
+
+
+async def test_delete_stops_a_running_batch_and_removes_its_files(tmp_path):
+    gate, cancelled = asyncio.Event(), []
+    upload = jsonl({"task": "redact", "body": {"text": "a"}}, {"task": "redact", "body": {"text": "wait"}})
+    async with router(tmp_path, wrap=gate_on("wait", gate, cancelled)) as http:
+        batch_id = (await http.post("/v1/batches", content=upload, headers=SHOPRIGHT)).json()["id"]
+        async with asyncio.timeout(5):
+            while (await http.get(f"/v1/batches/{batch_id}", headers=SHOPRIGHT)).json()["counts"]["completed"] < 1:
+                await asyncio.sleep(0.02)
+        assert (await http.delete(f"/v1/batches/{batch_id}", headers=NORTHBANK)).status_code == 404
+        deleted = await http.delete(f"/v1/batches/{batch_id}", headers=SHOPRIGHT)
+        after = [await http.request(m, f"/v1/batches/{batch_id}{p}", headers=SHOPRIGHT)
+                 for m, p in (("GET", ""), ("GET", "/results"), ("DELETE", ""))]
+        listed = (await http.get("/v1/batches", headers=SHOPRIGHT)).json()
+    assert deleted.status_code == 200 and deleted.json() == {"id": batch_id, "object": "batch", "deleted": True}
+    assert cancelled == ["wait"]  # the line in flight was cancelled, not left to run on
+    assert [r.status_code for r in after] == [404, 404, 404] and listed == []
+    assert [p.name for p in (tmp_path / "batches").iterdir() if not p.name.startswith(".")] == []
+
+
+async def test_a_finished_batch_expires_after_the_retention(tmp_path):
+    async with router(tmp_path, quota=Quota(retention_s=0.3)) as http:
+        batch_id = (await http.post("/v1/batches", content=jsonl({"task": "redact", "body": {"text": "x"}}),
+                                    headers=SHOPRIGHT)).json()["id"]
+        info = await until_finished(http, batch_id)
+        assert info["expires_at"] == int(info["finished_at"] + 0.3) or info["expires_at"] >= info["finished_at"]
+        async with asyncio.timeout(5):
+            while (await http.get(f"/v1/batches/{batch_id}", headers=SHOPRIGHT)).status_code != 404:
+                await asyncio.sleep(0.05)
+    assert not (tmp_path / "batches" / batch_id).exists()
+
+
+async def test_uploads_over_a_tenant_cap_get_429_with_retry_after(tmp_path):
+    gate, cancelled = asyncio.Event(), []
+    one = jsonl({"task": "redact", "body": {"text": "wait"}})
+    quota = Quota(max_active=1, max_stored=2, max_stored_bytes=4000, retention_s=600)
+    async with router(tmp_path, wrap=gate_on("wait", gate, cancelled), quota=quota) as http:
+        first = await http.post("/v1/batches", content=one, headers=SHOPRIGHT)
+        busy = await http.post("/v1/batches", content=one, headers=SHOPRIGHT)
+        other = await http.post("/v1/batches", content=one, headers=NORTHBANK)  # caps are per tenant
+        gate.set()
+        await until_finished(http, first.json()["id"])
+        second = await http.post("/v1/batches", content=jsonl({"task": "redact", "body": {"text": "b"}}),
+                                 headers=SHOPRIGHT)
+        await until_finished(http, second.json()["id"])
+        full = await http.post("/v1/batches", content=jsonl({"task": "redact", "body": {"text": "c"}}),
+                               headers=SHOPRIGHT)
+        await http.delete(f"/v1/batches/{first.json()['id']}", headers=SHOPRIGHT)
+        room = await http.post("/v1/batches", content=jsonl({"task": "redact", "body": {"text": "c"}}),
+                               headers=SHOPRIGHT)
+        too_big = await http.post("/v1/batches", content=jsonl(*[{"task": "redact", "body": {"text": "y" * 400}}] * 11),
+                                  headers=NORTHBANK)
+    assert first.status_code == 202 and other.status_code == 202
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "30"
+    assert "1 batches queued or running" in busy.json()["error"]["message"]
+    assert full.status_code == 429 and "keeps 2 batches" in full.json()["error"]["message"]
+    assert 590 <= int(full.headers["retry-after"]) <= 600  # when the oldest finished batch expires
+    assert room.status_code == 202
+    assert too_big.status_code == 413 and "a tenant may keep" in too_big.json()["error"]["message"]
+
+
+async def test_uploads_count_against_the_tenant_request_limits(tmp_path):
+    async with router(tmp_path, northbank_rps=1) as http:
+        responses = [await http.post("/v1/batches", content=jsonl({"task": "redact", "body": {"text": "x"}}),
+                                     headers=NORTHBANK) for _ in range(2)]
+    assert [r.status_code for r in responses] == [202, 429]
+    assert "requestsPerSecond" in responses[1].json()["error"]["message"] and int(responses[1].headers["retry-after"]) >= 1

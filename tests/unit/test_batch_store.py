@@ -299,3 +299,44 @@ def test_status_is_replaced_atomically_and_survives_a_new_store(store):
     assert reopened.status is BatchStatus.COMPLETED and reopened.finished_at and reopened.task == "redact"
     assert sorted(p.name for p in (store.root / meta.id).iterdir()) == ["input.jsonl", "meta.json", "results.jsonl"]
     assert (store.root / meta.id / "input.jsonl").read_bytes() == upload("x")
+
+
+async def test_a_batch_deleted_by_another_process_stops_running_here(store):
+    """The runner's scan notices the folder is gone and cancels its lines in flight (the work, not only the wait)."""
+    started, cancelled = asyncio.Event(), []
+
+    async def blocks(tenant_id, task, body):
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(body["text"])
+            raise
+
+    runner = runner_for(store, blocks)
+    await runner.start()
+    try:
+        batch_id = (await runner.submit(TENANT, upload("a"))).meta.id
+        await asyncio.wait_for(started.wait(), 5)
+        BatchStore(store.root).delete(batch_id)  # another router process's DELETE
+
+        async def halted():
+            return not runner.pending_lines()
+        await until(halted)
+    finally:
+        await runner.stop()
+    assert cancelled == ["a"]
+    assert store.batches() == [] and [p.name for p in store.root.iterdir()] == [".runner.lock"]
+    with pytest.raises(NotFound):
+        store.delete(batch_id)
+
+
+def test_sweep_removes_what_a_crash_left_of_deletions_and_creations(store):
+    kept = store.create(TENANT, upload("x"), 1)
+    (store.root / ".deleted-batch_x-1234").mkdir()
+    (store.root / ".new-batch_y").mkdir()  # a creation in progress: kept until it is an hour old
+    store.sweep()
+    assert sorted(p.name for p in store.root.iterdir()) == [".new-batch_y", kept.id]
+    store.sweep(older_than_s=-1)
+    assert [p.name for p in store.root.iterdir()] == [kept.id]
+    assert store.size(kept.id) == len(upload("x")) + len(store.meta(kept.id).to_json())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.tasks.entities import SUPPORTED_ENTITIES
+from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SYNTH = DATA / "presidio_synth" / "synth_dataset_v2.json"
@@ -57,6 +57,93 @@ def test_finds_customer_service_pii(redactor, text, entity, value):
     spans = [e for e in result.entities if e.entity_type == entity]
     assert any(value in text[e.start : e.end] for e in spans), found(result, text)
     assert value not in result.text
+
+
+# The default policy on the classes a contact centre hears (issue 14's examples; the values are made up).
+DEFAULT_CASES = [
+    ("The address on file should be 42 Wallaby Way, Sydney.", "LOCATION", "42 Wallaby Way"),
+    ("New address: Flat 3, 19 Marlborough Road, Leeds LS6 1QT", "LOCATION", "Flat 3, 19 Marlborough Road"),
+    ("New address: Flat 3, 19 Marlborough Road, Leeds LS6 1QT", "LOCATION", "LS6 1QT"),
+    ("Billing is 350 Fifth Avenue, New York, NY 10118", "LOCATION", "NY 10118"),
+    ("and my date of birth is 14/07/1986", "DATE_OF_BIRTH", "14/07/1986"),
+    ("I was born July 14th 1986 in Leeds", "DATE_OF_BIRTH", "July 14th 1986"),
+    ("it's 03/11/1979", "DATE_OF_BIRTH", "03/11/1979"),
+    ("DOB 14 07 1986", "DATE_OF_BIRTH", "14 07 1986"),
+    ("My mobile is +44 7700 900123", "PHONE_NUMBER", "+44 7700 900123"),
+    ("ring me on 020 7946 0018 after six", "PHONE_NUMBER", "020 7946 0018"),
+    ("or try 07700 900456 tomorrow", "PHONE_NUMBER", "07700 900456"),
+    ("I'm on +33 6 12 34 56 78 in France", "PHONE_NUMBER", "+33 6 12 34 56 78"),
+    ("text 0044 7700 900789", "PHONE_NUMBER", "0044 7700 900789"),
+    ("Hi, this is Maria, my customer id is CUST-771-204", "CUSTOMER_ID", "CUST-771-204"),
+    ("please quote CUST-902-113 on the form", "CUSTOMER_ID", "CUST-902-113"),
+    ("Customer number: 88120455", "CUSTOMER_ID", "88120455"),
+    ("member no. 4410 2291", "CUSTOMER_ID", "4410 2291"),
+    ("passport number is 925 441 117", "PASSPORT", "925 441 117"),
+    ("my passport is P8812301K, it's Spanish", "PASSPORT", "P8812301K"),
+    ("Driving licence: WOODS802154JA9AB", "DRIVER_LICENSE", "WOODS802154JA9AB"),
+    ("the licence is WOODS802154JA9AB", "DRIVER_LICENSE", "WOODS802154JA9AB"),
+    ("my driving licence number is 4 4 1 2 - 9 0 1 8 - 7 7 from Texas", "DRIVER_LICENSE", "4 4 1 2 - 9 0 1 8 - 7 7"),
+    ("the policy number is POL-4410-22871 for the house", "POLICY_NUMBER", "POL-4410-22871"),
+    ("Insurance policy KX-55102-31 covers the laptop", "POLICY_NUMBER", "KX-55102-31"),
+    ("claim CLM-2025-0087 was rejected", "POLICY_NUMBER", "CLM-2025-0087"),
+    ("national insurance number is JG 10 37 59 A", "NATIONAL_ID", "JG 10 37 59 A"),
+    ("NI number QQ 12 34 56 C", "NATIONAL_ID", "QQ 12 34 56 C"),
+    ("it was AB 12 34 56 C last time", "NATIONAL_ID", "AB 12 34 56 C"),
+    ("sort code 20-00-00 account 55779911", "ACCOUNT_NUMBER", "20-00-00"),
+]
+
+
+@pytest.mark.parametrize(("text", "entity", "value"), DEFAULT_CASES, ids=[c[1] + ":" + c[2] for c in DEFAULT_CASES])
+def test_default_policy_finds_contact_centre_pii(redactor, text, entity, value):
+    """The profile default (DEFAULT_ENTITIES) redacts each class, with the value whole in one span of that type."""
+    result = redactor.redact(text, DEFAULT_ENTITIES)
+    assert (entity, value) in found(result, text)
+    assert value not in result.text
+
+
+@pytest.mark.parametrize("text", [
+    "The customer service team said our refund policy is 30 days.",
+    "I ordered on 12/03/2025 and it came on 14/03/2025.",
+    "We open at 9 and close at 17:30, call 2 days ahead.",
+    "My passport expired in March, can I still fly?",
+])
+def test_default_policy_leaves_ordinary_text(redactor, text):
+    """Keywords without a value, recent dates and opening hours are not personal data."""
+    assert redactor.redact(text, DEFAULT_ENTITIES).entities == ()
+
+
+def test_value_stops_before_the_next_words(redactor):
+    """An id read in pieces ends where the words begin: "... 31 I think" keeps "I think"."""
+    text = "my policy is 99120-3381 I think, and member id MBR-5521 for the loyalty"
+    result = redactor.redact(text, DEFAULT_ENTITIES)
+    assert {("POLICY_NUMBER", "99120-3381"), ("CUSTOMER_ID", "MBR-5521")} <= found(result, text)
+    assert result.text.endswith("I think, and member id <CUSTOMER_ID_1> for the loyalty")
+
+
+def test_strict_masks_every_remaining_run_of_four_digits(redactor):
+    """strict: after detection, runs of 4+ digits (grouped by spaces or dashes, or read digit by digit) go too; the
+    card that fails its checksum is one span; shorter numbers and detected values keep their own treatment."""
+    text = "Card 4111 1111 1111 1112 (not Luhn), code 4 4 1 2 9, ref 12-34-56, 3 items, order #55123."
+    plain = redactor.redact(text, ["ORDER_NUMBER"])
+    assert "4111 1111 1111 1112" in plain.text and "12-34-56" in plain.text
+    strict = redactor.redact(text, ["ORDER_NUMBER"], strict=True)
+    assert strict.text == ("Card <DIGITS_1> (not Luhn), code <DIGITS_2>, ref <DIGITS_3>, 3 items, "
+                           "order #<ORDER_NUMBER_1>.")
+    masked = redactor.redact(text, ["ORDER_NUMBER"], mode="mask", strict=True)
+    assert masked.text == ("Card **** **** **** **** (not Luhn), code * * * * *, ref **-**-**, 3 items, "
+                           "order #*****.")
+
+
+def test_strict_runs_never_reach_into_a_detection():
+    """Pure function: the digits of a detected span are not part of any run."""
+    from types import SimpleNamespace
+
+    from serving.redaction.strict import digit_runs
+
+    text = "call +44 7700 900123 or 5678"
+    phone = SimpleNamespace(start=5, end=20)
+    assert [(r.start, r.end) for r in digit_runs(text, [phone])] == [(24, 28)]
+    assert [(r.start, r.end) for r in digit_runs(text, [])] == [(6, 20), (24, 28)]
 
 
 def test_conversation_with_many_kinds(redactor):
