@@ -29,6 +29,9 @@ class Example:
 
     messages: tuple[dict[str, str], ...]
     answer: str
+    # Where the answer is tokenized in pieces (score-quality: as the constrained decoder feeds it), the pieces.
+    pieces: tuple[str, ...] = ()
+    weights: tuple[float, ...] = ()  # loss weight per piece (default 1): score-quality weighs its verdicts up
 
 
 def sha256(path: Path) -> str:
@@ -75,25 +78,47 @@ def reply_examples(dialogs: list[dict], per_dialog: int = 2, seed: int = 0) -> l
     return out
 
 
+def quality_examples(records: list[dict]) -> list[Example]:
+    """One example per (conversation, tenant) record: the served prompt and the labelled JSON answer."""
+    from serving.training.quality import guided_pieces, piece_weights, render_record, tenant_specs
+
+    specs = tenant_specs()
+    out = []
+    for record in records:
+        item = render_record(record, specs)
+        answer = item.answer()
+        pieces = guided_pieces(item.schema, answer)
+        out.append(Example(tuple(item.messages), answer, tuple(pieces), tuple(piece_weights(pieces))))
+    return out
+
+
 def render_examples(task: Task, path: Path, seed: int = 0) -> list[Example]:
     dialogs = read_jsonl(path)
     if task is Task.SUMMARIZE:
         return summarize_examples(dialogs)
     if task is Task.REPLY:
         return reply_examples(dialogs, seed=seed)
+    if task is Task.SCORE_QUALITY:
+        return quality_examples(dialogs)
     raise ValueError(f"no training data rendering for {task.value} yet")
 
 
 def encode(tokenizer, example: Example | Messages, answer: str | None = None, max_prompt: int = 512,
-           max_answer: int = 160) -> tuple[list[int], list[int]]:
-    """Token ids and labels (-100 on the prompt, so the loss is on the answer only). Long prompts keep their start
-    and end (the system instruction and the latest turns)."""
+           max_answer: int = 160) -> tuple[list[int], list[int], list[float]]:
+    """Token ids, labels (-100 on the prompt, so the loss is on the answer only) and per-token loss weights. Long
+    prompts keep their start and end (the system instruction and the latest turns)."""
     messages = list(example.messages) if isinstance(example, Example) else example
     answer = example.answer if isinstance(example, Example) else (answer or "")
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if len(p_ids) > max_prompt:
         p_ids = p_ids[:64] + p_ids[-(max_prompt - 64):]
-    a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"][:max_answer]
-    a_ids = a_ids + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
-    return p_ids + a_ids, [-100] * len(p_ids) + a_ids
+    pieces = example.pieces if isinstance(example, Example) and example.pieces else (answer,)
+    weights = example.weights if isinstance(example, Example) and example.weights else (1.0,) * len(pieces)
+    a_ids, a_w = [], []
+    for piece, weight in zip(pieces, weights, strict=True):
+        ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+        a_ids, a_w = a_ids + ids, a_w + [weight] * len(ids)
+    a_ids = a_ids[:max_answer] + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    a_w = a_w[:max_answer] + [1.0]
+    return p_ids + a_ids, [-100] * len(p_ids) + a_ids, [0.0] * len(p_ids) + a_w

@@ -75,10 +75,11 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
     seen = start
     bar = tqdm(total=total, initial=start, desc="train", unit="ex")
     for seen in range(start, total):
-        ids, labels = encode(tokenizer, examples[order[seen]], max_prompt=config.max_prompt, max_answer=config.max_answer)
-        out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
-        (out.loss / config.grad_accum).backward()
-        losses.append(out.loss.item())
+        ids, labels, weights = encode(tokenizer, examples[order[seen]], max_prompt=config.max_prompt,
+                                      max_answer=config.max_answer)
+        loss = weighted_loss(model(input_ids=torch.tensor([ids])).logits[0], labels, weights)
+        (loss / config.grad_accum).backward()
+        losses.append(loss.item())
         bar.update(1)
         if (seen + 1) % config.grad_accum == 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -98,6 +99,16 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
     tokenizer.save_pretrained(config.out)
     return {"examples_seen": seen, "examples_planned": total, "last_loss": round(sum(losses[-64:]) / max(len(losses[-64:]), 1), 4),
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
+
+
+def weighted_loss(logits, labels: list[int], weights: list[float]):
+    """Next-token cross-entropy over the labelled positions, weighted per token (all weights 1: the usual mean)."""
+    import torch
+
+    target = torch.tensor(labels[1:])
+    weight = torch.tensor(weights[1:]) * (target != -100)
+    losses = torch.nn.functional.cross_entropy(logits[:-1].float(), target.clamp(min=0), reduction="none")
+    return (losses * weight).sum() / weight.sum().clamp(min=1e-9)
 
 
 def _checkpoint(model, optimizer, schedule, folder: Path, seen: int) -> None:

@@ -1,0 +1,113 @@
+"""score-quality training and evaluation records rendered exactly as served: the tenant's compiled instruction
+(glossary and rubric), the composer's prompt, the engine's JSON instruction, the rubric's output schema with the
+conversation's quotes, and the answer cut into the pieces the constrained decoder feeds the model (pure).
+
+The constrained decoder (serving/engines/transformers_engine.py `_Guided`) tokenizes the fixed text between two
+decisions in one piece and each chosen option on its own; the training answer is tokenized the same way, so the
+adapter learns the token sequences it is scored on at serving time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.engines import structured
+from serving.engines.base import with_json_instruction
+from serving.profiles.compiler import approximate_counter, compile_profile
+from serving.profiles.model import TenantProfileSpec
+from serving.tasks.catalog import Task
+from serving.tasks.conversation import Speaker, Turn
+from serving.tasks.prompts import Messages, compose
+from serving.tasks.quality import evidence_quotes, output_schema
+
+RUBRICS = Path(__file__).resolve().parents[2] / "datasets" / "quality" / "rubrics.json"
+_NO_KEY = "0" * 64
+# Loss weight of the verdict tokens: the verdict is the decision the gate scores; the skeleton around it is fixed by
+# the decoder and the evidence is a copy, together ten times as many tokens.
+VERDICT_WEIGHT = 4.0  # the specs here are never used to authenticate; the model needs a syntactically valid one
+
+
+@dataclass(frozen=True)
+class QualityItem:
+    """One record as the model sees it: prompt messages, the output schema, the gold answer and its pieces."""
+
+    record_id: str
+    conversation: str
+    tenant: str
+    turns: tuple[Turn, ...]
+    request: tuple[dict[str, str], ...]  # what the router sends the engine (the composer's messages)
+    schema: dict
+    gold: tuple[tuple[str, str, str], ...]  # (criterion, verdict, evidence) in rubric order
+
+    @property
+    def messages(self) -> Messages:
+        """What the model reads: the request with the engine's JSON instruction in the system turn."""
+        return with_json_instruction([dict(m) for m in self.request], self.schema)
+
+    def answer(self) -> str:
+        return structured.dump({"criteria": [{"criterion": c, "verdict": v, "evidence": e} for c, v, e in self.gold]})
+
+
+def tenant_specs(path: Path = RUBRICS) -> dict[str, TenantProfileSpec]:
+    """The data set's tenants as TenantProfile specs (their rubric and glossary, score-quality enabled)."""
+    tenants = json.loads(Path(path).read_text())["tenants"]
+    return {name: TenantProfileSpec.model_validate({
+        "tenantId": name, "displayName": t["display_name"], "apiKey": {"sha256": _NO_KEY},
+        "tasks": [Task.SCORE_QUALITY.value], "rubric": t["rubric"], "glossary": t["glossary"]}) for name, t in tenants.items()}
+
+
+def request_messages(spec: TenantProfileSpec, turns: list[Turn]) -> Messages:
+    """The chat messages the router sends for a score-quality request of this tenant."""
+    compiled = compile_profile(spec.tenant_id, spec, approximate_counter)
+    return compose(Task.SCORE_QUALITY, compiled.instructions[Task.SCORE_QUALITY].text, turns,
+                   [c.id for c in spec.rubric])
+
+
+def render_record(record: dict, specs: dict[str, TenantProfileSpec]) -> QualityItem:
+    spec = specs[record["tenant"]]
+    turns = [Turn(speaker=Speaker(t["speaker"]), text=t["text"]) for t in record["turns"] if t["text"].strip()]
+    schema = output_schema(list(spec.rubric), evidence_quotes(turns))
+    gold = tuple((lab["id"], lab["verdict"], lab["evidence"]) for lab in record["labels"])
+    return QualityItem(record["id"], record["conversation"], record["tenant"], tuple(turns),
+                       tuple(request_messages(spec, turns)), schema, gold)
+
+
+def guided_pieces(schema: dict, answer: str) -> list[str]:
+    """`answer` cut where the constrained decoder cuts it: fixed text up to a decision (with the options' shared
+    start), then the chosen option's rest, and so on; the last piece is the closing text. Raises ValueError when the
+    answer is not one the schema's decoder can write (e.g. a quote that is not among the schema's options)."""
+    pieces: list[str] = []
+    pending, pos = "", 0
+
+    def answer_step(step: structured.Step):
+        nonlocal pending, pos
+        if isinstance(step, structured.Emit):
+            if not answer.startswith(step.text, pos):
+                raise ValueError(f"answer differs from the schema's fixed text at char {pos}")
+            pending, pos = pending + step.text, pos + len(step.text)
+            return None
+        if not isinstance(step, structured.Pick):
+            raise ValueError("only closed choices are supported in score-quality answers")
+        fits = [i for i, option in enumerate(step.options) if answer.startswith(option, pos)]
+        if not fits:
+            raise ValueError(f"no option of the schema matches the answer at char {pos}")
+        index = max(fits, key=lambda i: len(step.options[i]))
+        shared = structured.common_prefix(step.options)
+        pieces.append(pending + shared)
+        pieces.append(step.options[index][len(shared):])
+        pending, pos = "", pos + len(step.options[index])
+        return index
+
+    text, _ = structured.run(structured.compile_schema(schema), answer_step)
+    if text != answer:
+        raise ValueError("answer has text after the schema's value")
+    if pending:
+        pieces.append(pending)
+    return [p for p in pieces if p]
+
+
+def piece_weights(pieces: list[str]) -> list[float]:
+    """The loss weight of each piece: VERDICT_WEIGHT for the verdict options, 1 for the rest."""
+    return [VERDICT_WEIGHT if i and pieces[i - 1].endswith('"verdict": "') else 1.0 for i in range(len(pieces))]
