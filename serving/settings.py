@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     batch_retention_s: float = Field(7 * 86_400, ge=60, le=366 * 86_400,
                                      description="A finished batch's files are removed this long after it finished.")
     metrics_token: SecretStr | None = Field(
-        None, description="Bearer token `GET /metrics` requires (a secrets-folder file `metrics_token` works); unset: open.")
+        None, description="Bearer token `GET /metrics` requires (or the secrets-folder file `switchboard_metrics_token`); unset: open.")
 
 
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:

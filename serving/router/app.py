@@ -7,12 +7,12 @@ import contextlib
 import inspect
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from serving import __version__
 from serving.errors import Forbidden, NotFound
-from serving.router import batches, errors, generative, openai, pipeline
+from serving.router import batches, errors, generative, openai, pipeline, scrape
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.fairshare import CLASSES
@@ -125,7 +125,10 @@ def _health_routes(app: FastAPI) -> None:
         body = {"status": "ready" if ready else "not ready", "tenants": len(tenants), "tasks": tasks}
         return JSONResponse(body, status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "2"})
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this router process.")
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this router process (text exposition format); "
+             "with SWITCHBOARD_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`.",
+             response_class=Response, dependencies=[Depends(scrape.check_scraper)],
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics."}})
     async def metrics(request: Request) -> Response:
         ctx: RouterContext = request.app.state.ctx
         ctx.metrics.profiles.set(len(ctx.registry.tenants()))

@@ -36,13 +36,13 @@ def test_a_default_task_fills_lines_that_name_none():
     (b'"just a string"', "line 1: expected a JSON object, got a string"),
     (b"null", "line 1: expected a JSON object, got null"),
     (b"[" * 100_000 + b"]" * 100_000, "line 1: not JSON this service reads: nested deeper than"),  # RecursionError
-    (b'{"task": "redact", "body": {"text": ' + b"[" * 40 + b"]" * 40 + b"}}", "line 1: not JSON this service reads: "
-                                                                             "nested deeper than"),
-    (b'{"task": "redact", "body": {"text": "x", "n": ' + b"9" * 5000 + b"}}", "line 1: not JSON this service reads: "
-                                                                            "an integer with more digits"),
+    (b'{"task": "redact", "body": {"text": ' + b"[" * 40 + b"]" * 40 + b"}}",
+     "line 1: not JSON this service reads: nested deeper than"),
+    (b'{"task": "redact", "body": {"text": "x", "n": ' + b"9" * 5000 + b"}}",
+     "line 1: not JSON this service reads: an integer with more digits"),
     (b'{"task": "classify-intent", "body": {"text": "x", "top_k": NaN}}', "line 1: not JSON this service reads: NaN"),
-    (b'{"task": "classify-intent", "body": {"text": "x", "top_k": 1e999}}', "line 1: not JSON this service reads: "
-                                                                           "a number out of the range"),
+    (b'{"task": "classify-intent", "body": {"text": "x", "top_k": 1e999}}',
+     "line 1: not JSON this service reads: a number out of the range"),
     (b'{"task": "redact", "body": {"text": "\\ud800"}}', "line 1: a string holds an unpaired UTF-16 surrogate"),
     (b'{"task": ["redact"], "body": {"text": "x"}}', "line 1: `task` must be a string naming a task, got an array"),
     (b'{"task": "redact", "body": {"text": 5}}', "line 1: body.text: Input should be a valid string"),

@@ -35,7 +35,7 @@ def jsonl(*items) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def router(tmp_path, wrap=lambda execute: execute, northbank_batches=True, max_lines=100, quota=Quota(),
+async def router(tmp_path, wrap=lambda execute: execute, northbank_batches=True, max_lines=100, quota=None,
                  northbank_rps=50):
     """The real router app with the batch routes, the worker on a temporary folder, and an HTTP client."""
     profiles = tmp_path / "profiles"
@@ -51,7 +51,7 @@ async def router(tmp_path, wrap=lambda execute: execute, northbank_batches=True,
     settings = Settings(profiles_dir=profiles, max_request_bytes=4096, batch_max_bytes=32768, max_text_chars=500)
     ctx = RouterContext(settings, registry, FolderProfileSource(profiles, registry, 0.1), RecordingBackend())
     ctx.batches = BatchRunner(BatchStore(tmp_path / "batches"), wrap(batches.executor(ctx)), poll_s=0.05,
-                              max_lines=max_lines, max_line_bytes=8192, quota=quota)
+                              max_lines=max_lines, max_line_bytes=8192, quota=quota or Quota())
     app = create_app(ctx)  # its lifespan starts and stops the runner
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://router") as http:
