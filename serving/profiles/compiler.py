@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from serving.errors import ProfileError
 from serving.profiles.model import TenantProfileDocument, TenantProfileSpec, spec_version
 from serving.tasks.catalog import Task
+from serving.tasks.entities import not_redacted
 
 TokenCounter = Callable[[str], int]
 
@@ -37,6 +38,8 @@ class CompiledProfile:
     spec: TenantProfileSpec
     version: str
     instructions: Mapping[Task, CompiledInstruction] = field(default_factory=dict)
+    not_redacted: tuple[str, ...] = ()
+    """Personal-data types of the default policy that this profile leaves in clear (its status lists them)."""
 
     @property
     def tenant_id(self) -> str:
@@ -44,6 +47,11 @@ class CompiledProfile:
 
     def instruction_tokens(self) -> dict[str, int]:
         return {task.value: c.tokens for task, c in self.instructions.items()}
+
+    def redaction_status(self) -> dict[str, Any]:
+        """The redaction policy as the tenant's status shows it (camelCase), with `notRedacted`: the default
+        policy's personal-data types this profile leaves in clear."""
+        return {**self.spec.redaction.model_dump(by_alias=True, mode="json"), "notRedacted": list(self.not_redacted)}
 
 
 def parse_document(data: Any, source: str = "<profile>") -> TenantProfileDocument:
@@ -97,7 +105,14 @@ def compile_profile(name: str, spec: TenantProfileSpec, count_tokens: TokenCount
     """Build the per-task instruction texts and measure each in tokens."""
     instructions = {task: _instruction(spec, task) for task in spec.tasks}
     compiled = {task: CompiledInstruction(text, count_tokens(text)) for task, text in instructions.items()}
-    return CompiledProfile(name=name, spec=spec, version=spec_version(spec), instructions=compiled)
+    return CompiledProfile(name=name, spec=spec, version=spec_version(spec), instructions=compiled,
+                           not_redacted=not_redacted_by(spec))
+
+
+def not_redacted_by(spec: TenantProfileSpec) -> tuple[str, ...]:
+    """The default policy's types that this profile's `redaction.entities` leave out (in clear wherever it redacts;
+    with `applyToTasks: false` the other tasks' models see every type, which the status says beside this list)."""
+    return not_redacted(spec.redaction.entities)
 
 
 def _instruction(spec: TenantProfileSpec, task: Task) -> str:

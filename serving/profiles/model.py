@@ -112,10 +112,23 @@ class RedactionMode(str, Enum):
 
 
 class RedactionPolicy(_Spec):
-    entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1)
+    entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1,
+                                description="Entity types to redact; the default is the complete contact-centre set.")
     mode: RedactionMode = RedactionMode.PLACEHOLDER
     score_threshold: float = Field(0.4, ge=0, le=1, description="Detections below this confidence are ignored.")
     apply_to_tasks: bool = Field(True, description="Redact the input of every other task before a model sees it.")
+    strict: bool = Field(False, description="Also redact every remaining run of 4 or more digits (PCI style).")
+    restore: bool = Field(False, description="Put the original values back into generative answers for the caller "
+                                             "(placeholder mode only; the model never sees them).")
+
+    @model_validator(mode="after")
+    def _restore_needs_placeholders(self) -> "RedactionPolicy":
+        if self.restore and self.mode is not RedactionMode.PLACEHOLDER:
+            raise ValueError(f"restore: needs mode placeholder (a {self.mode.value} value cannot be put back); "
+                             "set mode: placeholder or restore: false")
+        if self.restore and not self.apply_to_tasks:
+            raise ValueError("restore: needs applyToTasks: true (nothing is redacted before the model to put back)")
+        return self
 
     @field_validator("entities")
     @classmethod

@@ -157,6 +157,7 @@ def _tenant_routes(app: FastAPI) -> None:
             instruction_tokens=profile.instruction_tokens(),
             limits=spec.limits.model_dump(by_alias=True),
             priority=spec.priority.model_dump(by_alias=True, mode="json"),
+            redaction=profile.redaction_status(),
         )
 
 

@@ -40,10 +40,10 @@ def register(app: FastAPI) -> None:
         if not body.stream:
             return await execute(request, profile, Task.REPLY, body)
         ctx = begin(request, profile, Task.REPLY, body)
-        job = await service.reply_job(profile, body, ctx.backend)
+        job, restorer = await service.reply_job(profile, body, ctx.backend)
         chunks = await admitted_stream(ctx, profile, Task.REPLY, service.stream_reply(profile, job, ctx.backend),
                                        priority_class(request, profile), deadline_s(request, ctx, Task.REPLY))
-        return StreamingResponse(_sse(chunks), media_type="text/event-stream")
+        return StreamingResponse(_sse(service.restoring(chunks, restorer)), media_type="text/event-stream")
 
 
 async def _sse(chunks: AsyncIterator[dict]) -> AsyncIterator[str]:

@@ -72,10 +72,11 @@ def register(app: FastAPI) -> None:
         if body.stream:
             if task is Task.SCORE_QUALITY:
                 raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
-            job = await _job(ctx, profile, task, conversation, body)
+            job, restorer = await _job(ctx, profile, task, conversation, body)
             chunks = await admitted_stream(ctx, profile, task, ctx.backend.stream(task.value, job),
                                            priority_class(request, profile), deadline_s(request, ctx, task))
-            return StreamingResponse(_chunks(chunks, body.model), media_type="text/event-stream")
+            return StreamingResponse(_chunks(service.restoring(chunks, restorer), body.model),
+                                     media_type="text/event-stream")
         result = await run_admitted(ctx, profile, task, priority_class(request, profile), deadline_s(request, ctx, task),
                                     lambda: _complete(ctx, profile, task, conversation, body), lambda r: r,
                                     estimate_tokens(body))
@@ -83,9 +84,10 @@ def register(app: FastAPI) -> None:
 
 
 async def _job(ctx: RouterContext, profile, task: Task, conversation: ConversationInput, body: ChatCompletionRequest):
-    turns, _ = await service.redacted_turns(ctx.backend, profile, conversation)
+    """The composed job and, when the profile restores, the Restorer of this request (memory only)."""
+    turns, _, restorer = await service.redacted_conversation(ctx.backend, profile, conversation)
     options = {"temperature": body.temperature} if body.temperature is not None else {}
-    return service.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options)
+    return service.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options), restorer
 
 
 async def _complete(ctx: RouterContext, profile, task: Task, conversation: ConversationInput,
@@ -95,7 +97,9 @@ async def _complete(ctx: RouterContext, profile, task: Task, conversation: Conve
         scored = await service.score_turns(profile, turns, redacted, ctx.backend, body.max_completion_tokens or body.max_tokens)
         content = json.dumps({"criteria": [c.model_dump() for c in scored.criteria], "overall": scored.overall})
         return {"text": content, "finish_reason": "stop", **scored.usage.model_dump()}
-    return await ctx.backend.generate(task.value, await _job(ctx, profile, task, conversation, body))
+    job, restorer = await _job(ctx, profile, task, conversation, body)
+    result = await ctx.backend.generate(task.value, job)
+    return {**result, "text": service.restored(result["text"], restorer)}  # usage is read from it, never the text
 
 
 def _task(model: str) -> Task:

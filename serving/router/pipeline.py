@@ -37,15 +37,19 @@ T = TypeVar("T")
 
 
 async def execute(request: Request, profile: CompiledProfile, task: Task, body: BaseModel) -> BaseModel:
-    """begin, then `run` with the request's priority class and deadline."""
+    """begin, then `run` with the request's priority class and deadline; the answer goes to the tenant's own
+    caller, so a profile with `redaction.restore` gets its values back."""
     ctx = begin(request, profile, task, body)
-    return await run(ctx, profile, task, body, priority_class(request, profile), deadline_s(request, ctx, task))
+    return await run(ctx, profile, task, body, priority_class(request, profile), deadline_s(request, ctx, task),
+                     restore=True)
 
 
 async def run(ctx: RouterContext, profile: CompiledProfile, task: Task, body: BaseModel, klass: str,
-              seconds: float) -> BaseModel:
-    """A checked task request through admission, the deployment's queue and the task (also the bulk path's entry)."""
-    return await run_admitted(ctx, profile, task, klass, seconds, lambda: service.run(task, profile, body, ctx.backend),
+              seconds: float, restore: bool = False) -> BaseModel:
+    """A checked task request through admission, the deployment's queue and the task (also the bulk path's entry,
+    which never restores: batch results are stored)."""
+    return await run_admitted(ctx, profile, task, klass, seconds,
+                              lambda: service.run(task, profile, body, ctx.backend, restore=restore),
                               _usage, estimate_tokens(body), units=len(getattr(body, "utterances", lambda: [0])()))
 
 

@@ -123,6 +123,8 @@ class TenantInfo(BaseModel):
     instruction_tokens: dict[str, int]
     limits: dict
     priority: dict
+    redaction: dict = Field(default_factory=dict, description="The redaction policy in use; `notRedacted` lists the "
+                            "default policy's personal-data types this profile leaves in clear.")
 
 
 class ErrorDetail(BaseModel):

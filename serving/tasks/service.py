@@ -19,6 +19,7 @@ from serving.tasks.conversation import ConversationInput, Turn, render
 from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob, TaskBackend
 from serving.tasks.prompts import compose
 from serving.tasks.quality import evidence_quotes, output_schema, parse_scores
+from serving.tasks.restore import Restorer, renumbered, restored_stream
 from serving.tasks.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
@@ -65,8 +66,13 @@ def text_chars(body: BaseModel) -> int:
     return len(getattr(body, "text", ""))
 
 
-async def run(task: Task, profile: CompiledProfile, body: BaseModel, backend: TaskBackend) -> BaseModel:
-    """The response body of one (already checked) task request."""
+async def run(task: Task, profile: CompiledProfile, body: BaseModel, backend: TaskBackend,
+              restore: bool = False) -> BaseModel:
+    """The response body of one (already checked) task request. `restore`: the caller is the tenant's own client,
+    so a profile with `redaction.restore` gets its values back in summarize and reply answers (a batch stores what
+    it runs, so it never asks)."""
+    if task in _RESTORING:
+        return await _RESTORING[task](profile, body, backend, restore=restore)
     return await _HANDLERS[task](profile, body, backend)
 
 
@@ -75,25 +81,38 @@ async def run(task: Task, profile: CompiledProfile, body: BaseModel, backend: Ta
 
 def redact_job(profile: CompiledProfile, text: str) -> RedactJob:
     policy = profile.spec.redaction
-    return RedactJob(text, tuple(policy.entities), policy.mode.value, policy.score_threshold, profile.tenant_id)
-
-
-async def redacted_texts(backend: TaskBackend, profile: CompiledProfile, texts: list[str]) -> tuple[list[str], int]:
-    """Apply the tenant's redaction before any model sees the texts (concurrently, so a batching deployment batches
-    them), unless the tenant turned it off. Returns the texts and how many entities were redacted."""
-    if not profile.spec.redaction.apply_to_tasks:
-        return texts, 0
-    with tracing.step("redact input"):
-        results = await asyncio.gather(*(backend.redact(redact_job(profile, t)) for t in texts))
-        count = sum(len(r["entities"]) for r in results)
-        tracing.annotate(redacted_entities=count)
-    return [r["text"] for r in results], count
+    return RedactJob(text, tuple(policy.entities), policy.mode.value, policy.score_threshold, profile.tenant_id,
+                     strict=policy.strict)
 
 
 async def redacted_turns(backend: TaskBackend, profile: CompiledProfile, body: ConversationInput) -> tuple[list[Turn], int]:
+    turns, count, _ = await redacted_conversation(backend, profile, body)
+    return turns, count
+
+
+async def redacted_conversation(backend: TaskBackend, profile: CompiledProfile,
+                                body: ConversationInput) -> tuple[list[Turn], int, Restorer | None]:
+    """The turns redacted before any model sees them. In placeholder mode a value keeps one placeholder across the
+    turns; the Restorer (in this request's memory only) maps them back, returned only when the profile restores."""
     turns = body.as_turns()
-    texts, count = await redacted_texts(backend, profile, [t.text for t in turns])
-    return [Turn(speaker=t.speaker, text=text) for t, text in zip(turns, texts, strict=True)], count
+    originals = [t.text for t in turns]
+    policy = profile.spec.redaction
+    if not policy.apply_to_tasks:
+        return turns, 0, None
+    with tracing.step("redact input"):
+        results = await asyncio.gather(*(backend.redact(redact_job(profile, t)) for t in originals))
+        count = sum(len(r["entities"]) for r in results)
+        tracing.annotate(redacted_entities=count)
+    if policy.mode.value == "placeholder":
+        texts, restorer = renumbered(originals, results)
+    else:
+        texts, restorer = [r["text"] for r in results], None
+    turns = [Turn(speaker=t.speaker, text=text) for t, text in zip(turns, texts, strict=True)]
+    return turns, count, restorer if policy.restore else None
+
+
+def restored(text: str, restorer: Restorer | None) -> str:
+    return restorer.restore(text) if restorer is not None else text
 
 
 def instruction(profile: CompiledProfile, task: Task) -> tuple[str, int]:
@@ -133,8 +152,9 @@ async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backe
     taxonomy = profile.spec.intents
     top_k = body.top_k or taxonomy.top_k
     results = await asyncio.gather(*(backend.classify_intent(IntentJob(t, taxonomy, top_k)) for t in texts))
+    tokens_in = sum(r.get("tokens_in", 0) for r in results)  # the embedder's tokenizer, per text, on the replica
     shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "redacted_entities": sum(counts),
-              "usage": usage(profile, Task.CLASSIFY_INTENT)}
+              "usage": usage(profile, Task.CLASSIFY_INTENT, {"tokens_in": tokens_in})}
     if body.text is not None:
         return ClassifyIntentResponse(**results[0], **shared)
     turns = body.turn_indexes() or [None] * len(results)
@@ -143,7 +163,8 @@ async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backe
 
 
 async def redacted_each(backend: TaskBackend, profile: CompiledProfile, texts: list[str]) -> tuple[list[str], list[int]]:
-    """Like `redacted_texts`, with the count of redacted entities per text."""
+    """Each text redacted before any model sees it (concurrently, so a batching deployment batches them), unless the
+    tenant turned it off; with the count of redacted entities per text."""
     if not profile.spec.redaction.apply_to_tasks:
         return texts, [0] * len(texts)
     with tracing.step("redact input"):
@@ -154,23 +175,26 @@ async def redacted_each(backend: TaskBackend, profile: CompiledProfile, texts: l
 
 
 async def _generate(task: Task, profile: CompiledProfile, body: SummarizeRequest | ReplyRequest,
-                    backend: TaskBackend) -> tuple[dict, dict]:
-    """Redact the turns, compose, generate; returns the result and the response fields the two text tasks share."""
-    turns, redacted = await redacted_turns(backend, profile, body)
+                    backend: TaskBackend, restore: bool) -> tuple[str, dict]:
+    """Redact the turns, compose, generate; returns the answer (restored when asked and the profile restores) and
+    the response fields the two text tasks share."""
+    turns, redacted, restorer = await redacted_conversation(backend, profile, body)
     result = await backend.generate(task.value, job_for(profile, task, turns, body.max_tokens))
     shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "finish_reason": result["finish_reason"],
               "redacted_entities": redacted, "usage": usage(profile, task, result)}
-    return result, shared
+    return restored(result["text"].strip(), restorer if restore else None), shared
 
 
-async def _summarize(profile: CompiledProfile, body: SummarizeRequest, backend: TaskBackend) -> SummarizeResponse:
-    result, shared = await _generate(Task.SUMMARIZE, profile, body, backend)
-    return SummarizeResponse(summary=result["text"].strip(), **shared)
+async def _summarize(profile: CompiledProfile, body: SummarizeRequest, backend: TaskBackend,
+                     restore: bool = False) -> SummarizeResponse:
+    text, shared = await _generate(Task.SUMMARIZE, profile, body, backend, restore)
+    return SummarizeResponse(summary=text, **shared)
 
 
-async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend) -> ReplyResponse:
-    result, shared = await _generate(Task.REPLY, profile, body, backend)
-    return ReplyResponse(reply=result["text"].strip(), **shared)
+async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend,
+                 restore: bool = False) -> ReplyResponse:
+    text, shared = await _generate(Task.REPLY, profile, body, backend, restore)
+    return ReplyResponse(reply=text, **shared)
 
 
 async def _score(profile: CompiledProfile, body: ScoreQualityRequest, backend: TaskBackend) -> ScoreQualityResponse:
@@ -204,10 +228,11 @@ async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int
                                 overall=scores.overall, attempts=attempt, redacted_entities=redacted, usage=tokens)
 
 
-async def reply_job(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend) -> GenerateJob:
-    """The redacted, composed reply job, ready to stream (redaction errors surface before any byte is sent)."""
-    turns, _ = await redacted_turns(backend, profile, body)
-    return job_for(profile, Task.REPLY, turns, body.max_tokens)
+async def reply_job(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend) -> tuple[GenerateJob, Restorer | None]:
+    """The redacted, composed reply job, ready to stream (redaction errors surface before any byte is sent), and
+    the Restorer when the profile restores."""
+    turns, _, restorer = await redacted_conversation(backend, profile, body)
+    return job_for(profile, Task.REPLY, turns, body.max_tokens), restorer
 
 
 async def stream_reply(profile: CompiledProfile, job: GenerateJob, backend: TaskBackend) -> AsyncIterator[dict]:
@@ -219,6 +244,12 @@ async def stream_reply(profile: CompiledProfile, job: GenerateJob, backend: Task
             yield {"done": True, "finish_reason": chunk["finish_reason"], "usage": usage(profile, Task.REPLY, chunk).model_dump()}
 
 
+def restoring(chunks: AsyncIterator[dict], restorer: Restorer | None) -> AsyncIterator[dict]:
+    """The stream as the caller receives it: deltas restored when there is a Restorer (the outermost wrapper, so
+    admission, metrics and traces only ever see placeholders)."""
+    return restored_stream(chunks, restorer) if restorer is not None else chunks
+
+
 _HANDLERS: dict[Task, Callable[[CompiledProfile, Any, TaskBackend], Awaitable[BaseModel]]] = {
     Task.REDACT: _redact,
     Task.CLASSIFY_INTENT: _classify,
@@ -226,3 +257,4 @@ _HANDLERS: dict[Task, Callable[[CompiledProfile, Any, TaskBackend], Awaitable[Ba
     Task.SCORE_QUALITY: _score,
     Task.REPLY: _reply,
 }
+_RESTORING: dict[Task, Callable[..., Awaitable[BaseModel]]] = {Task.SUMMARIZE: _summarize, Task.REPLY: _reply}
