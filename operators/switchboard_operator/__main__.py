@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 
@@ -22,7 +23,16 @@ def options_from_env(environ: dict[str, str]) -> RouterOptions:
     known = {k: v for k, v in fields.items() if k in RouterOptions.model_fields}
     if "serve_service_annotations" in known:  # a JSON object (the chart writes toJson of the values)
         known["serve_service_annotations"] = json.loads(known["serve_service_annotations"] or "{}")
+    if "image_pull_secrets" in known:  # comma-separated Secret names
+        known["image_pull_secrets"] = tuple(n for n in known["image_pull_secrets"].split(",") if n)
     return RouterOptions(**known, env=env)
+
+
+def peering_priority(pod_name: str) -> int:
+    """kopf peering pauses every operator that sees a peer of higher OR EQUAL priority, so replicas of one Deployment
+    need distinct priorities: one from the pod's name (unique in its namespace). The highest runs, the others wait and
+    take over when its peering entry expires (settings.peering.lifetime, 60 s)."""
+    return 1 + int.from_bytes(hashlib.sha256(pod_name.encode()).digest()[:4], "big") % (2**31 - 2)
 
 
 def api_client():
@@ -39,10 +49,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--namespace", "-n", action="append", help="Namespace to serve (repeatable); default: all.")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint.")
+    parser.add_argument("--peering", help="kopf peering object (KopfPeering per namespace, ClusterKopfPeering when "
+                        "cluster-wide): replicas elect one active operator; unset runs standalone (one replica only).")
     args = parser.parse_args(argv)
     registry = kopf.OperatorRegistry()
     register(registry, Cluster(api_client()), options_from_env(dict(os.environ)))
-    kopf.run(registry=registry, standalone=True, clusterwide=not args.namespace, namespaces=args.namespace or (), liveness_endpoint=args.liveness)
+    peering = {"standalone": True} if not args.peering else {
+        "peering_name": args.peering, "priority": peering_priority(os.environ.get("POD_NAME") or os.uname().nodename)}
+    kopf.run(registry=registry, clusterwide=not args.namespace, namespaces=args.namespace or (),
+             liveness_endpoint=args.liveness, **peering)
 
 
 if __name__ == "__main__":

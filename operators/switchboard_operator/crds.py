@@ -224,11 +224,31 @@ def task_model_crd() -> dict[str, Any]:
     return _crd("TaskModel", "taskmodels", "tm", spec, _TM_STATUS, columns)
 
 
+def kopf_peering_crd(cluster: bool) -> dict[str, Any]:
+    """kopf's peering CRDs (kopf.dev/v1, as kopf's docs define them): the operator replicas elect the active one."""
+    kind = "ClusterKopfPeering" if cluster else "KopfPeering"
+    schema = {"type": "object", "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{kind.lower()}s.kopf.dev", "labels": {"app.kubernetes.io/part-of": "switchboard"},
+                     "annotations": {"helm.sh/resource-policy": "keep"}},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": "Cluster" if cluster else "Namespaced",
+            "names": {"kind": kind, "plural": f"{kind.lower()}s", "singular": kind.lower()},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}],
+        },
+    }
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD, as written to manifests/crds/ and charts/switchboard-crds/templates/."""
     return {
         f"{GROUP}_tenantprofiles.yaml": tenant_profile_crd(),
         f"{GROUP}_taskmodels.yaml": task_model_crd(),
+        "kopf.dev_clusterkopfpeerings.yaml": kopf_peering_crd(cluster=True),
+        "kopf.dev_kopfpeerings.yaml": kopf_peering_crd(cluster=False),
     }
 
 

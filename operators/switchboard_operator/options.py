@@ -24,7 +24,9 @@ class RouterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("switchboard", description="RayService name (one per namespace).")
-    image: str = Field("ghcr.io/switchboard/switchboard:0.1.0", description="Image of the Ray head and workers.")
+    image: str = Field("ghcr.io/switchboard/switchboard:0.1.0", description="Image of the head and the CPU workers.")
+    gpu_image: str | None = Field(None, description="Image of workers in pools with GPUs (CUDA, vLLM); unset: `image`.")
+    image_pull_secrets: tuple[str, ...] = Field((), description="Secrets for pulling the Ray images.")
     ray_version: str = Field("2.60.0", description="Ray version inside the image.")
     head_cpu: str = Field("1", description="CPU request of the head pod.")
     head_memory: str = Field("4Gi", description="Memory request and limit of the head pod.")

@@ -24,8 +24,9 @@ def ray_cluster_config(models: list[AcceptedModel], options: RouterOptions, orde
     }
 
 
-def _container(name: str, options: RouterOptions, resources: dict[str, Any], ports: list[dict] | None = None) -> dict:
-    container: dict[str, Any] = {"name": name, "image": options.image, "resources": resources,
+def _container(name: str, options: RouterOptions, resources: dict[str, Any], ports: list[dict] | None = None,
+               image: str | None = None) -> dict:
+    container: dict[str, Any] = {"name": name, "image": image or options.image, "resources": resources,
                                  "securityContext": RESTRICTED_CONTAINER}
     if options.env:
         container["env"] = [{"name": k, "value": v} for k, v in options.env]
@@ -64,6 +65,8 @@ def pod_labels(options: RouterOptions) -> dict[str, str]:
 
 def _pod_template(options: RouterOptions, pod: dict[str, Any]) -> dict[str, Any]:
     pod = {"securityContext": {"runAsNonRoot": True, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}, **pod}
+    if options.image_pull_secrets:
+        pod = {"imagePullSecrets": [{"name": n} for n in options.image_pull_secrets], **pod}
     if options.service_account:
         pod = {"serviceAccountName": options.service_account, **pod}
     return {"metadata": {"labels": pod_labels(options)}, "spec": pod}
@@ -139,7 +142,8 @@ def _worker_group(pool: _Pool, options: RouterOptions) -> dict[str, Any]:
     if gpus:
         requests["nvidia.com/gpu"] = str(gpus)
         limits["nvidia.com/gpu"] = str(gpus)
-    container = _container("ray-worker", options, {"requests": requests, "limits": limits})
+    image = options.gpu_image if gpus and options.gpu_image else options.image
+    container = _container("ray-worker", options, {"requests": requests, "limits": limits}, image=image)
     pod: dict[str, Any] = {"containers": [container]}
     claims = pvc_claims(pool.models)
     if claims:

@@ -15,7 +15,7 @@ from tests.chart.conftest import CHART, CRD_CHART, GPU_VALUES, render, run_helm
 from tests.k8s_helpers import CRDS, crd_schema, schema_errors
 
 K8S_VERSION = "1.37.0"
-CUSTOM = {"TaskModel", "TenantProfile", "ServiceMonitor", "CustomResourceDefinition"}
+CUSTOM = {"TaskModel", "TenantProfile", "ServiceMonitor", "CustomResourceDefinition", "KopfPeering", "ClusterKopfPeering"}
 
 
 def by_kind(objects: list[dict], kind: str) -> list[dict]:
@@ -157,7 +157,8 @@ def test_values_schema_refuses_bad_values(helm, override):
 
 def test_crd_chart_renders_the_generated_crds(helm):
     objects = render(helm, chart=CRD_CHART)
-    assert sorted(o["metadata"]["name"] for o in objects) == ["taskmodels.switchboard.dev", "tenantprofiles.switchboard.dev"]
+    assert sorted(o["metadata"]["name"] for o in objects) == [
+        "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev", "taskmodels.switchboard.dev", "tenantprofiles.switchboard.dev"]
     assert all(o["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for o in objects)
 
 
@@ -177,3 +178,43 @@ def test_grafana_dashboard_ships_and_queries_metrics_the_router_exports(helm):
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
     exported = {family.name + suffix for family in RouterMetrics().registry.collect() for suffix in suffixes[family.type]}
     assert queried and queried <= exported, queried - exported
+
+
+def test_operator_runs_two_replicas_that_elect_one_through_kopf_peering(default_objects, gpu_objects, helm):
+    deployment = by_kind(default_objects, "Deployment")[0]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert deployment["spec"]["replicas"] == 2 and "--peering=sb-switchboard-operator" in container["args"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in by_kind(default_objects, "KopfPeering")] == [
+        ("switchboard", "sb-switchboard-operator")]
+    assert {p["metadata"]["namespace"] for p in by_kind(gpu_objects, "KopfPeering")} == {"switchboard", "support-bots"}
+    operator_role = next(r for r in by_kind(default_objects, "Role") if r["metadata"]["name"].endswith("-operator"))
+    assert any(rule["resources"] == ["kopfpeerings"] and "patch" in rule["verbs"] for rule in operator_role["rules"])
+    pdbs = {p["metadata"]["name"] for p in by_kind(default_objects, "PodDisruptionBudget")}
+    assert "sb-switchboard-operator" in pdbs
+    clusterwide = render(helm, "--set", "operator.watchNamespaces={*}")
+    assert [p["metadata"]["name"] for p in by_kind(clusterwide, "ClusterKopfPeering")] == ["sb-switchboard-operator"]
+    single = render(helm, "--set", "operator.peering.enabled=false")
+    spec = by_kind(single, "Deployment")[0]["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert not by_kind(single, "KopfPeering") and "sb-switchboard-operator" not in {
+        p["metadata"]["name"] for p in by_kind(single, "PodDisruptionBudget")}
+
+
+def test_ray_images_per_pool_kind_pinned_by_digest_with_pull_secrets(helm):
+    from operators.switchboard_operator.__main__ import options_from_env
+    from operators.switchboard_operator.builders import build_rayservice
+    from tests.operator.test_builders import accepted, groups
+
+    digest = "sha256:" + "a" * 64
+    objects = render(helm, "--set", f"rayService.image.gpu.digest={digest}", "--set", "rayService.imagePullSecrets={regcred}",
+                     "--set", f"operator.image.digest={digest}")
+    env = operator_env(objects)
+    assert env["SWITCHBOARD_OPERATOR_IMAGE"] == "ghcr.io/switchboard/switchboard:0.1.0"
+    assert env["SWITCHBOARD_OPERATOR_GPU_IMAGE"] == f"ghcr.io/switchboard/switchboard@{digest}"
+    assert by_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(digest)
+    built = groups(build_rayservice("switchboard", accepted("cpu.yaml", "gpu.yaml"), options_from_env(env)))
+    image = {name: g["template"]["spec"]["containers"][0]["image"] for name, g in built.items()}
+    assert image == {"cpu": "ghcr.io/switchboard/switchboard:0.1.0", "gpu-l4": f"ghcr.io/switchboard/switchboard@{digest}"}
+    assert all(g["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}] for g in built.values())
+    assert render(helm)[0] and operator_env(render(helm))["SWITCHBOARD_OPERATOR_GPU_IMAGE"].endswith(":0.1.0-gpu")

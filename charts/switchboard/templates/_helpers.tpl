@@ -77,3 +77,14 @@ switchboard.dev/rayservice: {{ .Values.rayService.name }}
 {{- define "switchboard.watchNamespaces" -}}
 {{- if .Values.operator.watchNamespaces }}{{ join "," .Values.operator.watchNamespaces }}{{ else }}{{ .Release.Namespace }}{{ end }}
 {{- end }}
+
+{{/* An image reference: repository@digest when a digest pins it, else repository:tag (default tag given). */}}
+{{- define "switchboard.image" -}}
+{{- $image := index . 0 }}{{ $tag := index . 1 }}
+{{- if $image.digest }}{{ $image.repository }}@{{ $image.digest }}{{ else }}{{ $image.repository }}:{{ $image.tag | default $tag }}{{ end }}
+{{- end }}
+
+{{/* kopf peering object name (one per served namespace, or one cluster-wide). */}}
+{{- define "switchboard.peeringName" -}}
+{{- include "switchboard.operator.name" . }}
+{{- end }}
