@@ -22,6 +22,7 @@ import numpy as np
 from serving.errors import ConfigError
 from serving.intent.embedder import Embedder
 from serving.intent.head import IntentHead
+from serving.profiles.compiler import approximate_counter
 from serving.profiles.model import IntentTaxonomy
 
 
@@ -143,6 +144,11 @@ class IntentClassifier:
             while len(self._indexes) > self.cache_size:
                 self._indexes.popitem(last=False)
         return index
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens the encoder reads per text (its own tokenizer); about 4 characters a token for an embedder without one."""
+        counter = getattr(self.embedder, "count_tokens", None)
+        return list(counter(list(texts))) if counter else [approximate_counter(t) for t in texts]
 
     def classify_batch(self, texts: list[str], taxonomy: IntentTaxonomy, top_k: int | None = None,
                        threshold: float | None = None) -> list[IntentPrediction]:

@@ -46,8 +46,10 @@ class TaskRunner:
 
     def _classify_group(self, jobs: list[IntentJob]) -> list[dict]:
         first = jobs[0]
-        predictions = self.classifier.classify_batch([j.text for j in jobs], first.taxonomy, top_k=first.top_k)
-        return [prediction_dict(p) for p in predictions]
+        texts = [j.text for j in jobs]
+        predictions = self.classifier.classify_batch(texts, first.taxonomy, top_k=first.top_k)
+        tokens = self.classifier.count_tokens(texts)
+        return [{**prediction_dict(p), "tokens_in": n} for p, n in zip(predictions, tokens, strict=True)]
 
 
 def redaction_dict(result: Any) -> dict:

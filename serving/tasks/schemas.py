@@ -89,6 +89,7 @@ class IntentResult(BaseModel):
     top_k: list[ScoredLabel]
     turn: int | None = Field(None, description="Index of the customer turn in `turns` (conversation form only).")
     redacted_entities: int = Field(0, description="Entities redacted from this utterance.")
+    tokens_in: int = Field(0, description="Tokens of this (redacted) utterance the encoder read, by its own tokenizer.")
 
 
 class ClassifyIntentResponse(BaseModel):
