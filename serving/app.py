@@ -163,7 +163,7 @@ def build_cluster_application(args: ClusterArgs) -> Application:
             options = generate_engine_options(spec, settings.models.engine_options)
             generate = serve.deployment(GenerateDeployment).options(name=task.value)
             handles[task.value] = generate.bind(spec.engine, spec.model, str(settings.models.cache_dir.expanduser()),
-                                                options, traced)
+                                                options, traced, settings.models.allow_network)
     return _router(settings, handles, args.profiles.model_dump(), gates)
 
 

@@ -43,6 +43,9 @@ class RouterOptions(BaseModel):
     serve_service_type: str = Field("ClusterIP", pattern="^(ClusterIP|NodePort|LoadBalancer)$",
                                     description="Type of the router's Service.")
     serve_service_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations on that Service.")
+    storage_secret: str | None = Field(
+        None, description="Secret whose keys become the Ray containers' environment (AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL...): credentials for s3:// and gs:// models and adapters.")
     service_account: str | None = Field(None, description="ServiceAccount of the Ray pods (the router watches profiles).")
     env: tuple[tuple[str, str], ...] = Field((), description="Environment of every Ray container (OTel, log level).")
 

@@ -28,8 +28,10 @@ def _container(name: str, options: RouterOptions, resources: dict[str, Any], por
                image: str | None = None) -> dict:
     container: dict[str, Any] = {"name": name, "image": image or options.image, "resources": resources,
                                  "securityContext": RESTRICTED_CONTAINER}
-    if options.env:
-        container["env"] = [{"name": k, "value": v} for k, v in options.env]
+    # The model store may fetch s3:// and gs:// folders in the cluster (local mode stays offline).
+    container["env"] = [{"name": k, "value": v} for k, v in (*options.env, ("SWITCHBOARD_MODELS__ALLOW_NETWORK", "true"))]
+    if options.storage_secret:
+        container["envFrom"] = [{"secretRef": {"name": options.storage_secret}}]
     if ports:
         container["ports"] = ports
     return container

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from serving.settings import TracingSettings
@@ -14,32 +15,86 @@ from serving.telemetry import tracing
 _log = logging.getLogger(__name__)
 
 
+# Options of a generative deployment that choose its adapter; the rest are the engine's.
+ADAPTER_KEYS = ("adapter", "fallback_adapter", "adapter_task", "adapter_store")
+
+
 def gated(options: dict[str, Any]) -> dict[str, Any]:
-    """The engine options with the adapter dropped when the quality gate refuses it (the base keeps serving)."""
-    from pathlib import Path
+    """The engine options with the adapter the gate lets serve: the requested one, else the last accepted one, else
+    none (the base). Loading is not tried here; `start_engine` also falls back when the chosen adapter fails to load."""
+    choice = choose(options)
+    return engine_options(options, choice.serving)
 
-    from serving.models.adapters import check_adapter
 
-    adapter = options.get("adapter")
-    if not adapter:
-        return options
-    reason = check_adapter(Path(adapter).expanduser())
-    if reason is None:
-        return {**options, "adapter": str(Path(adapter).expanduser())}
-    _log.warning("adapter %s refused: %s; serving the base model", adapter, reason)
-    return {k: v for k, v in options.items() if k != "adapter"}
+def choose(options: dict[str, Any]):
+    """The AdapterChoice for these options (fallback: `fallback_adapter`, or the store's last accepted copy)."""
+    from serving.models.adapters import choose_adapter
+
+    requested = _path(options.get("adapter"))
+    return choose_adapter(requested, _last_good(options))
+
+
+def engine_options(options: dict[str, Any], adapter: str | None) -> dict[str, Any]:
+    rest = {k: v for k, v in options.items() if k not in ADAPTER_KEYS}
+    return {**rest, "adapter": adapter} if adapter else rest
+
+
+def start_engine(kind: str, path: Any, options: dict[str, Any], create: Any = None):
+    """The engine with the best adapter that passes the gate and loads (requested > last accepted > base), and the
+    AdapterChoice that says which one serves and why. An accepted adapter that loads is copied to the store (local
+    mode) so that it can serve later when its folder is replaced by a refused or broken one."""
+    from serving.errors import ModelNotReady
+    from serving.models.adapters import after_load_failure, remember_accepted
+
+    if create is None:
+        from serving.engines import create_engine as create
+    choice, last_good = choose(options), _last_good(options)
+    while True:
+        try:
+            engine = create(kind, path, **engine_options(options, choice.serving))
+            break
+        except ModelNotReady as exc:
+            if choice.serving is None:
+                raise  # the base model itself cannot load: nothing to fall back to
+            choice = after_load_failure(choice, exc.message, last_good)
+    if choice.reason:  # paths and figures only: no customer text reaches this log
+        _log.warning("generate %s: %s", options.get("adapter_task") or "", choice.reason)
+    store, task = options.get("adapter_store"), options.get("adapter_task")
+    if choice.accepted and choice.serving and store and task:
+        try:
+            remember_accepted(Path(store).expanduser(), task, Path(choice.serving))
+        except OSError as exc:  # a read-only cache keeps serving; only the fallback copy is missing
+            _log.warning("generate %s: could not keep a copy of the accepted adapter: %s", task, exc)
+    return engine, choice
+
+
+def _path(value: Any) -> str | None:
+    return str(Path(value).expanduser()) if value else None
+
+
+def _last_good(options: dict[str, Any]) -> str | None:
+    from serving.models.adapters import last_accepted
+
+    if options.get("fallback_adapter"):
+        return _path(options["fallback_adapter"])
+    store, task = options.get("adapter_store"), options.get("adapter_task")
+    return last_accepted(Path(store).expanduser(), task) if store and task else None
 
 
 class GenerateDeployment:
     def __init__(self, engine: str, model: str, cache_dir: str, options: dict[str, Any] | None = None,
-                 tracing_settings: dict | None = None):
+                 tracing_settings: dict | None = None, allow_network: bool = False):
         from serving.engines import create_engine
         from serving.models.store import ModelStore
 
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "generate")
         self.labels = {"engine": engine, "model": model}
-        path = model if engine == "fake" else ModelStore(cache_dir).resolve(model)
-        self.engine = create_engine(engine, path, **gated(options or {}))
+        store = ModelStore(cache_dir, allow_network=allow_network)  # network: cluster mode, for object storage
+        path = model if engine == "fake" else store.resolve(model)
+        options = dict(options or {})
+        if engine != "fake" and "://" in str(options.get("adapter", "")):  # s3:// gs:// pvc:// adapters: a local copy
+            options["adapter"] = str(store.resolve(options["adapter"]))
+        self.engine = create_engine(engine, path, **gated(options))
 
     async def generate(self, job: GenerateJob) -> dict:
         tracing.record_queue_wait(job.traced.dispatched_at, job.traced.trace, **self.labels)
@@ -61,3 +116,7 @@ class GenerateDeployment:
 
     async def ping(self) -> bool:
         return (await self.engine.health()).ready
+
+    async def adapter_status(self) -> dict:
+        """Which adapter serves and why (requestedAdapter, servingAdapter, adapterAccepted, adapterReason)."""
+        return self.adapter.status()
