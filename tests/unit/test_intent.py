@@ -566,3 +566,45 @@ def test_pair_batches_hold_distinct_labels_with_two_different_utterances():
     assert len(set(owners)) == 4 and all(p in groups[o] for p, o in zip(positives, owners))
     assert lr_at(0.05, 1.0) == pytest.approx(0.5) and lr_at(0.1, 1.0) == pytest.approx(1.0)
     assert lr_at(1.0, 1.0) == 0.0
+
+
+# --- the same many-utterance forms in the bulk path and the KServe v2 server ----------------------------------------
+# Real: batch-line parsing, kserve's v2 REST app, the sample profiles, the service layer; faked: the encoder
+# (CountingEmbedder) and redaction (the KServe suite's e-mail-only stand-in), which are tested above and elsewhere.
+
+
+def test_batch_lines_take_texts_and_turns_and_refuse_bad_ones():
+    from serving.batches import BatchLine, LineError, parse_batch
+
+    lines = [{"task": "classify-intent", "body": {"texts": ["refund", "where is it"]}},
+             {"task": "classify-intent", "body": {"turns": [{"speaker": "customer", "text": "late"}]}},
+             {"task": "classify-intent", "body": {"texts": ["a"] * 257}}]
+    parsed = parse_batch(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    assert isinstance(parsed[0], BatchLine) and isinstance(parsed[1], BatchLine)
+    assert isinstance(parsed[2], LineError) and "body.texts" in parsed[2].message
+
+
+async def test_kserve_v2_classifies_texts_with_tokens_per_text():
+    import httpx
+
+    from serving.kserve_server.model import TaskModel
+    from tests.unit.test_kserve_task_model import EmailOnlyRedactor, kserve_app, response_json, v2_body
+
+    model = TaskModel("classify-intent", SAMPLES, redactor=EmailOnlyRedactor(),
+                      classifier=IntentClassifier(CountingEmbedder()))
+    assert model.load()
+    try:
+        app = kserve_app(model)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kserve") as http:
+            texts = ["where is my parcel", "write to jo@example.com", "refund"]
+            reply = await http.post("/v2/models/classify-intent/infer", json=v2_body({"texts": texts}))
+            assert reply.status_code == 200, reply.text
+            body = response_json(reply)
+            assert len(body["predictions"]) == 3
+            assert [p["redacted_entities"] for p in body["predictions"]] == [0, 1, 0]
+            assert [p["tokens_in"] for p in body["predictions"]] == [6, 5, 3]  # "write to <EMAIL_ADDRESS_1>"
+            assert body["usage"]["tokens_in"] == 14
+            bad = await http.post("/v2/models/classify-intent/infer", json=v2_body({"texts": []}))
+            assert bad.status_code == 400 and "request.texts" in bad.text
+    finally:
+        model.stop()

@@ -1,0 +1,129 @@
+"""Utterances/s and latency of 32-utterance classify-intent requests through the running platform (issue 17 targets).
+
+Usage: python benchmarks/intent_throughput.py [--requests 60] [--concurrency 1 4 8] [--batch 32]
+       [--api http://127.0.0.1:8000 (a platform you started; else one is started on 127.0.0.1:8320)]
+       [--out results/intent_throughput.json]
+
+Each request is `{"texts": [32 BANKING77 test utterances]}` with NorthBank's taxonomy (77 intents). Two tenants:
+  - `northbank` as shipped: its redaction policy runs on every utterance before the encoder (Presidio + spaCy);
+  - `northbank-noredact` (started platform only): the same taxonomy with `redaction.applyToTasks: false`, so the
+    figure is the classification path alone.
+The started platform runs with the generative engine off (`none`: only redact and classify-intent are deployed) and
+the tenants' request limits raised (admission still runs on every request). Target (issue 17): >= 500 utterances/s
+on 2 cores, p95 < 200 ms for one 32-utterance request. Measured on a machine shared with other jobs: the load average
+is printed before and after; read the figures with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import DATA, KEYS, RESULTS, ROOT, Platform, machine, quantiles_ms, raise_limits, sha256, write_result  # noqa: E402
+
+PORT = 8320
+FAST_KEY = "sb-bench-northbank-noredact-5d1e"
+TARGET_UTT_S, TARGET_P95_MS = 500, 200
+
+
+def fast_tenant(northbank_yaml: str) -> str:
+    """NorthBank's profile as another tenant that does not redact task inputs."""
+    from serving.profiles import hash_api_key
+
+    doc = yaml.safe_load(raise_limits(northbank_yaml))
+    doc["metadata"]["name"] = doc["spec"]["tenantId"] = "northbank-noredact"
+    doc["spec"]["apiKey"] = {"sha256": hash_api_key(FAST_KEY)}
+    doc["spec"]["redaction"]["applyToTasks"] = False
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+async def level(client, key: str, batches: list[list[str]], requests: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    tokens = 0
+    queue = iter(range(requests))
+
+    async def worker() -> None:
+        nonlocal tokens
+        for i in queue:
+            started = time.perf_counter()
+            r = await client.post("/v1/tasks/classify-intent", json={"texts": batches[i % len(batches)]},
+                                  headers={"Authorization": f"Bearer {key}"})
+            latencies.append(time.perf_counter() - started)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code == 200:
+                tokens += r.json()["usage"]["tokens_in"]
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ok = statuses.get(200, 0)
+    return {"concurrency": concurrency, "requests": requests, "statuses": statuses, "seconds": round(elapsed, 2),
+            "utterances_per_s": round(ok * len(batches[0]) / elapsed, 1), "latency": quantiles_ms(latencies),
+            "tokens_in_per_utterance": round(tokens / max(1, ok * len(batches[0])), 1)}
+
+
+async def measure(url: str, tenants: dict[str, str], batches, requests: int, levels: list[int]) -> dict:
+    import httpx
+
+    out: dict = {}
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=httpx.Limits(max_connections=64)) as client:
+        (await client.get("/readyz")).raise_for_status()
+        for tenant, key in tenants.items():
+            await level(client, key, batches, 8, 2)  # warm-up: index built, replicas awake
+            out[tenant] = [await level(client, key, batches, max(requests, c), c) for c in levels]
+            for row in out[tenant]:
+                print(f"{tenant:20} concurrency {row['concurrency']:3}: {row['utterances_per_s']:7.1f} utterances/s "
+                      f"(target >= {TARGET_UTT_S}), p95 {row['latency']['p95_ms']} ms per {len(batches[0])}-utterance "
+                      f"request (target < {TARGET_P95_MS}), p50 {row['latency']['p50_ms']} ms, {row['statuses']}",
+                      flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--api", default=None, help="a running platform (northbank sample tenant); else start one")
+    parser.add_argument("--requests", type=int, default=60, help="requests per concurrency level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--batch", type=int, default=32, help="utterances per request")
+    parser.add_argument("--out", type=Path, default=RESULTS / "intent_throughput.json")
+    args = parser.parse_args(argv)
+    path = DATA / "banking77" / "test.csv"
+    texts = [row["text"] for row in csv.DictReader(path.open(newline="", encoding="utf-8"))]
+    batches = [texts[i:i + args.batch] for i in range(0, len(texts) - args.batch + 1, args.batch)]
+    info = machine()
+    print(f"sha256 {sha256(path)}  {path}\nmachine: {info['cpu']} x{info['cores']}, load {info['loadavg']}", flush=True)
+    result = {"benchmark": "intent_throughput", "machine": info, "batch": args.batch, "targets":
+              {"utterances_per_s": TARGET_UTT_S, "p95_ms_per_request": TARGET_P95_MS}}
+    if args.api:
+        result["results"] = asyncio.run(measure(args.api, {"northbank": KEYS["northbank"]}, batches, args.requests,
+                                                args.concurrency))
+    else:
+        with tempfile.TemporaryDirectory() as temp:
+            for sample in sorted((ROOT / "manifests" / "samples").glob("*.yaml")):
+                (Path(temp) / sample.name).write_text(raise_limits(sample.read_text()))
+            (Path(temp) / "northbank-noredact.yaml").write_text(
+                fast_tenant((ROOT / "manifests" / "samples" / "northbank.yaml").read_text()))
+            env = {"SWITCHBOARD_MODELS__GENERATOR_ENGINE": "none", "SWITCHBOARD_PROFILES_DIR": temp}
+            with Platform(PORT, env=env, log=RESULTS / "intent-throughput-platform.log") as platform:
+                tenants = {"northbank-noredact": FAST_KEY, "northbank": KEYS["northbank"]}
+                result["results"] = asyncio.run(measure(platform.url, tenants, batches, args.requests,
+                                                        args.concurrency))
+                result["startup_s"] = platform.startup_s
+    print(f"load average after: {list(os.getloadavg())} (2 cores shared with other jobs)")
+    write_result(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
