@@ -14,6 +14,9 @@ HELM = ROOT / ".tools" / "bin" / "helm"
 CHART = ROOT / "charts" / "switchboard"
 CRD_CHART = ROOT / "charts" / "switchboard-crds"
 GPU_VALUES = CHART / "ci" / "gpu-values.yaml"
+MINIMAL_VALUES = CHART / "ci" / "minimal-values.yaml"
+CLUSTERWIDE_VALUES = CHART / "ci" / "clusterwide-values.yaml"
+VALUE_SETS = {"default": None, "gpu": GPU_VALUES, "minimal": MINIMAL_VALUES, "clusterwide": CLUSTERWIDE_VALUES}
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +44,9 @@ def default_objects(helm) -> list[dict]:
 @pytest.fixture(scope="session")
 def gpu_objects(helm) -> list[dict]:
     return render(helm, "-f", str(GPU_VALUES))
+
+
+@pytest.fixture(scope="session")
+def rendered(helm) -> dict[str, list[dict]]:
+    """Every value set of VALUE_SETS, rendered once."""
+    return {name: render(helm, *(["-f", str(path)] if path else [])) for name, path in VALUE_SETS.items()}

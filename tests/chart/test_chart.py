@@ -11,7 +11,16 @@ import kubernetes_validate
 import pytest
 
 from operators.switchboard_operator.models import TaskModelSpec
-from tests.chart.conftest import CHART, CRD_CHART, GPU_VALUES, render, run_helm
+from tests.chart.conftest import (
+    CHART,
+    CLUSTERWIDE_VALUES,
+    CRD_CHART,
+    GPU_VALUES,
+    MINIMAL_VALUES,
+    VALUE_SETS,
+    render,
+    run_helm,
+)
 from tests.k8s_helpers import CRDS, crd_schema, schema_errors
 
 K8S_VERSION = "1.37.0"
@@ -22,21 +31,30 @@ def by_kind(objects: list[dict], kind: str) -> list[dict]:
     return [o for o in objects if o["kind"] == kind]
 
 
-@pytest.mark.parametrize("args", [[str(CHART)], [str(CHART), "-f", str(GPU_VALUES)], [str(CRD_CHART)]],
-                         ids=["default", "gpu", "crds"])
+@pytest.mark.parametrize("args", [[str(CHART)], [str(CHART), "-f", str(GPU_VALUES)], [str(CHART), "-f", str(MINIMAL_VALUES)],
+                                  [str(CHART), "-f", str(CLUSTERWIDE_VALUES)], [str(CRD_CHART)]],
+                         ids=["default", "gpu", "minimal", "clusterwide", "crds"])
 def test_lint_strict(helm, args):
     result = run_helm(helm, "lint", "--strict", *args)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("values", ["default", "gpu"])
-def test_rendered_builtin_kinds_validate(values, default_objects, gpu_objects):
-    objects = default_objects if values == "default" else gpu_objects
-    builtins = [o for o in objects if o["kind"] not in CUSTOM]
-    assert {"Deployment", "ServiceAccount", "Role", "RoleBinding", "Service", "NetworkPolicy", "PodDisruptionBudget", "Pod"} <= {
-        o["kind"] for o in builtins}
+@pytest.mark.parametrize("k8s_version", ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", K8S_VERSION])
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_rendered_builtin_kinds_validate(values, k8s_version, rendered):
+    """Against the OpenAPI schemas of every Kubernetes version the chart supports (kubeVersion >= 1.29)."""
+    builtins = [o for o in rendered[values] if o["kind"] not in CUSTOM]
+    assert {"Deployment", "ServiceAccount", "Service", "Pod"} <= {o["kind"] for o in builtins}
     for obj in builtins:
-        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        kubernetes_validate.validate(obj, k8s_version, strict=True)
+
+
+def test_value_sets_differ_where_they_should(rendered):
+    kinds = {name: {o["kind"] for o in objects} for name, objects in rendered.items()}
+    assert {"NetworkPolicy", "PodDisruptionBudget", "KopfPeering", "Role"} <= kinds["default"]
+    assert not {"NetworkPolicy", "PodDisruptionBudget", "KopfPeering"} & kinds["minimal"]
+    assert [tm["spec"]["task"] for tm in by_kind(rendered["minimal"], "TaskModel")] == ["redact"]
+    assert {"ClusterRole", "ClusterKopfPeering"} <= kinds["clusterwide"] and "Role" not in kinds["clusterwide"]
 
 
 @pytest.mark.parametrize("values", ["default", "gpu"])
