@@ -30,6 +30,7 @@ TP = kmock.resource("switchboard.dev", "v1alpha1", "tenantprofiles")
 TM = kmock.resource("switchboard.dev", "v1alpha1", "taskmodels")
 RS = kmock.resource("ray.io", "v1", "rayservices")
 SECRETS = kmock.resource("", "v1", "secrets")
+PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 
 
 @functools.lru_cache(maxsize=8)
@@ -193,3 +194,4 @@ def declare_all(server: ApiServer) -> None:
     server.declare(TM, "TaskModel", status=True, schema=crd_schema(CRDS / "switchboard.dev_taskmodels.yaml"))
     server.declare(RS, "RayService", status=True, schema=crd_schema(KUBERAY_CRD, "v1"))
     server.declare(SECRETS, "Secret", status=False)
+    server.declare(PVCS, "PersistentVolumeClaim", status=False)

@@ -50,6 +50,13 @@ class Cluster:
             return None
         return key in (secret.data or {})
 
+    async def claim_exists(self, namespace: str, name: str) -> bool | None:
+        """Whether a PersistentVolumeClaim exists; None when the operator may not look (403)."""
+        try:
+            return await self._call(self._core.read_namespaced_persistent_volume_claim, name, namespace) is not None
+        except kopf.PermanentError:
+            return None
+
     async def _call(self, fn, *args) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError

@@ -36,7 +36,9 @@ class Reconciler:
         async with self._locks[namespace]:
             items = await self.cluster.list_taskmodels(namespace)
             current = await self.cluster.get_rayservice(namespace, self.options.name)
-            accepted, rejected = select(items, builders.accepted_from(current))
+            last_good = builders.accepted_from(current)
+            accepted, rejected = select(items, last_good)
+            await self._check_claims(namespace, items, accepted, rejected, last_good)
             try:
                 plan = await self._apply(namespace, current, list(accepted.values()))
             except kopf.PermanentError as exc:
@@ -45,6 +47,26 @@ class Reconciler:
                 await self._write_statuses(namespace, items, {}, {**rejected, **refused})
                 raise
             await self._write_statuses(namespace, items, accepted, rejected, plan)
+
+    async def _check_claims(self, namespace: str, items: list[dict], accepted: dict, rejected: dict, last_good: dict) -> None:
+        """A pvc:// model or adapter whose claim does not exist would leave its pool's pods Pending (and the whole
+        new cluster with them): such a TaskModel is refused with the claim named; its last accepted spec keeps serving."""
+        uids = {i["metadata"]["name"]: i["metadata"].get("uid", "") for i in items}
+        for name, model in list(accepted.items()):
+            if name in rejected:
+                continue  # already refused (its last good spec is what is accepted)
+            for field, ref in (("model", model.spec.model), ("adapter", model.spec.adapter)):
+                claim = ref.removeprefix("pvc://").split("/", 1)[0] if ref and ref.startswith("pvc://") else None
+                if claim and await self.cluster.claim_exists(namespace, claim) is False:
+                    message = f"spec.{field}: PersistentVolumeClaim {claim!r} not found in namespace {namespace!r}"
+                    previous = last_good.get(name)
+                    if previous is not None and previous.uid == uids.get(name):
+                        accepted[name] = previous
+                        message += "; the last accepted spec keeps serving"
+                    else:
+                        accepted.pop(name)
+                    rejected[name] = (f"{field.title()}Unreachable", message)
+                    break
 
     async def _apply(self, namespace: str, current: dict | None, models: list[AcceptedModel]) -> UpdatePlan | None:
         """Create, patch or delete the RayService; what KubeRay will do with the change (None: nothing changed)."""

@@ -144,6 +144,8 @@ class TaskModelSpec(_Spec):
         if self.engine not in allowed:
             names = ", ".join(e.value for e in allowed)
             raise ValueError(f"engine {self.engine.value!r} cannot serve task {self.task.value!r}; use {names}")
+        if self.adapter is not None and self.task not in GENERATIVE:
+            raise ValueError(f"adapter: task {self.task.value!r} takes no LoRA adapter (only generative tasks do)")
         if self.node_pool.accelerator_type and self.resources.gpus == 0:
             raise ValueError("nodePool.acceleratorType needs resources.gpus >= 1")
         if self.target_queue_depth >= self.max_ongoing_requests:

@@ -14,7 +14,12 @@ import yaml
 
 from operators.switchboard_operator.builders import AcceptedModel, build_rayservice
 from operators.switchboard_operator.handlers import Reconciler
-from operators.switchboard_operator.kuberay_update import ClusterAction, cluster_hash, plan_update, serving_cluster_after
+from operators.switchboard_operator.kuberay_update import (
+    ClusterAction,
+    cluster_hash,
+    plan_update,
+    serving_cluster_after,
+)
 from operators.switchboard_operator.models import TaskModelSpec
 from tests.k8s_helpers import load_samples
 from tests.operator.test_builders import OPTIONS, accepted, groups
@@ -128,8 +133,11 @@ def test_the_hash_mutes_exactly_the_autoscaler_fields():
 class FakeCluster:
     """The Cluster door over one stored RayService (what the reconciler reads and writes)."""
 
-    def __init__(self, items, rayservice=None):
-        self.items, self.rayservice, self.statuses = items, rayservice, {}
+    def __init__(self, items, rayservice=None, claims=("models", "adapters")):
+        self.items, self.rayservice, self.statuses, self.claims = items, rayservice, {}, set(claims)
+
+    async def claim_exists(self, namespace, name):
+        return name in self.claims
 
     async def list_taskmodels(self, namespace):
         return self.items
