@@ -45,6 +45,8 @@ class TaskArgs(_Args):
     max_model_len: int | None = None
     adapter: str | None = Field(None, description="LoRA adapter of a generative task: a folder, or a URI / volume.")
     adapter_source: str = "local"
+    fallback_adapter: str | None = Field(None, description="The last adapter accepted for this TaskModel: it serves "
+                                         "when `adapter` is refused by the quality gate or fails to load.")
     batching: Batching = Batching()
     max_ongoing_requests: int = Field(32, ge=1, description="As in the deployment's options; sizes the router's gate.")
     max_queued_requests: int | None = Field(None, ge=0, description="Requests the router queues for this task.")
@@ -93,33 +95,44 @@ def build_application(settings: Settings, profile_source: dict | None = None) ->
         bound = generate.bind(settings.models.generator_engine, settings.models.generator,
                               str(settings.models.cache_dir.expanduser()), engine_options, traced)
         handles.update({task.value: bound for task in GENERATIVE})
-        tuned_tasks = accepted_adapters(settings.models.adapters) if settings.models.generator_engine != "fake" else {}
+        store = adapter_store(settings)
+        tuned_tasks = accepted_adapters(settings.models.adapters, store) if settings.models.generator_engine != "fake" else {}
         for task, folder in tuned_tasks.items():  # a deployment per tuned task; the others share `generate`
             tuned = serve.deployment(GenerateDeployment).options(**deployment_options(f"generate-{task}", d.generate))
+            adapter = {"adapter": folder, "adapter_task": task, "adapter_store": str(store)}
             handles[task] = tuned.bind(settings.models.generator_engine, settings.models.generator,
-                                       str(settings.models.cache_dir.expanduser()), {**engine_options, "adapter": folder},
+                                       str(settings.models.cache_dir.expanduser()), {**engine_options, **adapter},
                                        traced)
     gates = {task: gate_config(_local_deployment(task), d.for_task(_local_deployment(task))) for task in handles}
     gates.update({task: gate_config(f"generate-{task}", d.generate) for task in tuned_tasks})
     return _router(settings, handles, profile_source, gates)
 
 
-def accepted_adapters(adapters: dict[str, str]) -> dict[str, str]:
-    """The tasks whose adapter folder exists and passes the quality gate (absolute paths); the reason is logged for a
-    refused one, and that task stays on the shared base deployment."""
-    from serving.models.adapters import check_adapter
+def accepted_adapters(adapters: dict[str, str], store: Path | None = None) -> dict[str, str]:
+    """The tasks that get their own deployment (absolute adapter paths): those whose adapter passes the quality gate,
+    and those whose adapter is refused but which have a last accepted copy in `store` (that copy serves; the
+    deployment says why). The reason is logged for a refused one; without a copy that task stays on the shared base."""
+    from serving.models.adapters import choose_adapter, last_accepted
 
-    accepted = {}
+    tuned = {}
     for task, folder in adapters.items():
         path = Path(folder).expanduser().resolve()
-        if not path.exists():
+        last_good = last_accepted(store, task) if store is not None else None
+        if not path.exists() and last_good is None:
             continue
-        reason = check_adapter(path)
-        if reason is None:
-            accepted[task] = str(path)
-        else:
-            logging.getLogger(__name__).warning("%s: adapter %s refused: %s; the base model serves", task, folder, reason)
-    return accepted
+        choice = choose_adapter(str(path), last_good)
+        if choice.serving is not None:
+            tuned[task] = str(path)
+        if choice.reason:
+            logging.getLogger(__name__).warning("%s: %s", task, choice.reason)
+    return tuned
+
+
+def adapter_store(settings: Settings) -> Path:
+    """Where local mode keeps a copy of the last adapter accepted per task (under the model cache)."""
+    from serving.models.adapters import STORE_DIR
+
+    return settings.models.cache_dir.expanduser() / STORE_DIR
 
 
 def _local_deployment(task: str) -> str:
@@ -142,6 +155,8 @@ def generate_engine_options(spec: TaskArgs, extra: dict[str, Any]) -> dict[str, 
         options["max_context_tokens" if spec.engine == "fake" else "max_model_len"] = spec.max_model_len
     if spec.adapter and spec.engine != "fake":
         options["adapter"] = spec.adapter
+        if spec.fallback_adapter:
+            options["fallback_adapter"] = spec.fallback_adapter
     return options
 
 

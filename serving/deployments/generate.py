@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from serving.errors import SwitchboardError
 from serving.settings import TracingSettings
 from serving.tasks import generation
 from serving.tasks.jobs import GenerateJob
@@ -92,9 +93,14 @@ class GenerateDeployment:
         store = ModelStore(cache_dir, allow_network=allow_network)  # network: cluster mode, for object storage
         path = model if engine == "fake" else store.resolve(model)
         options = dict(options or {})
-        if engine != "fake" and "://" in str(options.get("adapter", "")):  # s3:// gs:// pvc:// adapters: a local copy
-            options["adapter"] = str(store.resolve(options["adapter"]))
-        self.engine = create_engine(engine, path, **gated(options))
+        for key in ("adapter", "fallback_adapter"):
+            if engine != "fake" and "://" in str(options.get(key) or ""):  # s3:// gs:// pvc:// adapters: a local copy
+                try:
+                    options[key] = str(store.resolve(options[key]))
+                except (SwitchboardError, OSError) as exc:  # not fetched: the gate refuses it, the next one serves
+                    _log.warning("generate: %s %s could not be fetched: %s", key, options[key], exc)
+        # The requested adapter if the gate accepts it and it loads, else the last accepted one, else the base.
+        self.engine, self.adapter = start_engine(engine, path, options, create_engine)
 
     async def generate(self, job: GenerateJob) -> dict:
         tracing.record_queue_wait(job.traced.dispatched_at, job.traced.trace, **self.labels)

@@ -598,10 +598,11 @@ def _merge_adapter(model: Any, adapter: Path) -> Any:
     if not (adapter / "adapter_config.json").is_file():
         raise ModelNotReady(f"no LoRA adapter at {adapter} (expected adapter_config.json)")
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     try:
         return PeftModel.from_pretrained(model, adapter, local_files_only=True).merge_and_unload()
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:  # a corrupt or mismatched file
         raise ModelNotReady(f"cannot load the adapter at {adapter}: {exc}") from exc
 
 

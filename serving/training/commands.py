@@ -40,6 +40,10 @@ def run_train(task: Task, base: Path, out: Path | None = None, **overrides) -> d
     report.update(task=task.value, base_model=base.name, minutes=round((time.time() - started) / 60, 1),
                   data={str(train_path): sha256(train_path)}, examples=len(examples),
                   date=time.strftime("%Y-%m-%d", time.gmtime()))
+    if task is Task.SCORE_QUALITY:
+        from serving.training.quality import VERDICT_WEIGHT
+
+        report["verdict_weight"] = VERDICT_WEIGHT
     (out / "training.json").write_text(json.dumps(report, indent=2))
     return report
 
@@ -100,11 +104,34 @@ def write_card(adapter: Path, metrics: dict) -> None:
         (f"- Trained on {training.get('examples_seen')} of {training.get('examples_planned')} planned examples "
          f"({training.get('examples')} rendered) in {training.get('minutes')} min on a 2-core CPU; "
          f"final loss {training.get('last_loss')}"),
-        f"- Hyperparameters: `{json.dumps(hyper)}`", "",
+        f"- Hyperparameters: `{json.dumps(hyper)}`"
+        + (f"; verdict tokens weigh {training['verdict_weight']:g}x in the loss" if "verdict_weight" in training else ""), "",
         "## Held-out figures", "",
-        "| model | ROUGE-L | detail |", "|---|---|---|",
-        f"| base + this adapter | {metrics['adapter']} | `{json.dumps(metrics['adapter_detail'])}` |",
-        f"| base model, untuned | {metrics['base']} | `{json.dumps(metrics['base_detail'])}` |", "",
+        *(_quality_table(metrics) if metrics["task"] == Task.SCORE_QUALITY.value else _rouge_table(metrics)),
         "Reproduce: `switchboard eval " + metrics["task"] + "` (greedy decoding, the serving prompt composer).", "",
     ]
     (adapter / "README.md").write_text("\n".join(lines))
+
+
+def _rouge_table(metrics: dict) -> list[str]:
+    return ["| model | ROUGE-L | detail |", "|---|---|---|",
+            f"| base + this adapter | {metrics['adapter']} | `{json.dumps(metrics['adapter_detail'])}` |",
+            f"| base model, untuned | {metrics['base']} | `{json.dumps(metrics['base_detail'])}` |", ""]
+
+
+def _quality_table(metrics: dict) -> list[str]:
+    """score-quality: verdicts, validity and the cross-tenant pairs of the adapter, the base and always-met."""
+    rows = [("base + this adapter", metrics["adapter_detail"]), ("base model, untuned (same prompt, constrained "
+            "decoding as served)", metrics["base_detail"]), ("always `met` (trivial)", metrics["adapter_detail"]["always_met"])]
+    out = ["| model | accuracy | macro-F1 | F1 met / not_met | JSON valid | evidence valid | cross-tenant verdicts right |",
+           "|---|---|---|---|---|---|---|"]
+    for name, f in rows:
+        ct, ev = f["cross_tenant"], f.get("evidence_valid")
+        out.append(f"| {name} | {f['accuracy']} % | {f['macro_f1']} | {f['f1']['met']} / {f['f1']['not_met']} | "
+                   f"{f['json_valid']} % | {'-' if ev is None else f'{ev} %'} | {ct['both_right']} / {ct['differing_verdicts']} |")
+    out += ["", "Per criterion (accuracy %, adapter / base): " + "; ".join(
+        f"{c} {f['accuracy']} / {metrics['base_detail']['per_criterion'][c]['accuracy']}"
+        for c, f in metrics["adapter_detail"]["per_criterion"].items()),
+        f"Evidence as labelled (of the right `met` verdicts): {metrics['adapter_detail'].get('evidence_as_labelled')} %. "
+        "No previous score-quality adapter existed, so there is no earlier version to compare with.", ""]
+    return out

@@ -60,16 +60,18 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
     model = _lora_model(config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     steps = total // config.grad_accum
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / max(steps, 1)))
     ckpt = config.out / "checkpoint"
+    state = json.loads((ckpt / "state.json").read_text()) if (ckpt / "state.json").exists() else {}
+    budget_s = config.budget_minutes * 60
+    began = time.monotonic() - state.get("elapsed_s", 0.0)  # a resumed run continues the same wall budget
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, (time.monotonic() - began) / budget_s))
     start = 0
-    if (ckpt / "state.json").exists():  # resume
-        state = json.loads((ckpt / "state.json").read_text())
+    if state:  # resume
         set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt"))
         schedule.load_state_dict(torch.load(ckpt / "schedule.pt"))
         start = state["seen"]
-    deadline = time.monotonic() + config.budget_minutes * 60
+    deadline = began + budget_s
     model.train()
     losses: list[float] = []
     seen = start
@@ -87,18 +89,25 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
             step = (seen + 1) // config.grad_accum
             bar.set_postfix(loss=f"{sum(losses[-64:]) / len(losses[-64:]):.3f}")
             if step % config.checkpoint_every == 0:
-                _checkpoint(model, optimizer, schedule, ckpt, seen + 1)
+                _checkpoint(model, optimizer, schedule, ckpt, seen + 1, time.monotonic() - began)
         if time.monotonic() > deadline:
             seen += 1
             break
     else:
         seen = total
     bar.close()
-    _checkpoint(model, optimizer, schedule, ckpt, seen)
+    _checkpoint(model, optimizer, schedule, ckpt, seen, time.monotonic() - began)
     model.save_pretrained(config.out)
     tokenizer.save_pretrained(config.out)
     return {"examples_seen": seen, "examples_planned": total, "last_loss": round(sum(losses[-64:]) / max(len(losses[-64:]), 1), 4),
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
+
+
+def lr_factor(step: int, steps: int, time_used: float) -> float:
+    """Linear warm-up (a tenth of the steps, at most 10), then linear decay by whichever runs out first: the planned
+    steps or the wall budget (`time_used` is its spent fraction), so a run the budget cuts short still ends cool."""
+    warmup = min(10, max(1, steps // 10))
+    return min(1.0, (step + 1) / warmup) * max(0.05, 1 - max(step / max(steps, 1), time_used))
 
 
 def weighted_loss(logits, labels: list[int], weights: list[float]):
@@ -111,11 +120,11 @@ def weighted_loss(logits, labels: list[int], weights: list[float]):
     return (losses * weight).sum() / weight.sum().clamp(min=1e-9)
 
 
-def _checkpoint(model, optimizer, schedule, folder: Path, seen: int) -> None:
+def _checkpoint(model, optimizer, schedule, folder: Path, seen: int, elapsed_s: float) -> None:
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     torch.save(schedule.state_dict(), folder / "schedule.pt")
-    (folder / "state.json").write_text(json.dumps({"seen": seen}))
+    (folder / "state.json").write_text(json.dumps({"seen": seen, "elapsed_s": round(elapsed_s, 1)}))

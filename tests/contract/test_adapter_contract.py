@@ -89,3 +89,27 @@ async def test_vllm_serves_base_plus_adapter_as_a_lora_request(tmp_path):
         assert (await tuned.generate(_request())).text != base_text
     finally:
         await tuned.close()
+
+
+async def test_a_broken_adapter_on_the_transformers_engine_leaves_the_last_accepted_one_serving(tiny, tmp_path):
+    """Real load failure (a corrupt safetensors file behind figures that pass the gate): the deployment's start-up
+    falls back to the last accepted adapter, which writes what that adapter writes, and says why."""
+    import json
+    import shutil
+
+    from serving.deployments.generate import start_engine
+
+    base, good = tiny
+    (good / "metrics.json").write_text(json.dumps({"metric": "rougeL", "adapter": 30.0, "base": 18.5}))
+    broken = tmp_path / "broken"
+    shutil.copytree(good, broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    engine, choice = start_engine("transformers", base, {"adapter": str(broken), "fallback_adapter": str(good)})
+    reference = create_engine("transformers", base, adapter=good)
+    try:
+        assert (choice.serving, choice.accepted) == (str(good), False)
+        assert f"adapter {broken} could not be loaded" in choice.reason
+        assert (await engine.generate(_request())).text == (await reference.generate(_request())).text
+    finally:
+        await engine.close()
+        await reference.close()
