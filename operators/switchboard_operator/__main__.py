@@ -23,8 +23,9 @@ def options_from_env(environ: dict[str, str]) -> RouterOptions:
     known = {k: v for k, v in fields.items() if k in RouterOptions.model_fields}
     if "serve_service_annotations" in known:  # a JSON object (the chart writes toJson of the values)
         known["serve_service_annotations"] = json.loads(known["serve_service_annotations"] or "{}")
-    if "image_pull_secrets" in known:  # comma-separated Secret names
-        known["image_pull_secrets"] = tuple(n for n in known["image_pull_secrets"].split(",") if n)
+    for name in ("image_pull_secrets", "key_secrets"):  # comma-separated Secret names
+        if name in known:
+            known[name] = tuple(n for n in known[name].split(",") if n)
     return RouterOptions(**known, env=env)
 
 

@@ -158,14 +158,20 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 # --- TenantProfile --------------------------------------------------------------------------------
-async def check_profile(body: dict[str, Any], cluster: Cluster) -> tuple[bool, str, dict[str, int], str]:
-    """Validate and compile a TenantProfile as the router will; (accepted, reason-or-version, tokens, message)."""
+async def check_profile(body: dict[str, Any], cluster: Cluster,
+                        key_secrets: tuple[str, ...] | None = None) -> tuple[bool, str, dict[str, int], str]:
+    """Validate and compile a TenantProfile as the router will; (accepted, reason-or-version, tokens, message).
+
+    `key_secrets`: the Secrets the router's Role lets it read (the chart's router.keySecrets); None: unrestricted."""
     try:
         doc = parse_document({k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}, _origin(body))
         compiled = compile_profile(doc.metadata.name, doc.spec, approximate_counter)
     except ProfileError as exc:
         return False, "InvalidSpec", {}, exc.message
     ref = doc.spec.api_key.secret_ref
+    if ref is not None and key_secrets is not None and ref.name not in key_secrets:
+        return False, "SecretNotReadable", {}, (f"spec.apiKey.secretRef: the router may read only the Secrets in "
+                                                f"router.keySecrets ({', '.join(key_secrets) or 'none'}), not {ref.name!r}")
     if ref is not None:
         found = await cluster.secret_has_key(body["metadata"]["namespace"], ref.name, ref.key)
         if not found:
@@ -216,7 +222,7 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterO
     @kopf.on.create(**tp)
     @kopf.on.update(**tp)
     async def tenantprofile_changed(body: kopf.Body, meta: kopf.Meta, namespace: str, name: str, **_: Any) -> None:
-        ok, detail, tokens, message = await check_profile(dict(body), cluster)
+        ok, detail, tokens, message = await check_profile(dict(body), cluster, options.key_secrets)
         old, generation, at = dict(body.get("status") or {}), meta.get("generation"), st.now()
         if ok:
             new = st.profile_accepted(old, generation, tokens, detail, at)

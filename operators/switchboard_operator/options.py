@@ -46,6 +46,8 @@ class RouterOptions(BaseModel):
     storage_secret: str | None = Field(
         None, description="Secret whose keys become the Ray containers' environment (AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL...): credentials for s3:// and gs:// models and adapters.")
+    key_secrets: tuple[str, ...] | None = Field(
+        None, description="Secrets the router may read (its Role's resourceNames); None: not restricted.")
     service_account: str | None = Field(None, description="ServiceAccount of the Ray pods (the router watches profiles).")
     env: tuple[tuple[str, str], ...] = Field((), description="Environment of every Ray container (OTel, log level).")
 

@@ -104,6 +104,7 @@ def test_rbac_is_least_privilege(default_objects, gpu_objects):
 def test_router_reads_only_the_key_secrets_the_values_name(helm):
     objects = render(helm, "--set", "router.keySecrets={shopright-key,northbank-key}")
     router = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "sb-switchboard-router")
+    assert operator_env(objects)["SWITCHBOARD_OPERATOR_KEY_SECRETS"] == "shopright-key,northbank-key"  # same list
     secrets = [rule for rule in router["rules"] if "secrets" in rule["resources"]]
     assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["shopright-key", "northbank-key"],
                         "verbs": ["get", "watch"]}]
