@@ -24,7 +24,8 @@ from tests.k8s_helpers import KUBERAY_CRD, crd_schema, load_samples, schema_erro
 
 OPTIONS = RouterOptions(image="example.com/switchboard:1", service_account="switchboard-router",
                         env=(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel:4317"),), serve_service_name="sb-router",
-                        serve_service_annotations={"example.com/lb": "internal"})
+                        serve_service_annotations={"example.com/lb": "internal"}, gpu_image="example.com/switchboard:1-gpu",
+                        image_pull_secrets=("regcred",), storage_secret="model-storage")
 
 
 def accepted(*files: str) -> list[AcceptedModel]:
