@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from operators.switchboard_operator import builders
 from operators.switchboard_operator import status as st
 from operators.switchboard_operator.builders import AcceptedModel, RouterOptions
-from operators.switchboard_operator.kuberay_update import ClusterAction, UpdatePlan, plan_update
 from operators.switchboard_operator.cluster import PROFILE_PLURAL, RAY_GROUP, RAY_PLURAL, RAY_VERSION, Cluster
+from operators.switchboard_operator.kuberay_update import ClusterAction, UpdatePlan, plan_update
 from operators.switchboard_operator.models import GROUP, PLURAL, VERSION, TaskModelSpec
 from serving.errors import ProfileError
 from serving.profiles import approximate_counter, compile_profile, parse_document

@@ -5,8 +5,6 @@ Every built RayService is checked against KubeRay's own CRD schema (../shared/ku
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 from pydantic import ValidationError
