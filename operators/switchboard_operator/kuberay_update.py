@@ -1,8 +1,12 @@
 """KubeRay's RayService update semantics, in one place: what a change of our RayService does to the running cluster.
 
-Transcribed from ray-project/kuberay `ray-operator/controllers/ray/rayservice_controller.go` (KubeRay >= 1.2, the
-chart requires >= 1.3): `shouldPrepareNewCluster`, `shouldUpdateCluster`, `isClusterSpecHashEqual`,
-`generateHashWithoutReplicasAndWorkersToDelete`, `constructRayClusterForRayService`, `reconcileServices`.
+Transcribed from ray-project/kuberay `ray-operator/controllers/ray/rayservice_controller.go` and
+`common/service.go`: `shouldPrepareNewCluster`, `shouldUpdateCluster`, `isClusterSpecHashEqual`,
+`generateHashWithoutReplicasAndWorkersToDelete`, `constructRayClusterForRayService`, `reconcileServices`,
+`BuildServeService`. The chart requires KubeRay >= 1.3; the CRD the tests validate against (../shared/kuberay) is from
+a later release (it has `upgradeStrategy.clusterUpgradeOptions`). What is modelled holds for every release from 1.2
+on (min/max muted since 1.2, appended groups in place since 1.1) with the default upgrade strategy (NewCluster);
+the incremental upgrade (NewClusterWithIncrementalUpgrade, Gateway API) is not used and not modelled.
 
 - The RayCluster carries a hash of `spec.rayClusterConfig` with every worker group's `replicas`, `minReplicas`,
   `maxReplicas` and `scaleStrategy.workersToDelete` muted (PR #2172, KubeRay 1.2; `upgradeStrategy` muted too in newer
