@@ -175,14 +175,17 @@ class BatchRunner:
         """Stop a queued or running batch: no new lines start, lines in flight are dropped; finished ones stay."""
         meta = await asyncio.to_thread(self.store.meta, batch_id, tenant_id)
         if not meta.status.finished:
-            await self._stop_here(batch_id)
+            # Marked first, so that no scan (here or in another process) starts it again while it stops.
             meta = await asyncio.to_thread(self.store.set_status, batch_id, BatchStatus.CANCELLED)
+            await self._stop_here(batch_id)
             log.info("batch cancelled", extra={"batch_id": batch_id, "tenant": tenant_id})
         return await self.status(batch_id, tenant_id)
 
     async def delete(self, batch_id: str, tenant_id: str) -> None:
         """Stop the batch if it runs (its lines in flight are cancelled) and remove its upload and results."""
-        await asyncio.to_thread(self.store.meta, batch_id, tenant_id)
+        meta = await asyncio.to_thread(self.store.meta, batch_id, tenant_id)
+        if not meta.status.finished:  # marked first, so that no scan starts it again while it stops
+            await asyncio.to_thread(self.store.set_status, batch_id, BatchStatus.CANCELLED)
         await self._stop_here(batch_id)
         await asyncio.to_thread(self.store.delete, batch_id)
         log.info("batch deleted", extra={"batch_id": batch_id, "tenant": tenant_id})

@@ -16,7 +16,7 @@ from serving.engines.base import (
     cut_at_stop,
     parse_json_output,
 )
-from serving.errors import InvalidRequest, ModelNotReady, SwitchboardError, TaskFailed
+from serving.errors import InvalidRequest, ModelNotReady, SwitchboardError
 
 
 class FakeEngine:
@@ -24,7 +24,7 @@ class FakeEngine:
 
     - tokens_in: words of every message plus one per message (the role marker);
     - text: "echo: " + the last user turn, cut to `max_tokens` words (finish "length") or at a stop string;
-    - json_schema: a schema-valid value built from the schema (TaskFailed when it does not fit in max_tokens);
+    - json_schema: a schema-valid value built from the schema (finish "length" when it is over max_tokens);
     - `latency_s` per batch and `token_latency_s` per streamed word; `error` makes every call raise it;
     - `received` keeps every request, so tests can assert on exactly what reached the engine.
     """
@@ -120,10 +120,12 @@ class FakeEngine:
     def _answer_json(self, request: GenerationRequest) -> GenerationResult:
         value = example_for_schema(request.json_schema or {}, _last_user(request))
         text = json.dumps(value)
-        if len(text.split()) > request.sampling.max_tokens:
-            raise TaskFailed("model output hit max_tokens before the JSON was complete")
+        # As the transformers engine's constrained decoding does, the answer is closed and valid even when it needs
+        # more than max_tokens; it then reports "length".
+        words = len(text.split())
         parsed = parse_json_output(text, request.json_schema or {})
-        return GenerationResult(text, _tokens_in(request), len(text.split()), "stop", parsed=parsed)
+        finish = "length" if words > request.sampling.max_tokens else "stop"
+        return GenerationResult(text, _tokens_in(request), min(words, request.sampling.max_tokens), finish, parsed=parsed)
 
 
 def _tokens_in(request: GenerationRequest) -> int:
@@ -156,7 +158,9 @@ def _example_object(schema: dict[str, Any], seed_text: str) -> dict[str, Any]:
 
 
 def _example_array(schema: dict[str, Any], seed_text: str) -> list[Any]:
-    return [example_for_schema(schema.get("items", {"type": "string"}), seed_text)] * schema.get("minItems", 1)
+    prefix = [example_for_schema(item, seed_text) for item in schema.get("prefixItems", [])]
+    more = max(0, schema.get("minItems", 0 if prefix else 1) - len(prefix))
+    return prefix + [example_for_schema(schema.get("items") or {"type": "string"}, seed_text)] * more
 
 
 def _example_string(schema: dict[str, Any], seed_text: str) -> str:

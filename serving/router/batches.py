@@ -35,7 +35,9 @@ UPLOAD_TYPES = frozenset({JSONL, "application/x-ndjson", "application/x-jsonline
                           "text/plain", "application/octet-stream", "application/x-www-form-urlencoded", ""})
 BATCH = PriorityClass.BATCH.value
 UPLOAD_DOC = {"requestBody": {"required": True, "content": {JSONL: {
-    "schema": {"type": "string", "description": 'One request a line: {"custom_id": "...", "task": "redact", "body": {...}}'},
+    "schema": {"type": "string", "pattern": "\\S", "description": 'One request a line: {"custom_id": "...", "task": '
+               '"redact", "body": {...}}; an upload of blank lines only is refused (422). Each line that cannot run is '
+               'its own error in the results.'},
     "example": '{"custom_id": "t-1", "task": "redact", "body": {"text": "Mail me at jo@example.com"}}\n'}}}}
 _STATUS_OF_CODE = {**{cls.code: status for cls, status in errors.STATUS.items()}, "cancelled": 409}
 

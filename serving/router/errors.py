@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from serving import errors as e
 
@@ -25,6 +26,13 @@ STATUS: dict[type[e.SwitchboardError], int] = {
     e.ProfileError: 422,
     e.ConfigError: 500,
 }
+
+# OpenAPI `responses` of an operation that answers JSON or, with `stream: true`, server-sent events.
+SSE_DOC = {200: {"content": {"text/event-stream": {"schema": {
+    "type": "object", "required": ["data"],
+    "properties": {"event": {"type": "string"}, "data": {"type": "string", "description": "A JSON chunk."}},
+    "description": "With `stream: true`: server-sent events, one per chunk; an error, such as the deadline, ends the "
+                   "stream with an `error` event."}}}}}
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
@@ -67,8 +75,22 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:  # FastAPI's "error parsing the body": a body that is not JSON is invalid, as documented
+        return error_response(422, e.InvalidRequest.code, "body: not valid JSON", request, "body")
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), request)
+    response = error_response(exc.status_code, code, str(exc.detail), request)
+    if exc.status_code == 405:  # RFC 9110: say which methods the path has (all its routes, not the first one's)
+        response.headers["Allow"] = ", ".join(sorted(_methods_of(request)))
+    return response
+
+
+def _methods_of(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return methods
 
 
 def _where(loc: tuple) -> str:

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from serving.errors import SwitchboardError
 from serving.router.auth import Tenant
+from serving.router.errors import SSE_DOC
 from serving.router.pipeline import admitted_stream, begin, deadline_s, execute, priority_class
 from serving.tasks import service
 from serving.tasks.catalog import Task
@@ -34,7 +35,7 @@ def register(app: FastAPI) -> None:
     async def score_quality(body: ScoreQualityRequest, profile: Tenant, request: Request) -> ScoreQualityResponse:
         return await execute(request, profile, Task.SCORE_QUALITY, body)
 
-    @app.post("/v1/tasks/reply", tags=["tasks"], response_model=ReplyResponse,
+    @app.post("/v1/tasks/reply", tags=["tasks"], response_model=ReplyResponse, responses=SSE_DOC,
               summary="Suggest the next agent reply, following the tenant's tone and policy; `stream: true` for SSE.")
     async def reply(body: ReplyRequest, profile: Tenant, request: Request):
         if not body.stream:

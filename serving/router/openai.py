@@ -10,10 +10,11 @@ from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from serving.errors import InvalidRequest, NotFound, SwitchboardError
 from serving.router.auth import Tenant
+from serving.router.errors import SSE_DOC
 from serving.router.pipeline import (
     admitted_stream,
     begin,
@@ -26,6 +27,7 @@ from serving.router.context import RouterContext
 from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks import service
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
+from serving.tasks.schemas import json_float, json_int
 
 PREFIX = "switchboard/"
 ROLES = {"user": Speaker.CUSTOMER, "assistant": Speaker.AGENT}
@@ -41,15 +43,18 @@ class ChatMessage(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """The OpenAI request body; parameters this platform does not use are accepted and ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    # `contains` states in the OpenAPI document what the handler needs: a user or assistant message with content.
+    model_config = ConfigDict(extra="ignore", json_schema_extra=lambda schema: schema["properties"]["messages"].update(
+        contains={"required": ["role", "content"],
+                  "properties": {"role": {"enum": ["user", "assistant"]}, "content": {"type": "string", "minLength": 1}}}))
 
     model: str = Field(examples=["switchboard/reply"])
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
-    stream: bool = False
-    max_tokens: int | None = Field(None, ge=1, le=2048)
-    max_completion_tokens: int | None = Field(None, ge=1, le=2048)
-    temperature: float | None = Field(None, ge=0, le=2)
-    n: int = Field(1, ge=1, le=1)
+    stream: StrictBool = False
+    max_tokens: json_int(1, 2048) | None = None
+    max_completion_tokens: json_int(1, 2048) | None = None
+    temperature: json_float(0, 2) | None = None
+    n: json_int(1, 1) = 1
 
 
 def openai_models() -> list[str]:
@@ -64,7 +69,8 @@ def register(app: FastAPI) -> None:
                 for t in GENERATIVE if t.value in served and t in profile.spec.tasks]
         return {"object": "list", "data": data}
 
-    @app.post("/v1/chat/completions", tags=["openai"], summary="OpenAI-compatible chat completions; `model` names a task.")
+    @app.post("/v1/chat/completions", tags=["openai"], responses=SSE_DOC,
+              summary="OpenAI-compatible chat completions; `model` names a task.")
     async def chat_completions(body: ChatCompletionRequest, profile: Tenant, request: Request):
         task = _task(body.model)
         conversation = ConversationInput(turns=_turns(body.messages))

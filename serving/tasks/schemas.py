@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
 
 # The router enforces the configured `max_text_chars` on top of this hard ceiling.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+
+
+def _json_number(value: object) -> object:
+    """JSON numbers only: no booleans (`true` is not 1) and no numeric strings, as the document's types say."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("Input should be a number, not " + type(value).__name__.replace("NoneType", "null"))
+    return value
+
+
+def json_int(ge: int, le: int):
+    """An integer (1 or 1.0) as JSON Schema means it, within bounds; pydantic's lax mode would also take true, "1"."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_number)]
+
+
+def json_float(ge: float, le: float):
+    return Annotated[float, Field(ge=ge, le=le), BeforeValidator(_json_number)]
 
 
 class _Body(BaseModel):
@@ -43,18 +59,29 @@ class RedactResponse(BaseModel):
 
 
 MAX_INTENT_TEXTS = 256  # utterances in one classify-intent request (`texts` or customer `turns`)
+_NULL = {"type": "null"}
+_CUSTOMER = {"properties": {"speaker": {"const": "customer"}}, "required": ["speaker"]}
 
 
 class ClassifyIntentRequest(_Body):
     """Exactly one of `text` (one utterance), `texts` (up to 256, answered in order) or `turns` (a conversation:
     each customer turn is labelled)."""
 
+    # The OpenAPI document states the validator's rule: exactly one of the three is set (not null); `turns` holds a
+    # customer turn.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": _NULL, "turns": _NULL}},
+        {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": _NULL, "turns": _NULL}},
+        {"required": ["turns"], "properties": {"turns": {"type": "array", "contains": _CUSTOMER}, "text": _NULL,
+                                               "texts": _NULL}},
+    ]})
+
     text: Text | None = Field(None, description="Customer utterance.", examples=["I still haven't received my new card"])
     texts: list[Text] | None = Field(None, min_length=1, max_length=MAX_INTENT_TEXTS,
                                      description=f"Up to {MAX_INTENT_TEXTS} utterances; one prediction each, in order.")
     turns: list[Turn] | None = Field(None, min_length=1, max_length=500,
                                      description="A conversation; each customer turn is labelled.")
-    top_k: StrictInt | None = Field(None, ge=1, le=20, description="Ranked labels to return; default from the tenant profile.")
+    top_k: json_int(1, 20) | None = Field(None, description="Ranked labels to return; default from the tenant profile.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClassifyIntentRequest:
@@ -143,7 +170,7 @@ class ErrorBody(BaseModel):
 
 
 class _Generative(ConversationInput):
-    max_tokens: StrictInt | None = Field(None, ge=1, le=2048, description="Upper bound on generated tokens.")
+    max_tokens: json_int(1, 2048) | None = Field(None, description="Upper bound on generated tokens.")
 
 
 class SummarizeRequest(_Generative):
@@ -182,7 +209,7 @@ class ScoreQualityResponse(BaseModel):
 
 
 class ReplyRequest(_Generative):
-    stream: bool = Field(False, description="Stream the reply as server-sent events.")
+    stream: StrictBool = Field(False, description="Stream the reply as server-sent events.")
 
 
 class ReplyResponse(BaseModel):
