@@ -355,7 +355,14 @@ async def test_a_closed_stream_and_a_cancelled_request_leave_the_batch(case):
         if isinstance(item, str) and item:
             break
     await stream.aclose()
+    started = stats.requests
     task = asyncio.ensure_future(case.engine.generate(_chat("Write a long essay on refunds.", max_tokens=400)))
+    # Cancel once the request is in a running batch (a busy machine may take longer than any fixed sleep to get it
+    # there; a request cancelled while still queued never reaches a batch and is not a "cancelled sequence").
+    for _ in range(600):
+        if stats.requests > started or task.done():
+            break
+        await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)  # the fake may be done by now; the transformers one is not
