@@ -14,7 +14,9 @@ with `--engine transformers` it is SmolLM2 on the CPU (capacity measured first).
 4. priority: interactive requests alone, then the same with a concurrent bulk load at `batch` priority: interactive p95;
 5. fair share: both tenants keep more requests open than the deployment takes; the heavy tenant's share of served
    tokens against its 3/4 entitlement (the fair-share error);
-6. (fake only) kill: one replica process is SIGKILLed mid-load; what clients saw, and the deployment recovering.
+6. (fake only) kill: one replica process is SIGKILLed mid-load; what clients saw, and the deployment recovering;
+7. (not fake) deadline: requests whose deadline ends long before their max_tokens; the tokens the engine made after
+   each cancel (benchmarks/deadline_probe.py; target: at most one decoding step per cancelled request).
 
 Prints each figure with what it is measured against, and writes JSON with every count.
 """
@@ -38,6 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deadline_probe import deadline_probe, describe  # noqa: E402 - a sibling script, not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"light": "sb-load-light-0001", "heavy": "sb-load-heavy-0003"}
@@ -324,6 +329,9 @@ async def run(base: str, engine: str, quick: bool) -> dict:
         await load.closed_loop("fair_share", {"light": 20, "heavy": 20}, 30 * scale)
         if engine == "fake":
             await kill_phase(load, capacity, scale, results)
+        else:
+            results["settle_before_deadline_probe_s"] = await load.until_replicas(1, timeout_s=120)
+            results["deadline"] = await deadline_probe(load.client, KEYS["light"])
     finally:
         stop_watch.set()
         await watcher
@@ -396,6 +404,8 @@ def report(results: dict) -> None:
     fs = results["fair_share"]
     print(f"fair share (weights 1:3): heavy tenant got {fs['heavy_share']:.1%} of served tokens, entitled to "
           f"{fs['expected_share']:.0%} -> error {fs['error']:.1%}")
+    if "deadline" in results:
+        print(describe(results["deadline"]))
     if "kill" in results["phases"]:
         k, a = results["phases"]["kill"], results["phases"]["after_kill"]
         print(f"killed replica pid {results.get('killed_replica_pid')}: during {k['by_status']}; after {a['by_status']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -122,6 +123,10 @@ class GenerateDeployment:
 
     async def ping(self) -> bool:
         return (await self.engine.health()).ready
+
+    async def engine_stats(self) -> dict:
+        """This replica's engine counters (batches, cancelled sequences, tokens made after a cancel): counts only."""
+        return dataclasses.asdict(self.engine.stats)
 
     async def adapter_status(self) -> dict:
         """Which adapter serves and why (requestedAdapter, servingAdapter, adapterAccepted, adapterReason)."""
