@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/quality_heldout.py [--adapter adapters/score-quality] [--base-only] [--limit N]
        [--threads 1] [--base-figures results/quality_base.json] [--out results/quality_heldout.json]
+       [--from-metrics adapters/score-quality/metrics.json]
 
 Each record goes through the transformers engine as the router sends it: the tenant's compiled instruction (glossary,
 rubric), the composer's prompt and the rubric's output schema with the conversation's agent sentences as the only
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", type=Path, default=REPO / "adapters" / "score-quality")
     parser.add_argument("--base-only", action="store_true")
     parser.add_argument("--base-figures", type=Path)
+    parser.add_argument("--from-metrics", type=Path, help="Print the figures stored in an adapter's metrics.json "
+                        "(what `switchboard eval score-quality` measured) instead of measuring again.")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
@@ -65,11 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     print("Measured on a shared 2-core CPU while other jobs run: seconds per record are indicative only.")
     items = load_items(HELDOUT, args.limit)
     rows = {"always met (trivial)": figures(items, always_met(items))}
-    if args.base_figures and args.base_figures.is_file():
+    if args.from_metrics:
+        stored = json.loads(args.from_metrics.read_text())
+        print(f"figures stored in {args.from_metrics} (measured {stored['date']}), not measured again")
+        rows["base (untuned SmolLM2-135M-Instruct)"] = stored["base_detail"]
+        rows["base + LoRA adapter"] = stored["adapter_detail"]
+    elif args.base_figures and args.base_figures.is_file():
         rows["base (untuned SmolLM2-135M-Instruct)"] = json.loads(args.base_figures.read_text())
     else:
         rows["base (untuned SmolLM2-135M-Instruct)"] = eval_quality(HELDOUT, MODEL_DIR, None, args.threads, args.limit)
-    if not args.base_only:
+    if not args.base_only and not args.from_metrics:
         rows["base + LoRA adapter"] = eval_quality(HELDOUT, MODEL_DIR, args.adapter, args.threads, args.limit)
     for name, f in rows.items():
         print(line(name, f))
