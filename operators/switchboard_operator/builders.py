@@ -58,7 +58,8 @@ def serve_service(options: RouterOptions) -> dict[str, Any]:
 
 
 def _metadata(namespace: str, models: list[AcceptedModel], options: RouterOptions) -> dict[str, Any]:
-    accepted = {m.name: {"uid": m.uid, "spec": m.spec.model_dump(mode="json", by_alias=True, exclude_none=True)} for m in models}
+    accepted = {m.name: {"uid": m.uid, "spec": m.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+                         **({"fallbackAdapter": m.fallback_adapter} if m.fallback_adapter else {})} for m in models}
     return {
         "name": options.name,
         "namespace": namespace,
@@ -80,7 +81,8 @@ def accepted_from(rayservice: dict[str, Any] | None) -> dict[str, AcceptedModel]
         return {}
     try:
         data = json.loads(raw)
-        return {name: AcceptedModel(name, e["uid"], TaskModelSpec.model_validate(e["spec"])) for name, e in data.items()}
+        return {name: AcceptedModel(name, e["uid"], TaskModelSpec.model_validate(e["spec"]), e.get("fallbackAdapter"))
+                for name, e in data.items()}
     except (ValueError, KeyError, TypeError):
         return {}
 
@@ -128,6 +130,8 @@ def _task_args(model: AcceptedModel) -> dict[str, Any]:
     if spec.adapter is not None:
         args["adapter"] = spec.adapter
         args["adapterSource"] = spec.adapter_kind
+        if model.fallback_adapter:
+            args["fallbackAdapter"] = model.fallback_adapter
     return args
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 from typing import Any
 
@@ -55,9 +56,11 @@ class Reconciler:
         for name, model in list(accepted.items()):
             if name in rejected:
                 continue  # already refused (its last good spec is what is accepted)
+            if await self._claim_missing(namespace, model.fallback_adapter):  # a fallback only helps if it mounts
+                accepted[name] = model = dataclasses.replace(model, fallback_adapter=None)
             for field, ref in (("model", model.spec.model), ("adapter", model.spec.adapter)):
-                claim = ref.removeprefix("pvc://").split("/", 1)[0] if ref and ref.startswith("pvc://") else None
-                if claim and await self.cluster.claim_exists(namespace, claim) is False:
+                if await self._claim_missing(namespace, ref):
+                    claim = ref.removeprefix("pvc://").split("/", 1)[0]
                     message = f"spec.{field}: PersistentVolumeClaim {claim!r} not found in namespace {namespace!r}"
                     previous = last_good.get(name)
                     if previous is not None and previous.uid == uids.get(name):
@@ -67,6 +70,10 @@ class Reconciler:
                         accepted.pop(name)
                     rejected[name] = (f"{field.title()}Unreachable", message)
                     break
+
+    async def _claim_missing(self, namespace: str, ref: str | None) -> bool:
+        claim = ref.removeprefix("pvc://").split("/", 1)[0] if ref and ref.startswith("pvc://") else None
+        return bool(claim) and await self.cluster.claim_exists(namespace, claim) is False
 
     async def _apply(self, namespace: str, current: dict | None, models: list[AcceptedModel]) -> UpdatePlan | None:
         """Create, patch or delete the RayService; what KubeRay will do with the change (None: nothing changed)."""
@@ -127,7 +134,8 @@ def select(items: list[dict], last_good: dict[str, AcceptedModel]) -> tuple[dict
     for item in items:
         meta = item["metadata"]
         try:
-            accepted[meta["name"]] = AcceptedModel(meta["name"], meta.get("uid", ""), TaskModelSpec.model_validate(item.get("spec") or {}))
+            model = AcceptedModel(meta["name"], meta.get("uid", ""), TaskModelSpec.model_validate(item.get("spec") or {}))
+            accepted[meta["name"]] = model.succeeding(last_good.get(meta["name"]))
         except ValidationError as exc:
             message = f"spec: {describe_validation_error(exc)}"
             previous = last_good.get(meta["name"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,16 @@ class AcceptedModel:
     name: str
     uid: str
     spec: TaskModelSpec
+    # The adapter this TaskModel served before its current one: the data plane serves it when the new adapter is
+    # refused by the quality gate or fails to load (TaskArgs.fallbackAdapter), instead of dropping to the base.
+    fallback_adapter: str | None = None
+
+    def succeeding(self, previous: "AcceptedModel | None") -> "AcceptedModel":
+        """This model as the successor of `previous` (same TaskModel): the adapter it replaces becomes the fallback."""
+        if previous is None or previous.uid != self.uid:
+            return self
+        fallback = previous.spec.adapter if previous.spec.adapter != self.spec.adapter else previous.fallback_adapter
+        return replace(self, fallback_adapter=fallback if fallback != self.spec.adapter else None)
 
 
 class RouterOptions(BaseModel):

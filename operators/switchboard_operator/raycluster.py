@@ -78,6 +78,7 @@ def _pod_template(options: RouterOptions, pod: dict[str, Any]) -> dict[str, Any]
 class _Pool:
     spec: NodePool
     models: tuple[TaskModelSpec, ...]
+    fallbacks: tuple[str, ...] = ()  # fallback adapters of its TaskModels (pvc:// ones need their claim mounted)
 
 
 def group_order(rayservice: dict[str, Any] | None) -> tuple[str, ...]:
@@ -98,7 +99,8 @@ def pools(models: list[AcceptedModel], options: RouterOptions, order: tuple[str,
     for model in sorted(models, key=lambda m: m.name):
         pool = model.spec.node_pool
         current = by_name.get(pool.name, _Pool(pool, ()))
-        by_name[pool.name] = _Pool(current.spec, current.models + (model.spec,))
+        fallback = (model.fallback_adapter,) if model.fallback_adapter else ()
+        by_name[pool.name] = _Pool(current.spec, current.models + (model.spec,), current.fallbacks + fallback)
     by_name.setdefault(options.router_pool, _Pool(NodePool(name=options.router_pool), ()))
     kept = [name for name in order if name in by_name]
     return [by_name[name] for name in kept + sorted(set(by_name) - set(kept))]
@@ -147,7 +149,7 @@ def _worker_group(pool: _Pool, options: RouterOptions) -> dict[str, Any]:
     image = options.gpu_image if gpus and options.gpu_image else options.image
     container = _container("ray-worker", options, {"requests": requests, "limits": limits}, image=image)
     pod: dict[str, Any] = {"containers": [container]}
-    claims = pvc_claims(pool.models)
+    claims = pvc_claims(pool.models, pool.fallbacks)
     if claims:
         container["volumeMounts"] = [{"name": f"pvc-{c}", "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True} for c in claims]
         pod["volumes"] = [{"name": f"pvc-{c}", "persistentVolumeClaim": {"claimName": c, "readOnly": True}} for c in claims]
@@ -165,9 +167,11 @@ def _worker_group(pool: _Pool, options: RouterOptions) -> dict[str, Any]:
     }
 
 
-def pvc_claims(models: Iterable[TaskModelSpec]) -> list[str]:
-    """PersistentVolumeClaims that pvc:// models or adapters of a pool name (mounted read-only at PVC_ROOT/<claim>)."""
+def pvc_claims(models: Iterable[TaskModelSpec], fallbacks: Iterable[str] = ()) -> list[str]:
+    """PersistentVolumeClaims that pvc:// models, adapters or fallback adapters of a pool name (mounted read-only at
+    PVC_ROOT/<claim>)."""
     refs = [r for m in models for r in (m.model, m.adapter) if r and r.startswith("pvc://")]
+    refs += [r for r in fallbacks if r.startswith("pvc://")]
     return sorted({r.removeprefix("pvc://").split("/", 1)[0] for r in refs})
 
 

@@ -82,3 +82,26 @@ async def test_claim_lookup_over_http(api, api_client):
     async with api.post("/api/v1/namespaces/demo/persistentvolumeclaims", json=claim) as response:
         assert response.status == 201
     assert await cluster.claim_exists("demo", "adapters") is True
+
+
+async def test_a_replaced_adapter_stays_as_the_fallback_the_data_plane_serves_if_the_gate_refuses_the_new_one():
+    """The gate runs where the adapter's files are (the generate deployment); the operator hands it the adapter the
+    TaskModel served before (TaskArgs.fallbackAdapter), so a refused new adapter leaves the old one serving."""
+    models = items()
+    summarize = next(m for m in models if m["metadata"]["name"] == "summarize")
+    summarize["spec"] = {**summarize["spec"], "adapter": "pvc://adapters/summarize-v1"}
+    cluster = FakeCluster(models)
+    reconciler = Reconciler(cluster, OPTIONS)
+    await reconciler.reconcile("support")
+    assert "fallbackAdapter" not in tasks(cluster)["summarize"]
+    summarize["spec"] = {**summarize["spec"], "adapter": "s3://switchboard-models/summarize-v2"}
+    await reconciler.reconcile("support")
+    args = tasks(cluster)["summarize"]
+    assert (args["adapter"], args["fallbackAdapter"]) == ("s3://switchboard-models/summarize-v2", "pvc://adapters/summarize-v1")
+    await reconciler.reconcile("support")  # nothing changed: the fallback is remembered, not lost
+    assert tasks(cluster)["summarize"]["fallbackAdapter"] == "pvc://adapters/summarize-v1"
+    pod = next(g for g in cluster.rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"] if g["groupName"] == "cpu")
+    assert [v["persistentVolumeClaim"]["claimName"] for v in pod["template"]["spec"]["volumes"]] == ["adapters"]
+    from serving.app import TaskArgs
+
+    assert TaskArgs.model_validate(args).fallback_adapter == "pvc://adapters/summarize-v1"  # what the data plane reads
