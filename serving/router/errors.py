@@ -75,6 +75,8 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if isinstance(exc.__cause__, e.SwitchboardError):  # raised while FastAPI read the body, e.g. over the byte limit
+        return await _domain(request, exc.__cause__)
     if exc.status_code == 400:  # FastAPI's "error parsing the body": a body that is not JSON is invalid, as documented
         return error_response(422, e.InvalidRequest.code, "body: not valid JSON", request, "body")
     code = _HTTP_CODES.get(exc.status_code, "http_error")

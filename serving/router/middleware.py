@@ -9,6 +9,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.errors import PayloadTooLarge
 from serving.telemetry import tracing
 
 log = logging.getLogger("switchboard.access")
@@ -70,7 +71,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _BodyTooLarge()
+                    raise _BodyTooLarge(f"request body is over the limit of {limit} bytes")
             return message
 
         started = False
@@ -103,8 +104,9 @@ async def _send_error(send: Send, status: int, code: str, message: str, rid: str
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(PayloadTooLarge):
+    """A domain error, so that where a framework wraps it (FastAPI's body parsing: a 400 `from` it), the error table
+    still answers 413."""
 
 
 def _safe_id(raw: bytes | None) -> str | None:
