@@ -128,7 +128,9 @@ class TaskModel(kserve.Model):
                 raise InvalidRequest("request.stream: the Open Inference Protocol has no streaming; send `stream: false` "
                                      "or use the router's /v1/tasks/reply", field="request.stream")
             service.check(self.task, call.profile, call.body, self.max_text_chars)
-            response = await service.run(self.task, call.profile, call.body, self.backend)
+            # The caller is the one who sent the values: a profile with `redaction.restore` gets them back, as on the
+            # router's task routes (the engine still saw placeholders only).
+            response = await service.run(self.task, call.profile, call.body, self.backend, restore=True)
         return TaskResult(call.request_id, response.model_dump(mode="json"))
 
     async def postprocess(self, result: TaskResult, headers: dict[str, str] | None = None,

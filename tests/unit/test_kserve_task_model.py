@@ -11,6 +11,7 @@ e-mail-only stand-in with the same `redact_batch` contract, so the ordering (red
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import socket
@@ -20,6 +21,7 @@ import time
 from types import SimpleNamespace
 
 import httpx
+import yaml
 import pytest
 from fastapi import FastAPI
 from kserve import ModelRepository
@@ -126,6 +128,26 @@ async def test_summarize_over_v2_redacts_before_the_engine(client, loaded_models
     assert request.messages[0]["content"].startswith("Summarize for ShopRight.")
 
 
+async def test_a_restoring_profile_gets_its_values_back_over_v2(tmp_path):
+    """With `redaction.restore` the v2 caller reads its own e-mail address where the model wrote the placeholder;
+    the engine saw only the placeholder. (E-mail-only stand-in redactor: the restore path, not Presidio, is tested.)"""
+    doc = yaml.safe_load((SAMPLES / "shopright.yaml").read_text())
+    doc["spec"]["redaction"]["restore"] = True
+    (tmp_path / "shopright.yaml").write_text(yaml.safe_dump(doc))
+    model = TaskModel("summarize", tmp_path, engine_kind="fake", model_path="fake", redactor=EmailOnlyRedactor())
+    assert model.load()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=kserve_app(model)),
+                                     base_url="http://kserve") as http:
+            reply = await http.post("/v2/models/summarize/infer", json=v2_body(CONVERSATION))
+        assert reply.status_code == 200, reply.text
+        assert EMAIL in response_json(reply)["summary"]
+        [request] = model.generator.received
+        assert EMAIL not in json.dumps(request.messages) and "<EMAIL_ADDRESS_1>" in json.dumps(request.messages)
+    finally:
+        model.stop()
+
+
 async def test_transcript_input_and_max_tokens(client, loaded_models):
     body = {"transcript": f"Customer: mail me at {EMAIL}\nAgent: Will do.", "max_tokens": 3}
     reply = await client.post("/v2/models/summarize/infer", json=v2_body(body))
@@ -162,8 +184,19 @@ async def test_unknown_tenant_is_a_clear_400(client):
     assert reply.json() == {"error": "parameters.tenant: no profile for tenant 'acme' is loaded here"}
 
 
-async def test_invalid_model_output_is_an_explicit_error(client):
-    """FakeEngine fills the schema with the first criterion every time, so the rubric check must reject it, twice."""
+async def test_invalid_model_output_is_an_explicit_error(client, loaded_models, monkeypatch):
+    """A model answer outside the rubric (every item names the first criterion, so the rest are missing) is refused
+    by the rubric check, again after the corrective retry, and the caller gets an explicit error, never the answer."""
+    engine = loaded_models["score-quality"].generator
+    answer = engine._answer_json
+
+    def first_criterion_everywhere(request):
+        result = answer(request)
+        items = result.parsed["criteria"]
+        bad = {**result.parsed, "criteria": [{**item, "criterion": items[0]["criterion"]} for item in items]}
+        return dataclasses.replace(result, text=json.dumps(bad), parsed=bad)
+
+    monkeypatch.setattr(engine, "_answer_json", first_criterion_everywhere)
     reply = await client.post("/v2/models/score-quality/infer", json=v2_body(CONVERSATION))
     assert reply.status_code == 500
     assert "task_failed" in reply.json()["error"] and "after 2 attempts" in reply.json()["error"]
