@@ -7,9 +7,14 @@ import logging
 import time
 import uuid
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import PayloadTooLarge
+from serving.errors import PayloadTooLarge, Unauthenticated
+from serving.router import errors
+from serving.router.auth import bearer_key
 from serving.telemetry import tracing
 
 log = logging.getLogger("switchboard.access")
@@ -48,6 +53,8 @@ class RequestGuard:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(limit, rid, send_wrapped)
+        elif (refusal := _key_refusal(scope)) is not None:
+            await refusal(scope, receive, send_wrapped)
         else:
             await self._guarded(scope, receive, send_wrapped, rid, limit)
         fields = scope["state"].get("log", {})
@@ -91,6 +98,36 @@ class RequestGuard:
             log.error("unhandled error", extra={"request_id": rid, "error_type": type(exc).__name__})
             if not started:
                 await _send_error(send, 500, "internal_error", "internal error; see the router log with this request_id", rid)
+
+
+def _key_refusal(scope: Scope) -> Response | None:
+    """A 401 for a request that brings a body to the API without a key that matches a tenant, answered before the
+    body is read (FastAPI reads a route's body before its dependencies, so a stalled anonymous body would otherwise
+    hold a connection). The route's own authentication still runs for everything let through."""
+    if scope["method"] not in _BODY_METHODS or not scope["path"].startswith("/v1/"):
+        return None
+    state = getattr(scope.get("app"), "state", None)
+    registry = getattr(getattr(state, "ctx", None), "registry", None)
+    if registry is None:
+        return None
+    request = Request(scope)
+    try:
+        registry.authenticate(bearer_key(request))
+    except Unauthenticated as exc:
+        _name_route(scope)  # the access log and the metrics name the route template, as for a routed refusal
+        return errors.error_response(401, exc.code, exc.message, request)
+    return None
+
+
+def _name_route(scope: Scope) -> None:
+    for route in getattr(scope.get("app"), "routes", ()):
+        match, child = route.matches(scope)
+        if match is Match.FULL:
+            scope["route"] = child.get("route", route)
+            return
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 async def _too_large(limit: int, rid: str, send: Send) -> None:

@@ -76,3 +76,13 @@ async def test_the_bulk_upload_has_its_own_limit_and_no_key_means_no_read(tmp_pa
     assert accepted == 202
     assert too_big == 413 and "16384" in body["error"]["message"]
     assert stalled == 401 and refusal["error"]["type"] == "unauthenticated" and anonymous == 401
+
+
+async def test_a_task_request_without_a_valid_key_is_refused_before_its_body_is_read(tmp_path):
+    app = app_for(tmp_path)
+    async with app.router.lifespan_context(app):
+        wrong, body = await call(app, "/v1/tasks/redact", None, {"authorization": "Bearer sb-nope",
+                                                                 "content-type": "application/json"})
+        chat, openai_body = await call(app, "/v1/chat/completions", None, {"content-type": "application/json"})
+    assert wrong == 401 and body["error"]["message"] == "the API key matches no tenant"
+    assert chat == 401 and openai_body["error"]["code"] == "unauthenticated"  # OpenAI-shaped, as the route answers
