@@ -63,6 +63,11 @@ _TP_STATUS = {
         },
         "instructionTokensTotal": {"type": "integer", "description": "Sum of instructionTokens (the TOKENS column)."},
         "version": {"type": "string", "description": "Content hash of the accepted spec (the profile version)."},
+        "notRedacted": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Default entity types this profile's redaction leaves in clear (empty: all are redacted).",
+        },
         "message": {"type": "string", "description": "Why the spec was rejected, or `accepted`."},
     },
 }

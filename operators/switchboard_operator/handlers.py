@@ -6,7 +6,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import kopf
 from pydantic import ValidationError
@@ -166,26 +166,38 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 # --- TenantProfile --------------------------------------------------------------------------------
+class ProfileCheck(NamedTuple):
+    """What the operator learnt from a TenantProfile: accepted or not, the reason (rejected) or the compiled version,
+    instruction tokens per task, the message, and the default entity types its redaction leaves in clear."""
+
+    ok: bool
+    detail: str
+    tokens: dict[str, int]
+    message: str
+    not_redacted: tuple[str, ...] = ()
+
+
 async def check_profile(body: dict[str, Any], cluster: Cluster,
-                        key_secrets: tuple[str, ...] | None = None) -> tuple[bool, str, dict[str, int], str]:
-    """Validate and compile a TenantProfile as the router will; (accepted, reason-or-version, tokens, message).
+                        key_secrets: tuple[str, ...] | None = None) -> ProfileCheck:
+    """Validate and compile a TenantProfile as the router will.
 
     `key_secrets`: the Secrets the router's Role lets it read (the chart's router.keySecrets); None: unrestricted."""
     try:
         doc = parse_document({k: body.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}, _origin(body))
         compiled = compile_profile(doc.metadata.name, doc.spec, approximate_counter)
     except ProfileError as exc:
-        return False, "InvalidSpec", {}, exc.message
+        return ProfileCheck(False, "InvalidSpec", {}, exc.message)
     ref = doc.spec.api_key.secret_ref
     if ref is not None and key_secrets is not None and ref.name not in key_secrets:
-        return False, "SecretNotReadable", {}, (f"spec.apiKey.secretRef: the router may read only the Secrets in "
-                                                f"router.keySecrets ({', '.join(key_secrets) or 'none'}), not {ref.name!r}")
+        return ProfileCheck(False, "SecretNotReadable", {}, (
+            f"spec.apiKey.secretRef: the router may read only the Secrets in "
+            f"router.keySecrets ({', '.join(key_secrets) or 'none'}), not {ref.name!r}"))
     if ref is not None:
         found = await cluster.secret_has_key(body["metadata"]["namespace"], ref.name, ref.key)
         if not found:
             what = f"Secret {ref.name!r} not found" if found is None else f"Secret {ref.name!r} has no key {ref.key!r}"
-            return False, "SecretMissing", {}, f"spec.apiKey.secretRef: {what}"
-    return True, compiled.version, compiled.instruction_tokens(), "accepted"
+            return ProfileCheck(False, "SecretMissing", {}, f"spec.apiKey.secretRef: {what}")
+    return ProfileCheck(True, compiled.version, compiled.instruction_tokens(), "accepted", compiled.not_redacted)
 
 
 def _origin(body: dict[str, Any]) -> str:
@@ -230,10 +242,10 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterO
     @kopf.on.create(**tp)
     @kopf.on.update(**tp)
     async def tenantprofile_changed(body: kopf.Body, meta: kopf.Meta, namespace: str, name: str, **_: Any) -> None:
-        ok, detail, tokens, message = await check_profile(dict(body), cluster, options.key_secrets)
+        ok, detail, tokens, message, not_redacted = await check_profile(dict(body), cluster, options.key_secrets)
         old, generation, at = dict(body.get("status") or {}), meta.get("generation"), st.now()
         if ok:
-            new = st.profile_accepted(old, generation, tokens, detail, at)
+            new = st.profile_accepted(old, generation, tokens, detail, at, not_redacted)
         else:
             new = st.profile_rejected(old, generation, detail, message, at)
         if _changed(old, new):
@@ -243,4 +255,4 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterO
 
     return reconciler
 
-__all__ = ["Reconciler", "check_profile", "register", "select"]
+__all__ = ["ProfileCheck", "Reconciler", "check_profile", "register", "select"]

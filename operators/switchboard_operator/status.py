@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from operators.switchboard_operator.builders import APP_NAME
@@ -85,11 +85,13 @@ def taskmodel_ready(status: Mapping | None, rayservice_status: Mapping | None, t
 
 # --- TenantProfile --------------------------------------------------------------------------------
 def profile_accepted(status: Mapping | None, generation: int | None, tokens: dict[str, int], version: str,
-                     at: str) -> dict[str, Any]:
+                     at: str, not_redacted: Sequence[str] = ()) -> dict[str, Any]:
+    """Accepted: tokens, version, and `notRedacted`, the default entity types the profile's redaction leaves in clear
+    (the same list as the router's GET /v1/tenants/{id}); empty when the complete default set is redacted."""
     cond = condition(ACCEPTED, True, "Compiled", f"profile version {version}", generation, at)
     return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
             "instructionTokens": dict(tokens), "instructionTokensTotal": sum(tokens.values()), "version": version,
-            "message": "accepted"}
+            "notRedacted": list(not_redacted), "message": "accepted"}
 
 
 def profile_rejected(status: Mapping | None, generation: int | None, reason: str, message: str, at: str) -> dict[str, Any]:

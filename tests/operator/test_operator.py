@@ -131,6 +131,7 @@ async def test_tenantprofile_accepted_with_instruction_tokens_then_rejected_upda
     assert set(tokens) == {"redact", "classify-intent", "summarize", "score-quality", "reply"}
     assert accepted["status"]["instructionTokensTotal"] == sum(tokens.values()) > 0
     assert accepted["status"]["observedGeneration"] == 1
+    assert accepted["status"]["notRedacted"] == []  # the sample redacts the complete default set; kept by the schema
     assert "rubric: required" in rejected["status"]["message"]
     assert rejected["status"]["instructionTokens"] == tokens  # the last accepted sizes stay visible
     assert our_validators()["TenantProfile"].is_valid(rejected)

@@ -32,11 +32,11 @@ def profile(secret: str) -> dict:
 async def test_a_secret_outside_router_key_secrets_is_refused():
     cluster = Secrets(**{"shopright-key": {"api-key": "x"}, "other-key": {"api-key": "y"}})
     allowed = options_from_env({"SWITCHBOARD_OPERATOR_KEY_SECRETS": "shopright-key"}).key_secrets
-    ok, reason, _, message = await check_profile(profile("other-key"), cluster, allowed)
+    ok, reason, _, message, _ = await check_profile(profile("other-key"), cluster, allowed)
     assert (ok, reason) == (False, "SecretNotReadable")
     assert message == ("spec.apiKey.secretRef: the router may read only the Secrets in router.keySecrets "
                        "(shopright-key), not 'other-key'")
-    ok, _, _, _ = await check_profile(profile("shopright-key"), cluster, allowed)
+    ok, _, _, _, _ = await check_profile(profile("shopright-key"), cluster, allowed)
     assert ok
 
 
@@ -46,3 +46,19 @@ async def test_with_no_key_secrets_listed_every_secret_ref_is_refused_and_unrest
     assert none == ()
     assert (await check_profile(profile("shopright-key"), cluster, none))[1] == "SecretNotReadable"
     assert (await check_profile(profile("shopright-key"), cluster, None))[0]  # outside the chart: not restricted
+
+
+async def test_a_narrowed_redaction_policy_is_named_in_the_status():
+    """NorthBank lists its own entity types: the status names every default type it leaves in clear, as the router's
+    GET /v1/tenants/{id} does, so the team that owns the tenant sees the gap without reading the spec."""
+    from serving.tasks.entities import DEFAULT_ENTITIES
+    from operators.switchboard_operator import status as st
+
+    body = copy.deepcopy(load_samples("northbank.yaml")[0])
+    body["metadata"]["namespace"] = "switchboard"
+    check = await check_profile(body, Secrets())
+    listed = set(body["spec"]["redaction"]["entities"])
+    assert check.ok, check.message
+    assert set(check.not_redacted) == set(DEFAULT_ENTITIES) - listed and check.not_redacted
+    status = st.profile_accepted(None, 1, check.tokens, check.detail, "2026-12-02T00:00:00Z", check.not_redacted)
+    assert status["notRedacted"] == list(check.not_redacted)
