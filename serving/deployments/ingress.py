@@ -31,7 +31,8 @@ class Ingress:
         self.gates = build_gates(gates or {}, self.settings.scheduling)
 
     def __serve_build_asgi_app__(self):
-        return create_app(RouterContext(self.settings, self.registry, self.source, self.backend, gates=self.gates))
+        return create_app(RouterContext(self.settings, self.registry, self.source, self.backend, gates=self.gates),
+                          behind_serve_proxy=True)
 
 
 def _profile_source(args: dict, settings: Settings, counter):

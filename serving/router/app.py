@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)}
 
 
-def create_app(ctx: RouterContext) -> FastAPI:
+def create_app(ctx: RouterContext, behind_serve_proxy: bool = False) -> FastAPI:
+    """`behind_serve_proxy`: Ray Serve's proxy sets the x-request-id response header, so the app does not."""
     app = FastAPI(
         title="Switchboard",
         version=__version__,
@@ -47,7 +48,8 @@ def create_app(ctx: RouterContext) -> FastAPI:
     errors.install(app)
     app.state.batches = ctx.batches or batches.runner(ctx)
     app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes, metrics=ctx.metrics,
-                       overrides={("POST", "/v1/batches"): ctx.settings.batch_max_bytes})
+                       overrides={("POST", "/v1/batches"): ctx.settings.batch_max_bytes},
+                       echo_request_id=not behind_serve_proxy)
     _health_routes(app)
     _tenant_routes(app)
     _task_routes(app)

@@ -23,8 +23,12 @@ log = logging.getLogger("switchboard.access")
 class RequestGuard:
     """Assigns a request id, rejects bodies over `max_bytes` with 413 (by header or while streaming), logs the outcome."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, metrics=None, overrides: dict[tuple[str, str], int] | None = None):
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics=None, overrides: dict[tuple[str, str], int] | None = None,
+                 echo_request_id: bool = True):
         self.app = app
+        # Behind Ray Serve's proxy the id arrives as x-request-id (the client's, or one the proxy made) and the proxy
+        # puts it on the response itself: echoing it here too sent the header twice.
+        self.echo_request_id = echo_request_id
         self.max_bytes = max_bytes
         self.metrics = metrics
         self.overrides = overrides or {}  # (method, path) -> a larger limit, e.g. for bulk uploads
@@ -46,7 +50,8 @@ class RequestGuard:
                 status["code"] = message["status"]
                 # The HTTP server span is FastAPI's own (it continues a client's traceparent); add who and what.
                 tracing.annotate(server_span, **scope["state"].get("log", {}))
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+                if self.echo_request_id:
+                    message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
             await send(message)
 
         limit = self.overrides.get((scope["method"], scope["path"]), self.max_bytes)

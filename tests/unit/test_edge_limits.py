@@ -86,3 +86,21 @@ async def test_a_task_request_without_a_valid_key_is_refused_before_its_body_is_
         chat, openai_body = await call(app, "/v1/chat/completions", None, {"content-type": "application/json"})
     assert wrong == 401 and body["error"]["message"] == "the API key matches no tenant"
     assert chat == 401 and openai_body["error"]["code"] == "unauthenticated"  # OpenAI-shaped, as the route answers
+
+
+def test_behind_serve_s_proxy_the_request_id_header_is_the_proxy_s_alone(tmp_path):
+    """Ray Serve's proxy passes its x-request-id in and sets it on the response; the app must not add a second one
+    (the issue saw it twice on every response), and its error bodies carry the same id. The proxy is not started
+    here: its two header steps are what the test stands in for."""
+    from fastapi.testclient import TestClient
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    shutil.copy(SAMPLES / "shopright.yaml", profiles / "shopright.yaml")
+    registry = ProfileRegistry(approximate_counter)
+    ctx = RouterContext(Settings(profiles_dir=profiles, batches_dir=tmp_path / "batches"), registry,
+                        FolderProfileSource(profiles, registry, 0.1), RecordingBackend())
+    with TestClient(create_app(ctx, behind_serve_proxy=True)) as http:
+        response = http.get("/v1/tasks", headers={"x-request-id": "3f0c6a52-proxy-id"})
+    assert "x-request-id" not in response.headers
+    assert response.status_code == 401 and response.json()["error"]["request_id"] == "3f0c6a52-proxy-id"
