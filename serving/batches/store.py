@@ -189,7 +189,7 @@ class BatchStore:
     def claim(self) -> BinaryIO | None:
         """An exclusive lock on the folder for one runner (close the file to release it); None when another holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / LOCK, "a+b")
+        handle = open(self.root / LOCK, "a+b")  # noqa: SIM115 - returned open: closing it releases the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

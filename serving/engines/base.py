@@ -192,7 +192,7 @@ def parse_json_output(text: str, schema: dict[str, Any]) -> Any:
         start = min((i for i in (candidate.find("{"), candidate.find("[")) if i >= 0), default=0)
         value = json.JSONDecoder().raw_decode(candidate[start:])[0]
     except (ValueError, json.JSONDecodeError) as exc:
-        raise TaskFailed(f"model output is not valid JSON ({type(exc).__name__} at char {getattr(exc, 'pos', '?')})")
+        raise TaskFailed(f"model output is not valid JSON ({type(exc).__name__} at char {getattr(exc, 'pos', '?')})") from None
     error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
     if error is not None:
         raise TaskFailed(f"model output does not match the schema: {error.validator!r} failed at {error.json_path}")

@@ -332,7 +332,7 @@ def finish_number(text: str, node: Number) -> str:
     value = min(max(value, low), high)
     if node.integer:
         return str(int(value))
-    if node.exclusive_minimum is not None and value <= node.exclusive_minimum or (
+    if (node.exclusive_minimum is not None and value <= node.exclusive_minimum) or (
         node.exclusive_maximum is not None and value >= node.exclusive_maximum
     ):
         value = (low + high) / 2 if math.isfinite(low + high) else (low + 1 if math.isfinite(low) else high - 1)

@@ -95,7 +95,7 @@ class VLLMEngine:
                     previous = text
         except SwitchboardError:
             raise
-        except Exception as exc:  # noqa: BLE001 - translated where it enters
+        except Exception as exc:  # translated where it enters
             raise _translate(exc) from exc
         finally:
             if output is None or not output.finished:  # caller gone (cancel, deadline, closed stream): free the slot
@@ -107,7 +107,7 @@ class VLLMEngine:
         if self._engine is not None:
             try:
                 await self._engine.abort(request_id)
-            except Exception:  # noqa: BLE001, S110 - already finished or engine gone: nothing left to stop
+            except Exception:  # noqa: BLE001 - already finished or engine gone: nothing left to stop
                 pass
 
     async def health(self) -> EngineHealth:
@@ -203,7 +203,7 @@ def _start(vllm: Any, options: dict[str, Any], stats: EngineStats) -> Any:
         raise ConfigError(f"not a vLLM engine option: {exc}", field="engine_options") from None
     try:
         return vllm.AsyncLLMEngine.from_engine_args(args, stat_loggers=[_batch_logger(stats)])
-    except Exception as exc:  # noqa: BLE001 - vLLM raises many kinds at start-up
+    except Exception as exc:  # vLLM raises many kinds at start-up
         raise ModelNotReady(f"vLLM could not start for {options['model']}: {type(exc).__name__}: {exc}") from exc
 
 

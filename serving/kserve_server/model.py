@@ -28,13 +28,13 @@ from pydantic import BaseModel, ValidationError
 
 from serving.errors import ConfigError, InvalidRequest, NotFound
 from serving.kserve_server.errors import translated
-from serving.tasks.local_backend import LocalBackend
 from serving.profiles.compiler import CompiledProfile, approximate_counter
 from serving.profiles.model import TenantProfileSpec
 from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import FolderProfileSource
-from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks import service
+from serving.tasks.catalog import GENERATIVE, Task
+from serving.tasks.local_backend import LocalBackend
 from serving.tasks.runner import TaskRunner
 
 REQUEST_INPUT = "request"

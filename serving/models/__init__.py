@@ -8,11 +8,11 @@ from serving.models.tiny import TINY_NAME, build_tiny_llama
 
 __all__ = [
     "DEFAULT_MODEL",
+    "TINY_NAME",
     "ModelInfo",
     "ModelRef",
     "ModelStore",
     "RefKind",
-    "TINY_NAME",
     "build_tiny_llama",
     "default_cache_dir",
     "parse_model_ref",

@@ -149,7 +149,7 @@ class KubernetesProfileSource:
                 delay = self.backoff_s[0]
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a dropped stream, an API error: reconnect after a pause
+            except Exception as exc:  # noqa: BLE001 - a dropped stream, an API error: reconnect after a pause
                 if kind == "secrets" and getattr(exc, "status", None) == 403:
                     await self._poll_keys()  # least privilege: Secrets readable by name only
                 log.warning("watch of %s failed (%s: %s); reconnecting in %.1f s", kind, type(exc).__name__, str(exc)[:200], delay)
@@ -168,7 +168,7 @@ class KubernetesProfileSource:
     async def _resync(self) -> None:
         try:
             await asyncio.to_thread(self.sync)
-        except Exception as exc:  # the API server may still be away: the next failure retries
+        except Exception as exc:  # noqa: BLE001 - the API server may still be away: the next failure retries
             log.error("cannot re-list TenantProfiles", extra={"reason": str(exc)[:200]})
 
     def _watch_once(self, kind: str) -> None:

@@ -83,7 +83,7 @@ class PersonAfterKeywordRecognizer(KeywordIdRecognizer):
     """PERSON: the capitalised words right after "my name is", "Name:", "call me", "Dear", "Mr./Mrs./Ms./Dr."
     (spaCy's small model misses many non-English names; a keyword makes them cheap to catch)."""
 
-    _STOP = {"I", "The", "A", "An", "And", "Or", "But", "My", "Your", "Our", "Is", "Am", "Not", "Please", "Thanks"}
+    _STOP = frozenset({"I", "The", "A", "An", "And", "Or", "But", "My", "Your", "Our", "Is", "Am", "Not", "Please", "Thanks"})
 
     def __init__(self):
         keyword = r"\b(?:my\s+name\s+is|name\s*:|call(?:s|ed)?\s+me|dear|(?:mr|mrs|ms|miss|dr|prof)\.?)"

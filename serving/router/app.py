@@ -17,7 +17,6 @@ from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.fairshare import CLASSES
 from serving.router.middleware import RequestGuard
-from serving.telemetry.metrics import CONTENT_TYPE
 from serving.tasks.catalog import DESCRIPTIONS, Task
 from serving.tasks.schemas import (
     ClassifyIntentRequest,
@@ -28,6 +27,7 @@ from serving.tasks.schemas import (
     TaskInfo,
     TenantInfo,
 )
+from serving.telemetry.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from serving.batches import BatchRunner
 from serving.profiles.registry import ProfileRegistry
+from serving.profiles.source import ProfileSource
 from serving.router.admission import TenantLimiter
 from serving.router.fairshare import SharePolicy
 from serving.router.scheduler import Gates
-from serving.profiles.source import ProfileSource
 from serving.settings import Settings
 from serving.tasks.jobs import TaskBackend
 from serving.telemetry.metrics import RouterMetrics

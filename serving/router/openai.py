@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from serving.errors import InvalidRequest, NotFound, SwitchboardError
 from serving.router.auth import Tenant
+from serving.router.context import RouterContext
 from serving.router.errors import SSE_DOC
 from serving.router.pipeline import (
     admitted_stream,
@@ -23,9 +24,8 @@ from serving.router.pipeline import (
     priority_class,
     run_admitted,
 )
-from serving.router.context import RouterContext
-from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks import service
+from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
 from serving.tasks.schemas import json_float, json_int
 

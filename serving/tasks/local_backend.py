@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
 
 from serving.errors import NotFound
@@ -50,4 +49,4 @@ class LocalBackend:
         return self.engine
 
     async def ready(self) -> dict[str, bool]:
-        return {task: True for task in self.served()}
+        return dict.fromkeys(self.served(), True)
