@@ -64,7 +64,7 @@ OUT_OF_SCOPE = ("ORGANIZATION", "TITLE", "AGE", "ZIP_CODE")
 PRED_MAP = {"DATE_OF_BIRTH": "DATE_TIME", "DRIVER_LICENSE": "US_DRIVER_LICENSE"}
 
 
-def synth_gold(record: dict) -> list[tuple[str, int, int, str]]:
+def gold_spans(record: dict) -> list[tuple[str, int, int, str]]:
     return [(GOLD_MAP[s["entity_type"]], s["start_position"], s["end_position"], s["entity_value"])
             for s in record["spans"] if s["entity_type"] in GOLD_MAP]
 
@@ -77,7 +77,13 @@ def heldout_gold(turn: dict) -> list[tuple[str, int, int, str]]:
     return [(s["entity_type"], s["start"], s["end"], s["value"]) for s in turn["spans"]]
 
 
-def score(golds: list[list[tuple]], predictions: list[list[tuple[str, int, int]]], redacted: list[str],
+def score(records: list[dict], predictions: list[list[tuple[str, int, int]]], redacted: list[str]) -> dict:
+    """`score_spans` on synthetic-set records (mapped gold types, case-sensitive leaks)."""
+    return score_spans([gold_spans(r) for r in records], predictions, redacted, [synth_pii_chars(r) for r in records],
+                       [r["full_text"] for r in records])
+
+
+def score_spans(golds: list[list[tuple]], predictions: list[list[tuple[str, int, int]]], redacted: list[str],
           pii_chars: list[set[int]], texts: list[str], case_sensitive: bool = True) -> dict:
     """Per-type and overall (micro) precision, recall, F1, F2, the leak rate and over-redaction."""
     tp_pred, fp, tp_gold, fn = Counter(), Counter(), Counter(), Counter()
@@ -194,22 +200,21 @@ def main(argv: list[str] | None = None) -> int:
           f"{info['machine']['versions']}")
 
     systems = {"ours": args.pii_model if use_model else None, **({"patterns": None} if use_model else {})}
-    synth_g, synth_p = [synth_gold(r) for r in records], [synth_pii_chars(r) for r in records]
     held_texts, held_g = [t["text"] for t in turns], [heldout_gold(t) for t in turns]
     held_p = [{i for s in t["spans"] for i in range(s["start"], s["end"])} for t in turns]
     runs, heldout = {}, {}
     for name, pii_model in systems.items():
         redactor = build_ours(args.model, pii_model)
         preds, redacted, seconds = run_ours(redactor, texts, SUPPORTED_ENTITIES, args.threshold, PRED_MAP)
-        runs[name] = _timed(score(synth_g, preds, redacted, synth_p, texts), len(texts), seconds)
+        runs[name] = _timed(score(records, preds, redacted), len(texts), seconds)
         preds, redacted, seconds = run_ours(redactor, held_texts, DEFAULT_ENTITIES, args.threshold, {})
-        heldout[name] = _timed(score(held_g, preds, redacted, held_p, held_texts, case_sensitive=False),
+        heldout[name] = _timed(score_spans(held_g, preds, redacted, held_p, held_texts, case_sensitive=False),
                                len(held_texts), seconds)
         heldout[name]["leaked_values"] = [f"{g[0]}" for t, g_list, out in zip(turns, held_g, redacted)
                                           for g in g_list if g[3].strip().lower() in out.lower()]
         del redactor
     preds, redacted, seconds = run_baseline(texts, args.model)
-    runs["baseline"] = _timed(score(synth_g, preds, redacted, synth_p, texts), len(texts), seconds)
+    runs["baseline"] = _timed(score(records, preds, redacted), len(texts), seconds)
 
     print(f"== Presidio synthetic set ({len(texts)} texts, every supported type)")
     print_types(runs)

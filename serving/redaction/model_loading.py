@@ -44,8 +44,9 @@ def load_token_classifier(folder: Path, card: dict) -> tuple[Any, Any, list[str]
 
 def token_predictions(tokenizer: Any, model: Any, tags: Sequence[str], texts: Sequence[str], card: dict,
                       ) -> list[tuple[list[tuple[int, int]], list[str], list[float]]]:
-    """Per text: the tokens' (start, end) offsets, their argmax tag and its probability. A text longer than one
-    window is read in windows overlapping by `stride` tokens; a token seen twice keeps its more confident read."""
+    """Per text: its words' (start, end) offsets, each word's tag and probability (those of its first word piece,
+    so a word is never split between types). A text longer than one window is read in windows overlapping by
+    `stride` tokens; a word seen twice keeps its more confident read."""
     import torch
 
     enc = tokenizer(list(texts), truncation=True, max_length=int(card.get("max_length", 128)),
@@ -55,17 +56,22 @@ def token_predictions(tokenizer: Any, model: Any, tags: Sequence[str], texts: Se
         logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                        token_type_ids=enc.get("token_type_ids")).logits
         probs, ids = torch.softmax(logits.float(), dim=-1).max(dim=-1)
-    best: list[dict[tuple[int, int], tuple[float, int]]] = [{} for _ in texts]
-    special = enc["special_tokens_mask"] if "special_tokens_mask" in enc else None
+    best: list[dict[int, tuple[float, int, int, int]]] = [{} for _ in texts]
     for row, sample in enumerate(enc["overflow_to_sample_mapping"].tolist()):
-        for col, (start, end) in enumerate(enc["offset_mapping"][row].tolist()):
-            if end <= start or (special is not None and special[row][col]):
+        offsets, words = enc["offset_mapping"][row].tolist(), enc.word_ids(row)
+        for col, word in enumerate(words):
+            start, end = offsets[col]
+            if word is None or end <= start:
+                continue
+            seen = best[sample].get(word)
+            if seen is not None and seen[2] <= start and col > 0 and words[col - 1] == word:
+                best[sample][word] = (seen[0], seen[1], seen[2], end)  # a later piece of the same word: widen it
                 continue
             p, k = float(probs[row, col]), int(ids[row, col])
-            if best[sample].get((start, end), (-1.0, 0))[0] < p:
-                best[sample][(start, end)] = (p, k)
+            if seen is None or seen[0] < p:
+                best[sample][word] = (p, k, start, max(end, seen[3]) if seen else end)
     out = []
     for seen in best:
-        tokens = sorted(seen)
-        out.append((tokens, [tags[seen[t][1]] for t in tokens], [seen[t][0] for t in tokens]))
+        words = sorted(seen.values(), key=lambda w: w[2])
+        out.append(([(w[2], w[3]) for w in words], [tags[w[1]] for w in words], [w[0] for w in words]))
     return out

@@ -46,23 +46,45 @@ def entity_map(labels: Sequence[str], supported: Sequence[str]) -> dict[str, str
 
 def decode_spans(text: str, tokens: Sequence[tuple[int, int]], tags: Sequence[str], scores: Sequence[float],
                  ) -> list[tuple[str, int, int, float]]:
-    """BIO tags of the tokens (char offsets into `text`) -> (label, start, end, mean score) spans (pure).
+    """BIO tags of words or tokens (char offsets into `text`) -> (label, start, end, mean score) spans (pure).
 
-    An I- tag without a matching open span starts one; a span is widened to whole words, so no fragment of a
-    word the model only partly tagged stays in clear text."""
-    spans: list[list[Any]] = []
+    B- starts a span; I- continues the open span when its type is the previous word's or a kindred one (a street
+    line and its town), else starts one; O closes it. A span takes the type with the most probability mass over
+    its words. Spans are widened to whole words (no fragment
+    of a word the model only partly tagged stays in clear text) and lose punctuation at their edges."""
+    spans: list[dict[str, Any]] = []
+    open_span, last = False, ""
     for (start, end), tag, score in zip(tokens, tags, scores):
-        if end <= start or tag == "O":
-            if tag == "O" and end > start and spans and spans[-1][4]:
-                spans[-1][4] = False
+        if end <= start:
+            continue
+        if tag == "O":
+            open_span = False
             continue
         prefix, label = tag.split("-", 1)
-        last = spans[-1] if spans else None
-        if last is not None and last[4] and last[0] == label and (prefix == "I" or start == last[2]):
-            last[2], last[3] = end, last[3] + [score]
+        if open_span and ((prefix == "I" and _kindred(label, last)) or start == spans[-1]["end"]):
+            span = spans[-1]
+            span["end"], span["scores"] = end, span["scores"] + [score]
+            span["mass"][label] = span["mass"].get(label, 0.0) + score
         else:
-            spans.append([label, start, end, [score], True])
-    return [(label, *_whole_words(text, s, e), sum(sc) / len(sc)) for label, s, e, sc, _ in spans]
+            spans.append({"start": start, "end": end, "scores": [score], "mass": {label: score}})
+        open_span, last = True, label
+    out = []
+    for span in spans:
+        start, end = _whole_words(text, span["start"], span["end"])
+        if end > start:
+            label = max(span["mass"], key=span["mass"].get)
+            out.append((label, start, end, sum(span["scores"]) / len(span["scores"])))
+    return out
+
+
+_KINDRED = ({"STREET_ADDRESS", "LOCATION"},)
+
+
+def _kindred(label: str, previous: str) -> bool:
+    return label == previous or any(label in group and previous in group for group in _KINDRED)
+
+
+_EDGE = ",.;:!?()[]\"'"
 
 
 def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
@@ -70,6 +92,10 @@ def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
         start -= 1
     while end < len(text) and text[end].isalnum():
         end += 1
+    while start < end and (text[start] in _EDGE or text[start].isspace()):
+        start += 1
+    while end > start and (text[end - 1] in _EDGE or text[end - 1].isspace()):
+        end -= 1
     return start, end
 
 
@@ -115,13 +141,15 @@ class ModelPiiRecognizer(EntityRecognizer):
             self._cache = dict(zip(texts, results))
 
     def predict(self, texts: list[str]) -> list[list[tuple[str, int, int, float]]]:
-        """(label, start, end, score) spans per text; long texts are read in overlapping windows."""
+        """(label, start, end, score) spans per text; long texts are read in overlapping windows. Texts of similar
+        length share a forward pass (less padding)."""
         from serving.redaction.model_loading import token_predictions
 
-        out = []
-        for i in range(0, len(texts), self._batch_size):
-            chunk = texts[i : i + self._batch_size]
-            for text, (tokens, tags, scores) in zip(chunk, token_predictions(self._tokenizer, self._model, self._tags,
-                                                                             chunk, self._card)):
-                out.append(decode_spans(text, tokens, tags, scores))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[list[tuple[str, int, int, float]]] = [[] for _ in texts]
+        for i in range(0, len(order), self._batch_size):
+            chunk = [texts[k] for k in order[i : i + self._batch_size]]
+            predictions = token_predictions(self._tokenizer, self._model, self._tags, chunk, self._card)
+            for k, text, (tokens, tags, scores) in zip(order[i : i + self._batch_size], chunk, predictions):
+                out[k] = decode_spans(text, tokens, tags, scores)
         return out
