@@ -1,4 +1,5 @@
-"""ProfileSource: where profiles come from. One interface; a folder implementation here, Kubernetes in operators' sibling."""
+"""ProfileSource: where profiles come from. One interface; the folder implementation here, the Kubernetes one
+(TenantProfiles and key Secrets from the API server) in serving/profiles/kubernetes.py."""
 
 from __future__ import annotations
 

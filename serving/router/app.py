@@ -1,4 +1,5 @@
-"""The router's FastAPI app: authenticate, resolve the tenant profile, redact, dispatch, respond."""
+"""The router's FastAPI app factory: middleware, error table, lifespan (profile source, batch worker, replica watcher)
+and the routes. Each task route authenticates (auth.py) and hands its body to pipeline.py, which runs the task."""
 
 from __future__ import annotations
 
