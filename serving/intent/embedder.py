@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -81,6 +82,10 @@ def _apply_overlay(model: Any, folder: Path, overlay: dict) -> None:
     weights = folder / overlay.get("weights", OVERLAY_WEIGHTS)
     if not weights.is_file():
         raise ConfigError(f"{weights}: overlay weights missing", field="embedding_model")
+    expected = overlay.get("weights_sha256")
+    if expected and hashlib.sha256(weights.read_bytes()).hexdigest() != expected:
+        raise ConfigError(f"{weights}: SHA-256 differs from {OVERLAY_FILE}'s weights_sha256 (a partial copy?)",
+                          field="embedding_model")
     bert = model[0].auto_model
     own = bert.state_dict()
     tensors = load_file(str(weights))
