@@ -178,6 +178,7 @@ class BatchRunner:
             # Marked first, so that no scan (here or in another process) starts it again while it stops.
             meta = await asyncio.to_thread(self.store.set_status, batch_id, BatchStatus.CANCELLED)
             await self._stop_here(batch_id)
+            await asyncio.to_thread(self._seal, meta)
             log.info("batch cancelled", extra={"batch_id": batch_id, "tenant": tenant_id})
         return await self.status(batch_id, tenant_id)
 
@@ -225,6 +226,8 @@ class BatchRunner:
                 self._launch(meta)
             elif expired(meta, self.quota.retention_s, now):
                 await asyncio.to_thread(self._expire, meta)
+            elif meta.status.finished and meta.id not in self._active:
+                await asyncio.to_thread(self._seal, meta)  # what a crash between finishing and dropping left
 
     def _expire(self, meta: BatchMeta) -> None:
         with contextlib.suppress(NotFound):  # deleted meanwhile
@@ -272,6 +275,7 @@ class BatchRunner:
                 await asyncio.gather(*active.lines)
             if not active.cancelled:
                 await asyncio.to_thread(self.store.set_status, batch_id, BatchStatus.COMPLETED)
+                await asyncio.to_thread(self.store.drop_input, batch_id)
                 log.info("batch completed", extra={"batch_id": batch_id, "tenant": active.meta.tenant_id,
                                                    "completed": active.completed, "failed": active.failed})
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk; the batch stays unfinished and the next scan resumes it
@@ -342,18 +346,38 @@ class BatchRunner:
         return max(wait, exc.retry_after or 0.0)
 
     def _with_unrun(self, meta: BatchMeta, records: list[dict]) -> list[dict]:
-        """(In a thread) the records plus a `cancelled` error for every line that never ran, in line order."""
+        """(In a thread) the records plus a `cancelled` error for every line that never ran, in line order (already
+        among the records once the batch is sealed)."""
         done = {r["line"]: r for r in records}
-        for line in parse_batch(self.store.input(meta.id), meta.task, sys.maxsize):
-            if line.line not in done:
-                done[line.line] = {"line": line.line, "custom_id": line.custom_id, "task": line.task,
-                                   "error": {"type": CANCELLED, "message": "the batch was cancelled before this line ran"}}
+        done.update({r["line"]: r for r in self._unrun(meta, done)})
         return [done[n] for n in sorted(done)]
+
+    def _unrun(self, meta: BatchMeta, done: dict[int, dict]) -> list[dict]:
+        try:
+            lines = parse_batch(self.store.input(meta.id), meta.task, sys.maxsize)
+        except FileNotFoundError:  # sealed: its unrun lines are in the results
+            return []
+        return [{"line": line.line, "custom_id": line.custom_id, "task": line.task,
+                 "error": {"type": CANCELLED, "message": "the batch was cancelled before this line ran"}}
+                for line in lines if line.line not in done]
+
+    def _seal(self, meta: BatchMeta) -> None:
+        """(In a thread) a finished batch keeps no upload: a cancelled one first records its unrun lines."""
+        with contextlib.suppress(NotFound):  # deleted meanwhile
+            if not self.store.has_input(meta.id):
+                return
+            if meta.status is BatchStatus.CANCELLED:
+                unrun = self._unrun(meta, {r["line"]: r for r in self.store.results(meta.id)})
+                if unrun:
+                    self.store.append_many(meta.id, unrun)
+            self.store.drop_input(meta.id)
 
 
 def _progress(meta: BatchMeta, records: list[dict]) -> Progress:
-    failed = sum(1 for r in records if "error" in r)
-    return Progress(meta.total, len(records) - failed, failed)
+    """Lines with a response, lines with an error; lines that never ran (a cancelled batch) count as pending."""
+    failed = sum(1 for r in records if "error" in r and r["error"].get("type") != CANCELLED)
+    completed = sum(1 for r in records if "error" not in r)
+    return Progress(meta.total, completed, failed)
 
 
 def _error(exc: SwitchboardError) -> dict:

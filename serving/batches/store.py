@@ -2,7 +2,7 @@
 
 Layout under the root folder, one folder per batch:
 
-    <batch id>/input.jsonl     the upload, byte for byte
+    <batch id>/input.jsonl     the upload, byte for byte, until the batch finishes (then dropped)
     <batch id>/meta.json       tenant, default task, created/finished time, line count, status (temp file + os.replace)
     <batch id>/results.jsonl   one JSON record per finished line, appended and fsync'ed: {"line": n, ...}
 
@@ -14,7 +14,8 @@ A deleted batch is renamed to `.deleted-<id>-*` first (readers and a runner appe
 removed; `sweep` removes what a crash left of deletions and creations.
 
 The folder holds customer text: `input.jsonl` is the upload as sent, before redaction (lines are redacted when they
-run); `results.jsonl` holds each line's response as the API returns it. Put it on an encrypted volume; finished
+run), kept only while the batch may still run; `results.jsonl` holds each line's response as the API returns it
+(and, for a cancelled batch, a `cancelled` record for each line that never ran). Put it on an encrypted volume; finished
 batches are removed after the runner's retention (SWITCHBOARD_BATCH_RETENTION_S) or on DELETE.
 """
 
@@ -130,7 +131,17 @@ class BatchStore:
         return meta
 
     def input(self, batch_id: str) -> bytes:
+        """The upload; FileNotFoundError once the batch has finished and its input was dropped."""
         return (self._folder(batch_id) / INPUT).read_bytes()
+
+    def has_input(self, batch_id: str) -> bool:
+        return (self._folder(batch_id) / INPUT).is_file()
+
+    def drop_input(self, batch_id: str) -> None:
+        """Remove the upload (customer text before redaction) once no line of it will run again."""
+        with contextlib.suppress(FileNotFoundError):
+            (self._folder(batch_id) / INPUT).unlink()
+            _fsync_dir(self._folder(batch_id))
 
     def size(self, batch_id: str) -> int:
         """Bytes the batch holds on disk (0 when it has just been deleted)."""
@@ -163,8 +174,12 @@ class BatchStore:
     # --- results -----------------------------------------------------------------------------------------------------
     def append(self, batch_id: str, record: dict) -> None:
         """Add one finished line's record; durable (fsync'ed) when this returns."""
+        self.append_many(batch_id, [record])
+
+    def append_many(self, batch_id: str, records: list[dict]) -> None:
+        """Add records in one write and one fsync."""
         with self._append_lock, open(self._folder(batch_id) / RESULTS, "ab") as f:
-            f.write(_line(record))
+            f.write(b"".join(_line(r) for r in records))
             f.flush()
             os.fsync(f.fileno())
 

@@ -63,6 +63,7 @@ async def test_results_come_back_in_input_order_with_custom_ids(store):
     finally:
         await runner.stop()
     assert done.meta.status is BatchStatus.COMPLETED and (done.progress.completed, done.progress.failed) == (5, 0)
+    assert sorted(p.name for p in (store.root / view.meta.id).iterdir()) == ["meta.json", "results.jsonl"]  # no upload
     assert [(r["line"], r["custom_id"], r["response"]["text"]) for r in records] == [
         (1, "c1", "A"), (2, "c2", "BB"), (3, "c3", "CCC"), (4, "c4", "DDDD"), (5, "c5", "EEEEE")]
 
@@ -272,11 +273,14 @@ async def test_cancel_keeps_finished_lines_and_marks_the_rest(store):
     assert [(r["line"], r["custom_id"], r["error"]["type"]) for r in records[1:]] == [
         (2, "c2", "cancelled"), (3, "c3", "cancelled")]
 
+    # Sealed: the unrun lines are recorded and the upload (text before redaction) is gone.
+    assert not (store.root / batch_id / "input.jsonl").exists()
     again = runner_for(store, answer)
     await again.start()  # a cancelled batch is not resumed
     try:
         await asyncio.sleep(0.1)
-        assert [r["line"] for r in store.results(batch_id)] == [1]
+        assert [("response" in r, r["line"]) for r in store.results(batch_id)] == [(True, 1), (False, 2), (False, 3)]
+        assert (await again.status(batch_id, TENANT)).progress.pending == 2
     finally:
         await again.stop()
 
