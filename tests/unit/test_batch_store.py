@@ -28,7 +28,7 @@ async def answer(tenant_id: str, task: str, body: dict) -> dict:
     return {"text": body["text"].upper(), "tenant": tenant_id}
 
 
-async def until(check, timeout: float = 5.0) -> None:
+async def until(check, timeout: float = 20.0) -> None:
     async with asyncio.timeout(timeout):
         while not await check():
             await asyncio.sleep(0.01)
