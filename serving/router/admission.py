@@ -76,8 +76,8 @@ class TenantLimiter:
                                   f"(concurrentRequests)", retry_after=1)
             tokens = refill(state.tokens, limits.tokens_per_minute / 60, limits.tokens_per_minute, now)
             if tokens.level <= 0:
-                wait = -tokens.level / (limits.tokens_per_minute / 60) + 1e-3
-                raise RateLimited(f"tenant {tenant!r} is over its tokensPerMinute", retry_after=wait)
+                refilled_in = -tokens.level / (limits.tokens_per_minute / 60) + 1e-3
+                raise RateLimited(f"tenant {tenant!r} is over its tokensPerMinute", retry_after=refilled_in)
             requests, wait = take(state.requests, min(float(units), _burst(limits)), limits.requests_per_second,
                                   _burst(limits), now)
             if wait is not None:

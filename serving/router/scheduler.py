@@ -130,6 +130,8 @@ class DispatchGate:
             self._timer = asyncio.get_running_loop().call_later(self.policy.live_hold_s - since_live, self._rewake)
         while (klass := fairshare.next_class(self._waiting, self._in_flight, self.window, self.policy, live)) is not None:
             waiter = fairshare.next_waiter(self._waiting, klass, self._clocks[klass])
+            if waiter is None:  # next_class names a class with waiters: not reached
+                break
             self._waiting.remove(waiter)
             future = self._futures.pop(waiter.seq)
             if future.done():  # cancelled, its caller not yet resumed: nothing to grant
