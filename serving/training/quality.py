@@ -2,7 +2,7 @@
 (glossary and rubric), the composer's prompt, the engine's JSON instruction, the rubric's output schema with the
 conversation's quotes, and the answer cut into the pieces the constrained decoder feeds the model (pure).
 
-The constrained decoder (serving/engines/transformers_engine.py `_Guided`) tokenizes the fixed text between two
+The constrained decoder (serving/engines/transformers_guided.py `GuidedDecoder`) tokenizes the fixed text between two
 decisions in one piece and each chosen option on its own; the training answer is tokenized the same way, so the
 adapter learns the token sequences it is scored on at serving time.
 """
