@@ -50,6 +50,7 @@ def fast_tenant(northbank_yaml: str) -> str:
 async def level(client, key: str, batches: list[list[str]], requests: int, concurrency: int) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    errors: dict[int, str] = {}
     tokens = 0
     queue = iter(range(requests))
 
@@ -61,6 +62,8 @@ async def level(client, key: str, batches: list[list[str]], requests: int, concu
                                   headers={"Authorization": f"Bearer {key}"})
             latencies.append(time.perf_counter() - started)
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if r.status_code != 200 and r.status_code not in errors:
+                errors[r.status_code] = r.text[:300]  # why, once per status (the platform's error body)
             if r.status_code == 200:
                 tokens += r.json()["usage"]["tokens_in"]
 
@@ -68,7 +71,8 @@ async def level(client, key: str, batches: list[list[str]], requests: int, concu
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     ok = statuses.get(200, 0)
-    return {"concurrency": concurrency, "requests": requests, "statuses": statuses, "seconds": round(elapsed, 2),
+    return {"concurrency": concurrency, "requests": requests, "statuses": statuses, "errors": errors,
+            "seconds": round(elapsed, 2),
             "utterances_per_s": round(ok * len(batches[0]) / elapsed, 1), "latency": quantiles_ms(latencies),
             "tokens_in_per_utterance": round(tokens / max(1, ok * len(batches[0])), 1)}
 
@@ -87,6 +91,8 @@ async def measure(url: str, tenants: dict[str, str], batches, requests: int, lev
                       f"(target >= {TARGET_UTT_S}), p95 {row['latency']['p95_ms']} ms per {len(batches[0])}-utterance "
                       f"request (target < {TARGET_P95_MS}), p50 {row['latency']['p50_ms']} ms, {row['statuses']}",
                       flush=True)
+                for status, body in row["errors"].items():
+                    print(f"  {status}: {body}", flush=True)
     return out
 
 

@@ -30,10 +30,17 @@ class RedactJob:
 
 @dataclass(frozen=True)
 class IntentJob:
+    """One utterance (`text`; answered with one prediction dict), or a request's many (`texts`; answered with
+    {"predictions": [...]} in order) sent as one call, so a 256-text request is one job in the replica's queue."""
+
     text: str
     taxonomy: IntentTaxonomy
     top_k: int
     traced: Traced = Traced()
+    texts: tuple[str, ...] = ()
+
+    def utterances(self) -> tuple[str, ...]:
+        return self.texts or (self.text,)
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,17 @@ class TaskRunner:
         return [redaction_dict(r) for r in results]
 
     def _classify_group(self, jobs: list[IntentJob]) -> list[dict]:
+        """Every utterance of the group's jobs in one encoder pass, then each job's answers in its own order."""
         first = jobs[0]
-        texts = [j.text for j in jobs]
+        texts = [t for j in jobs for t in j.utterances()]
         predictions = self.classifier.classify_batch(texts, first.taxonomy, top_k=first.top_k)
         tokens = self.classifier.count_tokens(texts)
-        return [{**prediction_dict(p), "tokens_in": n} for p, n in zip(predictions, tokens, strict=True)]
+        answers = iter([{**prediction_dict(p), "tokens_in": n} for p, n in zip(predictions, tokens, strict=True)])
+        results = []
+        for job in jobs:
+            mine = [next(answers) for _ in job.utterances()]
+            results.append({"predictions": mine} if job.texts else mine[0])
+        return results
 
 
 def redaction_dict(result: Any) -> dict:

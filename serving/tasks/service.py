@@ -147,11 +147,14 @@ async def _redact(profile: CompiledProfile, body: RedactRequest, backend: TaskBa
 
 
 async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backend: TaskBackend) -> ClassifyIntentResponse:
-    """One job per utterance, sent concurrently, so the batching replica embeds them (and other requests') together."""
+    """The utterances go to the replica as one job, which its batcher embeds together with other requests' jobs."""
     texts, counts = await redacted_each(backend, profile, body.utterances())
     taxonomy = profile.spec.intents
     top_k = body.top_k or taxonomy.top_k
-    results = await asyncio.gather(*(backend.classify_intent(IntentJob(t, taxonomy, top_k)) for t in texts))
+    if body.text is not None:
+        results = [await backend.classify_intent(IntentJob(texts[0], taxonomy, top_k))]
+    else:  # one call for all of them: the replica's queue holds requests, not utterances
+        results = (await backend.classify_intent(IntentJob("", taxonomy, top_k, texts=tuple(texts))))["predictions"]
     tokens_in = sum(r.get("tokens_in", 0) for r in results)  # the embedder's tokenizer, per text, on the replica
     shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "redacted_entities": sum(counts),
               "usage": usage(profile, Task.CLASSIFY_INTENT, {"tokens_in": tokens_in})}

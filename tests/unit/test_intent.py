@@ -337,7 +337,8 @@ def test_texts_get_one_prediction_each_in_order_redacted_per_text(intent_client)
     body = r.json()
     assert len(body["predictions"]) == 3 and [p["redacted_entities"] for p in body["predictions"]] == [0, 1, 0]
     assert body["redacted_entities"] == 1
-    sent = [job.text for task, job in backend.jobs if task == "classify-intent"]
+    [job] = [job for task, job in backend.jobs if task == "classify-intent"]  # one call for the request
+    sent = job.texts
     assert len(sent) == 3 and sent[0] == texts[0] and "jo@example.com" not in sent[1] and sent[2] == texts[2]
 
 
@@ -348,7 +349,8 @@ def test_turns_label_customer_turns_only(intent_client):
     r = client.post("/v1/tasks/classify-intent", json={"turns": turns}, headers=_auth())
     assert r.status_code == 200, r.text
     assert [p["turn"] for p in r.json()["predictions"]] == [1, 3]
-    assert [job.text for _, job in backend.jobs if _ == "classify-intent"] == ["my parcel is late", "I want my money back"]
+    [job] = [job for task, job in backend.jobs if task == "classify-intent"]
+    assert job.utterances() == ("my parcel is late", "I want my money back")
 
 
 @pytest.mark.parametrize("body", [{"text": "a", "texts": ["b"]}, {}, {"texts": []}, {"texts": ["x"] * 257},
@@ -626,3 +628,20 @@ async def test_kserve_v2_classifies_texts_with_tokens_per_text():
             assert bad.status_code == 400 and "request.texts" in bad.text
     finally:
         model.stop()
+
+
+def test_runner_embeds_single_and_many_utterance_jobs_in_one_pass_and_splits_them_back():
+    from serving.tasks.jobs import IntentJob
+    from serving.tasks.runner import TaskRunner
+
+    emb = CountingEmbedder()
+    clf = IntentClassifier(emb)
+    clf.index_for(taxonomy())
+    calls = emb.calls
+    jobs = [IntentJob("refund me", taxonomy(), 2), IntentJob("", taxonomy(), 2, texts=("cancel it", "refund me")),
+            IntentJob("cancel it", taxonomy(), 2)]
+    single, many, last = TaskRunner(classifier=clf).classify_many(jobs)
+    assert emb.calls == calls + 1  # one encoder pass for the four utterances
+    assert single["label"] == "refund" and last["label"] == "cancel"
+    assert [p["label"] for p in many["predictions"]] == ["cancel", "refund"]
+    assert [p["tokens_in"] for p in many["predictions"]] == [4, 4] and single["tokens_in"] == 4
