@@ -11,7 +11,7 @@ FROM ${RAY_IMAGE}
 
 # cpu or gpu.
 ARG VARIANT=cpu
-# Where pip finds torch's CPU build (the CPU variant); scripts/build-image.sh points it elsewhere when it is out of reach.
+# Where pip finds torch's CPU build (CPU variant); scripts/build-image.sh points it elsewhere when it is out of reach.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # Models prepared into the image (`switchboard models list`).
 ARG MODELS=smollm2-135m-instruct

@@ -7,13 +7,15 @@
 # and a venv at /home/ray/venv owned by it first on PATH (the Ray image's anaconda), committed as a local image.
 # When download.pytorch.org is out of reach too, torch's CPU wheel comes from a local folder (TORCH_WHEELS): it is
 # mounted for the RUN steps with a pip.conf naming it, and TORCH_INDEX_URL points at PyPI for torch's dependencies;
-# nothing of either stays in the image. That needs buildah or podman (docker build has no --volume).
+# nothing of either stays in the image. That needs buildah or podman (docker build has no --volume). So does HOST_CA.
 # Environment:
 #   RAY_IMAGE     base to pull (default rayproject/ray:2.60.0-py311)
 #   BASE          auto (pull, else assemble) | registry | debian
 #   ROOTFS        a debootstrap'ed bookworm minbase folder to reuse (default: debootstrap one into a temp folder)
 #   TORCH_WHEELS  folder holding torch-2.13.0+cpu-*.whl (default /opt/wheels), used when download.pytorch.org is out
 #                 of reach or LOCAL_TORCH=1
+#   HOST_CA       CA bundle pip trusts during the build (default: this host's pip `cert` setting, for a TLS proxy)
+#   REBUILD_BASE  1 to assemble the Debian base again although it exists
 #   MODELS        models prepared into the image (the Dockerfile's default when unset)
 #   STORAGE       buildah/podman storage driver (default vfs: works without overlay or fuse in a container)
 #   CONTEXT       tree (the working tree's tracked and unignored files, default) | head (the last commit: git archive)
@@ -30,17 +32,20 @@ BASE_TAG="localhost/switchboard-base:bookworm-py311"
 TORCH_WHEELS="${TORCH_WHEELS:-/opt/wheels}"
 STORAGE="${STORAGE:-vfs}"
 WORK="$(mktemp -d /tmp/build-image.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+# A killed debootstrap leaves /proc mounted in its root: unmount before removing, and never cross into a mount.
+trap 'findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r umount; rm -rf --one-file-system "$WORK"' EXIT
 started=$(date +%s)
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  ENGINE=docker; build=(docker build); pull=(docker pull); size=(docker image inspect --format '{{.Size}}')
+  ENGINE=docker; build=(docker build); pull=(docker pull); exists=(docker image inspect); images=(docker images)
 elif command -v podman >/dev/null 2>&1; then
   ENGINE=podman; build=(podman --storage-driver "$STORAGE" build --isolation chroot)
-  pull=(podman --storage-driver "$STORAGE" pull); size=(podman --storage-driver "$STORAGE" image inspect --format '{{.Size}}')
+  pull=(podman --storage-driver "$STORAGE" pull); exists=(podman --storage-driver "$STORAGE" image inspect)
+  images=(podman --storage-driver "$STORAGE" images)
 elif command -v buildah >/dev/null 2>&1; then
   ENGINE=buildah; build=(buildah --storage-driver "$STORAGE" bud --isolation chroot)
-  pull=(buildah --storage-driver "$STORAGE" pull); size=(buildah --storage-driver "$STORAGE" inspect --type image --format '{{.Size}}')
+  pull=(buildah --storage-driver "$STORAGE" pull); exists=(buildah --storage-driver "$STORAGE" inspect --type image)
+  images=(buildah --storage-driver "$STORAGE" images)
 else
   echo "no container engine: install docker, podman or buildah (Debian: apt-get install buildah debootstrap)" >&2
   exit 1
@@ -52,8 +57,12 @@ if [ "$BASE" != debian ] && timeout 120 "${pull[@]}" "$RAY_IMAGE" >"$WORK/pull.l
   base="$RAY_IMAGE"
 elif [ "$BASE" = registry ]; then
   cat "$WORK/pull.log" >&2; echo "cannot pull $RAY_IMAGE and BASE=registry" >&2; exit 1
+elif [ "${REBUILD_BASE:-0}" != 1 ] && "${exists[@]}" "$BASE_TAG" >/dev/null 2>&1; then
+  echo "base: $BASE_TAG (exists; REBUILD_BASE=1 assembles it again)"
+  base="$BASE_TAG"
 else
-  [ "$BASE" = debian ] || echo "cannot pull $RAY_IMAGE ($(tail -1 "$WORK/pull.log")): assembling $BASE_TAG from Debian's packages"
+  [ "$BASE" = debian ] \
+    || echo "cannot pull $RAY_IMAGE ($(tail -1 "$WORK/pull.log")): assembling $BASE_TAG from Debian's packages"
   rootfs="${ROOTFS:-}"
   if [ -z "$rootfs" ]; then
     command -v debootstrap >/dev/null || { echo "needs debootstrap (apt-get install debootstrap)" >&2; exit 1; }
@@ -70,7 +79,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 1000 --gid 100 --create-home --home-dir /home/ray --shell /bin/bash ray
 USER 1000:100
-RUN python3 -m venv /home/ray/venv && /home/ray/venv/bin/pip install --no-cache-dir --upgrade pip
+RUN python3 -m venv /home/ray/venv
 ENV HOME=/home/ray PATH=/home/ray/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /home/ray
 CMD ["bash"]
@@ -80,16 +89,27 @@ EOF
 fi
 
 args=(--build-arg "RAY_IMAGE=$base" --build-arg "VARIANT=$VARIANT")
+pipconf=()
 [ -n "${MODELS+set}" ] && args+=(--build-arg "MODELS=$MODELS")
-if [ "$VARIANT" = cpu ] && { [ "${LOCAL_TORCH:-0}" = 1 ] || ! timeout 20 python3 -c \
-    'import urllib.request; urllib.request.urlopen("https://download.pytorch.org/whl/cpu/torch/", timeout=15)' 2>/dev/null; }; then
-  [ "$ENGINE" != docker ] || { echo "download.pytorch.org is out of reach and docker build cannot mount $TORCH_WHEELS" >&2; exit 1; }
-  ls "$TORCH_WHEELS"/torch-2.13.0+cpu-*.whl >/dev/null || { echo "no torch-2.13.0+cpu wheel in $TORCH_WHEELS" >&2; exit 1; }
+reach_torch='import urllib.request; urllib.request.urlopen("https://download.pytorch.org/whl/cpu/torch/", timeout=15)'
+if [ "$VARIANT" = cpu ] && { [ "${LOCAL_TORCH:-0}" = 1 ] || ! timeout 20 python3 -c "$reach_torch" 2>/dev/null; }; then
+  [ "$ENGINE" != docker ] \
+    || { echo "download.pytorch.org is out of reach and docker build cannot mount $TORCH_WHEELS" >&2; exit 1; }
+  ls "$TORCH_WHEELS"/torch-2.13.0+cpu-*.whl >/dev/null \
+    || { echo "no torch-2.13.0+cpu wheel in $TORCH_WHEELS" >&2; exit 1; }
   echo "download.pytorch.org out of reach: torch's CPU wheel from $TORCH_WHEELS"
   # pip ranks 2.13.0+cpu (find-links) above PyPI's 2.13.0 (CUDA): same release, the local label sorts higher.
-  printf '[global]\nfind-links = /torch-wheels\n' >"$WORK/pip.conf"
-  args+=(--build-arg "TORCH_INDEX_URL=https://pypi.org/simple"
-         --volume "$TORCH_WHEELS:/torch-wheels:ro" --volume "$WORK/pip.conf:/etc/pip.conf:ro")
+  pipconf+=("find-links = /torch-wheels")
+  args+=(--build-arg "TORCH_INDEX_URL=https://pypi.org/simple" --volume "$TORCH_WHEELS:/torch-wheels:ro")
+fi
+HOST_CA="${HOST_CA-$(pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$/\1/p")}"
+if [ -n "$HOST_CA" ] && [ "$ENGINE" != docker ]; then
+  pipconf+=("cert = /etc/ssl/certs/build-host-ca.pem")
+  args+=(--volume "$HOST_CA:/etc/ssl/certs/build-host-ca.pem:ro")
+fi
+if [ "${#pipconf[@]}" -gt 0 ]; then  # a pip.conf for the RUN steps only: a mount, not a layer
+  printf '%s\n' "[global]" "${pipconf[@]}" >"$WORK/pip.conf"
+  args+=(--volume "$WORK/pip.conf:/etc/pip.conf:ro")
 fi
 
 # The build context holds only what git tracks or would track (never .venv, models caches or results).
@@ -101,5 +121,5 @@ else
     | (cd "$ROOT" && tar --null --no-recursion --ignore-failed-read -T - -cf -) | tar -x -C "$WORK/context"
 fi
 "${build[@]}" "${args[@]}" -t "$TAG" -f "$WORK/context/Dockerfile" "$WORK/context"
-bytes=$("${size[@]}" "$TAG")
-echo "built $TAG FROM $base in $(( $(date +%s) - started ))s, size $(( bytes / 1024 / 1024 )) MiB"
+size="$("${images[@]}" --format '{{.Size}}' "$TAG" | head -1)"
+echo "built $TAG FROM $base in $(( $(date +%s) - started ))s, size $size"
