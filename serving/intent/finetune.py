@@ -90,7 +90,11 @@ def save_overlay(model, out: Path, meta: dict) -> None:
     import torch
     from safetensors.torch import save_file
 
+    import shutil
+
     out.mkdir(parents=True, exist_ok=True)
+    # The base's tokenizer beside the overlay: what counts instruction tokens finds it in the embedding folder.
+    shutil.copyfile(resolve_model_folder(meta["base"]) / "tokenizer.json", out / "tokenizer.json")
     tensors = {k: v.to(torch.float16).contiguous() for k, v in trainable_state(model).items()}
     save_file(tensors, str(out / OVERLAY_WEIGHTS))
     digest = hashlib.sha256((out / OVERLAY_WEIGHTS).read_bytes()).hexdigest()

@@ -537,6 +537,9 @@ def test_shipped_encoder_loads_and_reads_customer_service_language():
     folder = REPO / "models" / "intent-encoder"
     if not (folder / "overlay.json").is_file():
         pytest.skip("no shipped encoder overlay")
+    from serving.resources import tokenizer_file
+
+    assert tokenizer_file(str(folder)) == folder / "tokenizer.json"  # instruction counting with this embedder
     tuned = SentenceEmbedder(str(folder))
     x = tuned.embed(["my card has not arrived yet", "where is the card you sent me", "book a table for two tonight"])
     assert float(x[0] @ x[1]) > float(x[0] @ x[2]) + 0.2
