@@ -98,6 +98,7 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
     bar.close()
     _checkpoint(model, optimizer, schedule, ckpt, seen, time.monotonic() - began)
     model.save_pretrained(config.out)
+    to_fp16(config.out)
     tokenizer.save_pretrained(config.out)
     return {"examples_seen": seen, "examples_planned": total, "last_loss": round(sum(losses[-64:]) / max(len(losses[-64:]), 1), 4),
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
@@ -128,3 +129,11 @@ def _checkpoint(model, optimizer, schedule, folder: Path, seen: int, elapsed_s: 
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     torch.save(schedule.state_dict(), folder / "schedule.pt")
     (folder / "state.json").write_text(json.dumps({"seen": seen, "elapsed_s": round(elapsed_s, 1)}))
+
+
+def to_fp16(folder: Path) -> None:
+    """Store the adapter's weights in float16 (half the size in the repository; merged into the float32 base at load)."""
+    from safetensors.torch import load_file, save_file
+
+    path = Path(folder) / "adapter_model.safetensors"
+    save_file({k: v.half().contiguous() for k, v in load_file(path).items()}, path, metadata={"format": "pt"})
