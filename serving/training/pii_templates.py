@@ -223,7 +223,25 @@ NEGATIVE = (
     "Room {QTY} on the {QTY}th floor was fine.",
 )
 
-SECTIONS = {"identity": IDENTITY, "contact": CONTACT, "address": ADDRESS, "dates": DATES, "payment": PAYMENT,
+# PII-free prose (reviews, job ads, trivia, small talk): what the detector must leave alone outside a call.
+PROSE = (
+    "{PROSE}",
+    "{PROSE} {PROSE}",
+    "{ORG} is hiring an experienced {JOB} with {QTY}+ years of {BS}. {PROSE}",
+    "{CATCH}: that is what {ORG} promises its customers.",
+    "We are looking for a driven {JOB} to {BS}.",
+    "My grandmother is {AGE} and still runs the shop.",
+    "The band's best records are from the {DECADE}, everything after is filler.",
+    "Check {DOMAIN} for the latest offers, or {URL_TEXT}.",
+    "The review on {DOMAIN} says the {PRODUCT} is great value.",
+    "{ORG} and {ORG} announced a merger worth {AMOUNT} million.",
+    "I've been a {JOB} for {QTY} years and never seen this.",
+    "{PROSE} The {PRODUCT} from {ORG} came with a {QTY} year warranty.",
+    "Top {QTY} songs of the {DECADE}: {PROSE}",
+    "As a {JOB} at {ORG}, I {BS}.",
+)
+
+SECTIONS = {"prose": PROSE, "identity": IDENTITY, "contact": CONTACT, "address": ADDRESS, "dates": DATES, "payment": PAYMENT,
             "government": GOVERNMENT, "ids": IDS, "tech": TECH, "general": GENERAL, "negative": NEGATIVE}
 
 FILLERS = ("um", "uh", "yeah", "so", "right", "okay", "er", "hmm", "yes", "well")
