@@ -26,6 +26,8 @@ COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 serving ./serving
 COPY --chown=1000:100 operators ./operators
 COPY --chown=1000:100 manifests ./manifests
+# The PII detector redaction runs by default (models.pii = models/pii-minilm, relative to /app).
+COPY --chown=1000:100 models/pii-minilm ./models/pii-minilm
 # CPU: torch's CPU build first (a plain install would pull CUDA). GPU: the gpu extra (vLLM) brings its CUDA torch.
 # Both: k8s (the operator) and cloud (s3fs, gcsfs for s3:// and gs:// models).
 RUN if [ "${VARIANT}" = "gpu" ]; then extras=k8s,cloud,gpu; \
