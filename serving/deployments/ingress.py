@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from ray import serve
 
 from serving.deployments.backend import RayBackend
@@ -29,6 +31,9 @@ class Ingress:
         self.registry = self.source.registry
         self.backend = RayBackend(handles)
         self.gates = build_gates(gates or {}, self.settings.scheduling)
+        # What start-up built (modules, tokenizer, settings) goes to the permanent generation, so a full collection
+        # walks only what requests allocate: about 0.4 s for this heap on 2 busy cores, a stall every request feels.
+        gc.freeze()
 
     def __serve_build_asgi_app__(self):
         return create_app(RouterContext(self.settings, self.registry, self.source, self.backend, gates=self.gates),

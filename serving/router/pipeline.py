@@ -1,4 +1,7 @@
-"""The router's part of every task request: the task is deployed here, the request passes the task's checks."""
+"""The router's part of every task request: the task is enabled and deployed here and the input within its limits
+(`begin`); the tenant's limits admit it (429); a slot in the deployment's queue (503 when full, see scheduler.py); and
+the task's work (serving.tasks.service) within the request's deadline (504). For a stream the deadline covers the wait
+for a slot and the whole stream: past it the stream ends with a `deadline_exceeded` error event."""
 
 from __future__ import annotations
 
@@ -87,7 +90,7 @@ async def admitted(ctx: RouterContext, profile: CompiledProfile, task: Task, uni
     `units`: what the request counts against requestsPerSecond (the texts of a many-utterance classify-intent)."""
     limits = profile.spec.limits
     ctx.limiter.admit(profile.tenant_id, limits, units)
-    gauge = ctx.metrics.inflight.labels(task.value)
+    gauge = ctx.metrics.child(ctx.metrics.inflight, task.value)
     gauge.inc()
     used = {"tokens": 0}
 
@@ -110,8 +113,13 @@ async def scheduled(ctx: RouterContext, profile: CompiledProfile, task: Task, kl
     try:
         yield lambda usage: ticket.charge(_tokens(usage)) if ticket else None
     finally:
-        if ticket:
-            ctx.gates.for_task(task.value).release(ticket)
+        _release(ctx, task, ticket)
+
+
+def _release(ctx: RouterContext, task: Task, ticket: Ticket | None) -> None:
+    gate = ctx.gates.for_task(task.value)
+    if ticket is not None and gate is not None:
+        gate.release(ticket)
 
 
 async def take_slot(ctx: RouterContext, profile: CompiledProfile, task: Task, klass: str, cost: float) -> Ticket | None:
@@ -123,7 +131,7 @@ async def take_slot(ctx: RouterContext, profile: CompiledProfile, task: Task, kl
             started = time.monotonic()
             ticket = await gate.acquire(profile.tenant_id, klass, profile.spec.priority.weight, cost)
             tracing.annotate(span, queue_wait_ms=round((time.monotonic() - started) * 1000, 1))
-    ctx.metrics.admitted.labels(profile.tenant_id, task.value, klass).inc()
+    ctx.metrics.child(ctx.metrics.admitted, profile.tenant_id, task.value, klass).inc()
     return ticket
 
 
@@ -132,9 +140,11 @@ def _tokens(usage: dict) -> int:
 
 
 async def within_deadline(seconds: float, task: Task, work: Awaitable):
-    """The work, or DeadlineExceeded (504) when it outlives its deadline (see `deadline_s`)."""
+    """The work, or DeadlineExceeded (504) when it outlives its deadline (see `deadline_s`). `asyncio.timeout`, not
+    `wait_for`: on Python 3.11 wait_for runs the work as a task of its own, an extra task and loop pass a request."""
     try:
-        return await asyncio.wait_for(work, seconds)
+        async with asyncio.timeout(seconds):
+            return await work
     except TimeoutError:
         raise DeadlineExceeded(f"task {task.value!r} did not finish within its deadline of {seconds:g} s") from None
 
@@ -158,10 +168,13 @@ def priority_class(request: Request, profile: CompiledProfile) -> str:
 
 async def _until(ends: float, seconds: float, task: Task, chunks: AsyncIterator[dict]) -> AsyncIterator[dict]:
     """The chunks until the deadline, then DeadlineExceeded (an error event); closing `chunks` cancels the work."""
+    loop = asyncio.get_running_loop()
+    when = loop.time() + (ends - time.monotonic())  # the same deadline on the loop's clock
     try:
         while True:
             try:
-                chunk = await asyncio.wait_for(anext(chunks), max(0.0, ends - time.monotonic()))
+                async with asyncio.timeout_at(when):  # around the wait only: a timeout must not span a `yield`
+                    chunk = await anext(chunks)
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -206,8 +219,7 @@ async def admitted_stream(ctx: RouterContext, profile: CompiledProfile, task: Ta
                         ticket.charge(_tokens(usage))
                 yield chunk
         finally:
-            if ticket:
-                ctx.gates.for_task(task.value).release(ticket)
+            _release(ctx, task, ticket)
             await admission.__aexit__(None, None, None)
 
     return stream()
