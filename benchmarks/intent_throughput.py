@@ -47,6 +47,24 @@ def fast_tenant(northbank_yaml: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def encoder_alone(batches: list[list[str]], requests: int) -> dict:
+    """The same 32-utterance batches through an in-process IntentClassifier (no HTTP, Ray or redaction), one at a
+    time, at this moment's load: what the platform adds on top of the engine."""
+    from serving.intent import IntentClassifier, SentenceEmbedder
+    from serving.profiles import load_documents
+
+    path = ROOT / "manifests" / "samples" / "northbank.yaml"
+    [doc] = load_documents(path.read_text(encoding="utf-8"), str(path))
+    clf = IntentClassifier(SentenceEmbedder())
+    clf.classify_batch(batches[0], doc.spec.intents)  # index built, warm
+    latencies = []
+    for i in range(requests):
+        started = time.perf_counter()
+        clf.classify_batch(batches[i % len(batches)], doc.spec.intents)
+        latencies.append(time.perf_counter() - started)
+    return {"utterances_per_s": round(requests * len(batches[0]) / sum(latencies), 1), "latency": quantiles_ms(latencies)}
+
+
 async def level(client, key: str, batches: list[list[str]], requests: int, concurrency: int) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -111,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sha256 {sha256(path)}  {path}\nmachine: {info['cpu']} x{info['cores']}, load {info['loadavg']}", flush=True)
     result = {"benchmark": "intent_throughput", "machine": info, "batch": args.batch, "targets":
               {"utterances_per_s": TARGET_UTT_S, "p95_ms_per_request": TARGET_P95_MS}}
+    alone = result["encoder_alone"] = encoder_alone(batches, min(args.requests, 30))
+    print(f"encoder alone, in process: {alone['utterances_per_s']} utterances/s, p95 {alone['latency']['p95_ms']} ms "
+          f"per {args.batch}-utterance batch", flush=True)
     if args.api:
         result["results"] = asyncio.run(measure(args.api, {"northbank": KEYS["northbank"]}, batches, args.requests,
                                                 args.concurrency))

@@ -40,9 +40,15 @@ class RecordingBackend:
         self.jobs.append(("redact", job))
         if self.fail_with:
             raise self.fail_with
+        if job.texts:
+            return {"results": [self._redacted(t) for t in job.texts]}
+        return self._redacted(job.text)
+
+    @staticmethod
+    def _redacted(text):
         entities = [{"type": "EMAIL_ADDRESS", "start": m.start(), "end": m.end(), "score": 1.0, "replacement": "<EMAIL_ADDRESS_1>"}
-                    for m in EMAIL.finditer(job.text)]
-        return {"text": EMAIL.sub("<EMAIL_ADDRESS_1>", job.text), "entities": entities}
+                    for m in EMAIL.finditer(text)]
+        return {"text": EMAIL.sub("<EMAIL_ADDRESS_1>", text), "entities": entities}
 
     async def classify_intent(self, job):
         self.jobs.append(("classify-intent", job))

@@ -19,6 +19,9 @@ class Traced:
 
 @dataclass(frozen=True)
 class RedactJob:
+    """One text (`text`; answered with one result dict), or a request's many (`texts`; answered with
+    {"results": [...]} in order) sent as one call, so many utterances take one slot of the redact deployment."""
+
     text: str
     entities: tuple[str, ...]
     mode: str
@@ -26,6 +29,10 @@ class RedactJob:
     salt: str
     traced: Traced = Traced()
     strict: bool = False
+    texts: tuple[str, ...] = ()
+
+    def utterances(self) -> tuple[str, ...]:
+        return self.texts or (self.text,)
 
 
 @dataclass(frozen=True)

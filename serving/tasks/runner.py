@@ -40,9 +40,10 @@ class TaskRunner:
         first = jobs[0]
         strict = {"strict": True} if first.strict else {}  # a redactor without the option still serves the rest
         results = self.redactor.redact_batch(
-            [j.text for j in jobs], list(first.entities), first.mode, first.score_threshold, first.salt, **strict
+            [t for j in jobs for t in j.utterances()], list(first.entities), first.mode, first.score_threshold,
+            first.salt, **strict
         )
-        return [redaction_dict(r) for r in results]
+        return split_back(jobs, [redaction_dict(r) for r in results], "results")
 
     def _classify_group(self, jobs: list[IntentJob]) -> list[dict]:
         """Every utterance of the group's jobs in one encoder pass, then each job's answers in its own order."""
@@ -50,12 +51,18 @@ class TaskRunner:
         texts = [t for j in jobs for t in j.utterances()]
         predictions = self.classifier.classify_batch(texts, first.taxonomy, top_k=first.top_k)
         tokens = self.classifier.count_tokens(texts)
-        answers = iter([{**prediction_dict(p), "tokens_in": n} for p, n in zip(predictions, tokens, strict=True)])
-        results = []
-        for job in jobs:
-            mine = [next(answers) for _ in job.utterances()]
-            results.append({"predictions": mine} if job.texts else mine[0])
-        return results
+        answers = [{**prediction_dict(p), "tokens_in": n} for p, n in zip(predictions, tokens, strict=True)]
+        return split_back(jobs, answers, "predictions")
+
+
+def split_back(jobs: Sequence[Any], answers: list[dict], key: str) -> list[dict]:
+    """Per job, in order: its one answer (a `text` job) or {key: its answers} (a `texts` job)."""
+    flat = iter(answers)
+    results = []
+    for job in jobs:
+        mine = [next(flat) for _ in job.utterances()]
+        results.append({key: mine} if job.texts else mine[0])
+    return results
 
 
 def redaction_dict(result: Any) -> dict:

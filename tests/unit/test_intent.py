@@ -648,3 +648,23 @@ def test_runner_embeds_single_and_many_utterance_jobs_in_one_pass_and_splits_the
     assert single["label"] == "refund" and last["label"] == "cancel"
     assert [p["label"] for p in many["predictions"]] == ["cancel", "refund"]
     assert [p["tokens_in"] for p in many["predictions"]] == [4, 4] and single["tokens_in"] == 4
+
+
+def test_runner_redacts_a_many_text_job_with_single_ones_in_one_pass():
+    from serving.tasks.jobs import RedactJob
+    from serving.tasks.runner import TaskRunner
+    from tests.unit.test_kserve_task_model import EmailOnlyRedactor
+
+    class Counting(EmailOnlyRedactor):
+        calls = 0
+
+        def redact_batch(self, *args, **kwargs):
+            Counting.calls += 1
+            return super().redact_batch(*args, **kwargs)
+
+    base = ("EMAIL_ADDRESS",), "placeholder", 0.5, "t"
+    jobs = [RedactJob("mail a@b.co", *base), RedactJob("", *base, texts=("hi", "x@y.org please")), RedactJob("ok", *base)]
+    one, many, last = TaskRunner(redactor=Counting()).redact_many(jobs)
+    assert Counting.calls == 1
+    assert one["text"] == "mail <EMAIL_ADDRESS_1>" and last["text"] == "ok"
+    assert [r["text"] for r in many["results"]] == ["hi", "<EMAIL_ADDRESS_1> please"]
