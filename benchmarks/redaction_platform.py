@@ -1,5 +1,5 @@
 """Texts/s of `POST /v1/tasks/redact` through the running platform at concurrency 16, with the trained PII detector on
-(called by benchmarks/redaction.py --platform; or alone: python benchmarks/redaction_platform.py [--pii-model DIR]).
+(called by benchmarks/redaction.py --platform; or alone: python benchmarks/redaction_platform.py [--pii-model DIR|none]).
 
 Starts `switchboard run` on 127.0.0.1:8310 with SWITCHBOARD_MODELS__PII set, the generative engine off (`none`: only
 redact and classify-intent are deployed) and the sample tenants' request limits raised (a capacity benchmark measures
@@ -30,7 +30,8 @@ def measure(pii_model: str, texts: list[str], requests: int = 800, concurrency: 
     with tempfile.TemporaryDirectory() as temp:
         for sample in sorted((ROOT / "manifests" / "samples").glob("*.yaml")):
             (Path(temp) / sample.name).write_text(raise_limits(sample.read_text()))
-        env = {"SWITCHBOARD_MODELS__PII": str(Path(pii_model).resolve()), "SWITCHBOARD_MODELS__GENERATOR_ENGINE": "none",
+        model = pii_model if pii_model == "none" else str(Path(pii_model).resolve())
+        env = {"SWITCHBOARD_MODELS__PII": model, "SWITCHBOARD_MODELS__GENERATOR_ENGINE": "none",
                "SWITCHBOARD_PROFILES_DIR": temp}
         with Platform(PORT, env=env) as platform:
             async def go() -> dict:
@@ -46,7 +47,7 @@ def measure(pii_model: str, texts: list[str], requests: int = 800, concurrency: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pii-model", default=str(ROOT / "models" / "pii-minilm"))
+    parser.add_argument("--pii-model", default=str(ROOT / "models" / "pii-minilm"), help="the detector's folder, or `none`")
     parser.add_argument("--requests", type=int, default=800)
     args = parser.parse_args(argv)
     texts = [r["full_text"] for r in json.loads((DATA / "presidio_synth" / "synth_dataset_v2.json").read_text())]
