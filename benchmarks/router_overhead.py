@@ -16,7 +16,9 @@ Both engines answer at once (no simulated latency) and batch with `batch_wait_s`
 is started with SWITCHBOARD_DEPLOYMENTS__GENERATE__BATCH_WAIT_S=0), so what differs is the router and its extra hop.
 Latency: requests one at a time, alternating blocks of 50 between the two (so a load change on this shared machine
 hits both); throughput: `--concurrency` requests in flight, alternating blocks too. Reports p50/p99 of each and the
-difference, and the throughput ratio router/bare.
+difference, and the throughput ratio router/bare. Also the CPU time each Ray process of this run (found under this
+process in /proc: the proxy, the controller, the router, generate and bare replicas) spent per request during the
+one-at-a-time blocks: on a shared machine latency mostly measures the other jobs, CPU per request much less so.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,6 +110,45 @@ async def wait_ready(client, timeout_s: float = 300) -> None:
     raise RuntimeError("router or bare deployment not ready")
 
 
+PROCESSES = {"ProxyActor": "proxy", "ServeController": "controller", ":router": "router", ":generate": "generate",
+             ":bare": "bare"}
+OWN = {"router": ("proxy", "controller", "router", "generate"), "bare": ("proxy", "controller", "bare")}
+
+
+def ray_processes() -> dict[str, int]:
+    """pid of each Ray process this run started (descendants of this process, by their `ray::` title)."""
+    rows = [line.split(None, 2) for line in subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True,
+                                                            text=True).stdout.splitlines()[1:]]
+    parent = {int(r[0]): int(r[1]) for r in rows}
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = parent.get(pid, 1)
+        return False
+
+    found = {}
+    for r in rows:
+        title = r[2] if len(r) > 2 else ""
+        for mark, name in PROCESSES.items():
+            if title.startswith("ray::") and mark in title and ours(int(r[0])):
+                found[name] = int(r[0])
+    return found
+
+
+def cpu_s(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds of each process so far (0 where it is gone)."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            out[name] = 0.0
+    return out
+
+
 async def measure(port: int, requests: int, concurrency: int) -> dict:
     import httpx
 
@@ -130,12 +172,20 @@ async def measure(port: int, requests: int, concurrency: int) -> dict:
         for name in targets:  # warm-up
             for _ in range(100):
                 await send(name, record=False)
-        order = list(targets)
+        order, pids = list(targets), ray_processes()
+        cpu = {name: dict.fromkeys(pids, 0.0) for name in targets}
         for block in range(max(1, requests // BLOCK)):
             for name in order if block % 2 == 0 else order[::-1]:
+                before = cpu_s(pids)
                 for _ in range(BLOCK):
                     await send(name)
+                for process, seconds in cpu_s(pids).items():
+                    cpu[name][process] += seconds - before[process]
         sequential = {name: quantiles_ms(v) for name, v in latencies.items()}
+        cpu_ms = {name: {p: round(s / max(1, len(latencies[name])) * 1000, 3) for p, s in cpu[name].items()}
+                  for name in targets}
+        cpu_ms = {name: {**per, "path_total": round(sum(per.get(p, 0) for p in OWN[name]), 3)}
+                  for name, per in cpu_ms.items()}
         for block in range(max(1, requests // (BLOCK * 4))):
             for name in order if block % 2 == 0 else order[::-1]:
                 started = time.perf_counter()
@@ -150,7 +200,7 @@ async def measure(port: int, requests: int, concurrency: int) -> dict:
         blocks = max(1, requests // (BLOCK * 4))
         throughput = {name: round(blocks * BLOCK * 4 / elapsed[name], 1) for name in targets}
     return {"sequential": sequential, "throughput_rps": throughput, "statuses": statuses,
-            "throughput_requests": blocks * BLOCK * 4}
+            "throughput_requests": blocks * BLOCK * 4, "cpu_ms_per_request": cpu_ms}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("router", "bare"):
         print(f"{name:8} {seq[name]['p50_ms']:>8} {seq[name]['p95_ms']:>8} {seq[name]['p99_ms']:>8} {rps[name]:>10}")
     print(f"router adds p50 {added['p50_ms']:+} ms, p99 {added['p99_ms']:+} ms; throughput ratio router/bare {ratio}")
+    cpu = result["cpu_ms_per_request"]
+    for name in ("router", "bare"):
+        parts = ", ".join(f"{p} {cpu[name].get(p, 0)}" for p in OWN[name])
+        print(f"CPU ms per request, {name} path: {cpu[name]['path_total']} ({parts})")
+    if cpu["bare"]["path_total"]:
+        print(f"CPU per request router/bare: {cpu['router']['path_total'] / cpu['bare']['path_total']:.2f}x "
+              f"(load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     write_result(args.out, {"benchmark": "router_overhead", "files_sha256": files, "machine": info, "port": args.port,
                             "concurrency": args.concurrency, **result, "added": added, "throughput_ratio": ratio})
     return 0
