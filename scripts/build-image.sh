@@ -52,6 +52,33 @@ else
 fi
 echo "engine: $ENGINE, variant: $VARIANT, tag: $TAG"
 
+# pip's settings for the RUN steps of both builds, through mounts (a pip.conf, the wheel folder, a CA): no layer.
+args=(--build-arg "VARIANT=$VARIANT")
+mounts=()
+pipconf=()
+[ -n "${MODELS+set}" ] && args+=(--build-arg "MODELS=$MODELS")
+reach_torch='import urllib.request; urllib.request.urlopen("https://download.pytorch.org/whl/cpu/torch/", timeout=15)'
+if [ "$VARIANT" = cpu ] && { [ "${LOCAL_TORCH:-0}" = 1 ] || ! timeout 20 python3 -c "$reach_torch" 2>/dev/null; }; then
+  [ "$ENGINE" != docker ] \
+    || { echo "download.pytorch.org is out of reach and docker build cannot mount $TORCH_WHEELS" >&2; exit 1; }
+  ls "$TORCH_WHEELS"/torch-2.13.0+cpu-*.whl >/dev/null \
+    || { echo "no torch-2.13.0+cpu wheel in $TORCH_WHEELS" >&2; exit 1; }
+  echo "download.pytorch.org out of reach: torch's CPU wheel from $TORCH_WHEELS"
+  # pip ranks 2.13.0+cpu (find-links) above PyPI's 2.13.0 (CUDA): same release, the local label sorts higher.
+  pipconf+=("find-links = /torch-wheels")
+  args+=(--build-arg "TORCH_INDEX_URL=https://pypi.org/simple")
+  mounts+=(--volume "$TORCH_WHEELS:/torch-wheels:ro")
+fi
+HOST_CA="${HOST_CA-$(pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$/\1/p")}"
+if [ -n "$HOST_CA" ] && [ "$ENGINE" != docker ]; then
+  pipconf+=("cert = /etc/ssl/certs/build-host-ca.pem")
+  mounts+=(--volume "$HOST_CA:/etc/ssl/certs/build-host-ca.pem:ro")
+fi
+if [ "${#pipconf[@]}" -gt 0 ]; then
+  printf '%s\n' "[global]" "${pipconf[@]}" >"$WORK/pip.conf"
+  mounts+=(--volume "$WORK/pip.conf:/etc/pip.conf:ro")
+fi
+
 # The base: the Ray image from its registry, or one assembled from Debian's packages.
 if [ "$BASE" != debian ] && timeout 120 "${pull[@]}" "$RAY_IMAGE" >"$WORK/pull.log" 2>&1; then
   base="$RAY_IMAGE"
@@ -79,38 +106,17 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 1000 --gid 100 --create-home --home-dir /home/ray --shell /bin/bash ray
 USER 1000:100
-RUN python3 -m venv /home/ray/venv
+# Debian's pip 23.0 backtracks for a long time over the project's requirements; the Ray image ships a current one.
+RUN python3 -m venv /home/ray/venv && /home/ray/venv/bin/pip install --no-cache-dir --upgrade pip && /home/ray/venv/bin/pip --version
 ENV HOME=/home/ray PATH=/home/ray/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /home/ray
 CMD ["bash"]
 EOF
-  "${build[@]}" -t "$BASE_TAG" "$WORK/base"
+  "${build[@]}" ${mounts[@]+"${mounts[@]}"} -t "$BASE_TAG" "$WORK/base"
   base="$BASE_TAG"
 fi
 
-args=(--build-arg "RAY_IMAGE=$base" --build-arg "VARIANT=$VARIANT")
-pipconf=()
-[ -n "${MODELS+set}" ] && args+=(--build-arg "MODELS=$MODELS")
-reach_torch='import urllib.request; urllib.request.urlopen("https://download.pytorch.org/whl/cpu/torch/", timeout=15)'
-if [ "$VARIANT" = cpu ] && { [ "${LOCAL_TORCH:-0}" = 1 ] || ! timeout 20 python3 -c "$reach_torch" 2>/dev/null; }; then
-  [ "$ENGINE" != docker ] \
-    || { echo "download.pytorch.org is out of reach and docker build cannot mount $TORCH_WHEELS" >&2; exit 1; }
-  ls "$TORCH_WHEELS"/torch-2.13.0+cpu-*.whl >/dev/null \
-    || { echo "no torch-2.13.0+cpu wheel in $TORCH_WHEELS" >&2; exit 1; }
-  echo "download.pytorch.org out of reach: torch's CPU wheel from $TORCH_WHEELS"
-  # pip ranks 2.13.0+cpu (find-links) above PyPI's 2.13.0 (CUDA): same release, the local label sorts higher.
-  pipconf+=("find-links = /torch-wheels")
-  args+=(--build-arg "TORCH_INDEX_URL=https://pypi.org/simple" --volume "$TORCH_WHEELS:/torch-wheels:ro")
-fi
-HOST_CA="${HOST_CA-$(pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$/\1/p")}"
-if [ -n "$HOST_CA" ] && [ "$ENGINE" != docker ]; then
-  pipconf+=("cert = /etc/ssl/certs/build-host-ca.pem")
-  args+=(--volume "$HOST_CA:/etc/ssl/certs/build-host-ca.pem:ro")
-fi
-if [ "${#pipconf[@]}" -gt 0 ]; then  # a pip.conf for the RUN steps only: a mount, not a layer
-  printf '%s\n' "[global]" "${pipconf[@]}" >"$WORK/pip.conf"
-  args+=(--volume "$WORK/pip.conf:/etc/pip.conf:ro")
-fi
+args+=(--build-arg "RAY_IMAGE=$base")
 
 # The build context holds only what git tracks or would track (never .venv, models caches or results).
 mkdir "$WORK/context"
@@ -120,6 +126,6 @@ else
   git -C "$ROOT" ls-files -z --cached --others --exclude-standard \
     | (cd "$ROOT" && tar --null --no-recursion --ignore-failed-read -T - -cf -) | tar -x -C "$WORK/context"
 fi
-"${build[@]}" "${args[@]}" -t "$TAG" -f "$WORK/context/Dockerfile" "$WORK/context"
+"${build[@]}" "${args[@]}" ${mounts[@]+"${mounts[@]}"} -t "$TAG" -f "$WORK/context/Dockerfile" "$WORK/context"
 size="$("${images[@]}" --format '{{.Size}}' "$TAG" | head -1)"
 echo "built $TAG FROM $base in $(( $(date +%s) - started ))s, size $size"
