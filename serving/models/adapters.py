@@ -13,8 +13,9 @@ METRICS_FILE = "metrics.json"
 
 def gate_reason(metrics: dict | None) -> str | None:
     """None when the adapter may serve; otherwise why it is refused. `metrics` is the card's `metrics.json`:
-    {"metric": name, "higher_is_better": bool, "adapter": figure, "base": figure, "baselines": {name: figure}, ...};
-    the adapter must beat the base and every trivial baseline listed."""
+    {"metric": name, "higher_is_better": bool, "adapter": figure, "base": figure, "baselines": {name: figure},
+    "guards": {name: {"adapter", "base"}}, ...}; the adapter must beat the base and every trivial baseline listed,
+    and be no worse than the base on every guard."""
     if not metrics:
         return "the adapter has no held-out figures (metrics.json); run `switchboard eval TASK` first"
     try:
@@ -33,6 +34,20 @@ def gate_reason(metrics: dict | None) -> str | None:
             return f"the adapter's metrics.json has a non-numeric baseline {baseline!r}"
         if not (adapter > figure if higher else adapter < figure):
             return f"held-out {name} {adapter:g} does not beat the {baseline} baseline's {figure:g}"
+    return guard_reason(metrics.get("guards") or {})
+
+
+def guard_reason(guards: dict) -> str | None:
+    """Figures the adapter must not lose on against the base, besides the headline one (e.g. score-quality's
+    evidence validity): {name: {"adapter": x, "base": y, "higher_is_better": bool}}."""
+    for name, guard in guards.items():
+        try:
+            adapter, base = float(guard["adapter"]), float(guard["base"])
+        except (KeyError, TypeError, ValueError):
+            return f"the adapter's metrics.json has no numeric adapter and base figures for guard {name!r}"
+        worse = adapter < base if guard.get("higher_is_better", True) else adapter > base
+        if worse:
+            return f"held-out {name} {adapter:g} is worse than the base model's {base:g}"
     return None
 
 

@@ -179,3 +179,13 @@ async def test_the_deployment_reports_which_adapter_serves(tmp_path):
     deployment = GenerateDeployment("fake", "fake-model", str(tmp_path), {})
     assert await deployment.adapter_status() == {"requestedAdapter": None, "servingAdapter": None,
                                                  "adapterAccepted": True, "adapterReason": None}
+
+
+def test_an_adapter_that_loses_a_guard_figure_to_the_base_is_refused():
+    """score-quality: a better macro-F1 does not excuse evidence that no longer quotes the agent."""
+    metrics = {"metric": "macro_f1", "adapter": 0.53, "base": 0.42, "baselines": {"always_met": 0.37},
+               "guards": {"json_valid": {"adapter": 100.0, "base": 100.0},
+                          "evidence_valid": {"adapter": 0.0, "base": 87.4}}}
+    assert gate_reason(metrics) == "held-out evidence_valid 0 is worse than the base model's 87.4"
+    metrics["guards"]["evidence_valid"]["adapter"] = 90.0
+    assert gate_reason(metrics) is None
