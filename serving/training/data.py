@@ -58,7 +58,7 @@ def tenant_instruction(task: Task, index: int) -> str:
 
 def summarize_examples(dialogs: list[dict]) -> list[Example]:
     """One example per (dialogue, reference summary)."""
-    out = []
+    out: list[Example] = []
     for i, dialog in enumerate(dialogs):
         messages = compose(Task.SUMMARIZE, tenant_instruction(Task.SUMMARIZE, i), turns_of(dialog))
         out.extend(Example(tuple(messages), s.strip()) for s in dialog["summaries"] if s.strip())
@@ -115,7 +115,8 @@ def encode(tokenizer, example: Example | Messages, answer: str | None = None, ma
         p_ids = p_ids[:64] + p_ids[-(max_prompt - 64):]
     pieces = example.pieces if isinstance(example, Example) and example.pieces else (answer,)
     weights = example.weights if isinstance(example, Example) and example.weights else (1.0,) * len(pieces)
-    a_ids, a_w = [], []
+    a_ids: list[int] = []
+    a_w: list[float] = []
     for piece, weight in zip(pieces, weights, strict=True):
         ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
         a_ids, a_w = a_ids + ids, a_w + [weight] * len(ids)

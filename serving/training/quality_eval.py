@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from serving.tasks.conversation import Speaker
@@ -32,14 +33,19 @@ def verdict_figures(gold: list[str], pred: list[str]) -> dict:
             "macro_f1": round(statistics.mean(per_class.values()), 4), "f1": per_class}
 
 
-def figures(items: list[QualityItem], predictions: list[list[tuple[str, str, str]] | None]) -> dict:
+Verdicts = list[tuple[str, str, str]]  # (criterion, verdict, evidence) per rubric criterion
+
+
+def figures(items: list[QualityItem], predictions: Sequence[Verdicts | None]) -> dict:
     """All held-out figures of one model. `predictions[i]` is the (criterion, verdict, evidence) list the model wrote
     for item i, or None where its output was not valid under the rubric's schema."""
-    gold, pred, by_criterion = [], [], defaultdict(lambda: ([], []))
+    gold: list[str] = []
+    pred: list[str] = []
+    by_criterion: defaultdict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     met, met_valid, met_exact, met_right = 0, 0, 0, 0
-    for item, out in zip(items, predictions, strict=True):
+    for item, written_list in zip(items, predictions, strict=True):
         agent = [" ".join(t.text.split()) for t in item.turns if t.speaker is Speaker.AGENT]
-        written = {c: (v, e) for c, v, e in out or []}
+        written = {c: (v, e) for c, v, e in written_list or []}
         for criterion, verdict, evidence in item.gold:
             p_verdict, p_evidence = written.get(criterion, ("invalid", ""))
             gold.append(verdict)
@@ -65,7 +71,7 @@ def figures(items: list[QualityItem], predictions: list[list[tuple[str, str, str
     return out
 
 
-def cross_tenant(items: list[QualityItem], predictions: list) -> dict:
+def cross_tenant(items: list[QualityItem], predictions: Sequence[Verdicts | None]) -> dict:
     """Conversations scored under two tenants: the verdicts whose gold differs between the tenants (the glossary
     decides them), and how many of those the model got right under each tenant."""
     by_conv: dict[str, list[int]] = defaultdict(list)
@@ -83,12 +89,12 @@ def cross_tenant(items: list[QualityItem], predictions: list) -> dict:
     return {"pairs": pairs, "differing_verdicts": flips, "both_right": right, "pairs_all_right": pairs_all_right}
 
 
-def always_met(items: list[QualityItem]) -> list[list[tuple[str, str, str]]]:
+def always_met(items: list[QualityItem]) -> list[Verdicts | None]:
     """The trivial baseline: every criterion `met`, with no evidence."""
     return [[(c, "met", "") for c, _, _ in item.gold] for item in items]
 
 
-def errors(items: list[QualityItem], predictions: list) -> list[dict]:
+def errors(items: list[QualityItem], predictions: Sequence[Verdicts | None]) -> list[dict]:
     """Wrong verdicts by record id and criterion (ids and labels only: no conversation text)."""
     out = []
     for item, pred in zip(items, predictions, strict=True):
@@ -116,7 +122,8 @@ async def predict(engine, items: list[QualityItem], max_tokens: int = 256, progr
     from serving.tasks.conversation import render
     from serving.tasks.quality import parse_scores
 
-    outputs, seconds = [], []
+    outputs: list[Verdicts | None] = []
+    seconds: list[float] = []
     for item in tqdm(items, desc="eval score-quality", disable=not progress):
         rubric = [Criterion(id=c, description=c) for c, _, _ in item.gold]
         request = GenerationRequest(messages=[dict(m) for m in item.request], json_schema=item.schema,
