@@ -87,10 +87,10 @@ def trainable_state(model) -> dict:
 
 
 def save_overlay(model, out: Path, meta: dict) -> None:
+    import shutil
+
     import torch
     from safetensors.torch import save_file
-
-    import shutil
 
     out.mkdir(parents=True, exist_ok=True)
     # The base's tokenizer beside the overlay: what counts instruction tokens finds it in the embedding folder.
