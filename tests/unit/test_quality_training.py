@@ -94,3 +94,12 @@ def test_cross_tenant_counts_a_flip_right_only_under_both_tenants():
     wrong_b = [(c, items[0].gold[i][1], e) for i, (c, _, e) in enumerate(items[1].gold)]  # b copies a's verdicts
     assert cross_tenant(items, gold)["both_right"] == len(flipped)
     assert cross_tenant(items, [gold[0], wrong_b])["both_right"] == 0
+
+
+def test_the_learning_rate_decays_by_steps_or_by_the_wall_budget_whichever_runs_out_first():
+    from serving.training.trainer import lr_factor
+
+    assert lr_factor(0, 100, 0.0) == 0.1  # warm-up over 10 steps
+    assert lr_factor(50, 100, 0.1) == 0.5  # half the steps, a tenth of the budget
+    assert lr_factor(10, 100, 0.9) == pytest.approx(0.1)  # a slow machine: the budget decides
+    assert lr_factor(99, 100, 1.5) == 0.05  # never below the floor
