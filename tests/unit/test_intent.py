@@ -668,3 +668,18 @@ def test_runner_redacts_a_many_text_job_with_single_ones_in_one_pass():
     assert Counting.calls == 1
     assert one["text"] == "mail <EMAIL_ADDRESS_1>" and last["text"] == "ok"
     assert [r["text"] for r in many["results"]] == ["hi", "<EMAIL_ADDRESS_1> please"]
+
+
+def test_throughput_benchmark_tenant_is_northbank_without_task_redaction():
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from intent_throughput import FAST_KEY, fast_tenant
+
+    from serving.profiles import hash_api_key
+
+    [doc] = load_documents(fast_tenant((SAMPLES / "northbank.yaml").read_text(encoding="utf-8")), "fast.yaml")
+    assert doc.spec.tenant_id == "northbank-noredact" and doc.spec.redaction.apply_to_tasks is False
+    assert doc.spec.api_key.sha256 == hash_api_key(FAST_KEY)
+    assert doc.spec.intents == sample_taxonomy("northbank")
+    assert doc.spec.limits.requests_per_second >= 10_000  # capacity, not the sample quota, is measured
