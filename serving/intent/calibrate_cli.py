@@ -38,7 +38,7 @@ def read_validation(path: Path) -> list[tuple[str, str | None]]:
     rows = _jsonl(path, raw) if path.suffix in (".jsonl", ".json") else _csv(path, raw)
     if not rows:
         raise ConfigError(f"--validation {path}: no rows")
-    return [(text, None if (label or "").strip().lower() in OUT_OF_SCOPE else label.strip()) for text, label in rows]
+    return [(text, None if str(label or "").strip().lower() in OUT_OF_SCOPE else str(label).strip()) for text, label in rows]
 
 
 def _jsonl(path: Path, raw: str) -> list[tuple[str, str | None]]:
@@ -48,7 +48,7 @@ def _jsonl(path: Path, raw: str) -> list[tuple[str, str | None]]:
             continue
         try:
             item = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"--validation {path}:{n}: not JSON ({exc.msg})") from None
         if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not item["text"].strip():
             raise ConfigError(f"--validation {path}:{n}: needs a non-empty string `text`")

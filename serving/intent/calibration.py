@@ -56,9 +56,9 @@ def leave_one_out(index: IntentIndex) -> Scored:
         return Scored(np.zeros(0), np.zeros(0, dtype=bool))
     sims = x @ x.T
     np.fill_diagonal(sims, -np.inf)
-    best = np.full((len(x), n_labels), -np.inf, dtype=np.float64)
+    best: np.ndarray = np.full((len(x), n_labels), -np.inf, dtype=np.float64)
     np.maximum.at(best.T, owner, sims.T)
-    sums = index.descriptions.astype(np.float64).copy()
+    sums: np.ndarray = index.descriptions.astype(np.float64).copy()
     np.add.at(sums, owner, x)
     proto = (x @ sums.T) / np.maximum(np.linalg.norm(sums, axis=1), 1e-12)
     rows = np.arange(len(x))

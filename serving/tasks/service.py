@@ -151,6 +151,7 @@ async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backe
     """The utterances go to the replica as one job, which its batcher embeds together with other requests' jobs."""
     texts, counts = await redacted_each(backend, profile, body.utterances())
     taxonomy = profile.spec.intents
+    assert taxonomy is not None  # the profile validator requires intents where classify-intent is enabled
     top_k = body.top_k or taxonomy.top_k
     if body.text is not None:
         results = [await backend.classify_intent(IntentJob(texts[0], taxonomy, top_k))]
@@ -161,7 +162,8 @@ async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backe
               "usage": usage(profile, Task.CLASSIFY_INTENT, {"tokens_in": tokens_in})}
     if body.text is not None:
         return ClassifyIntentResponse(**results[0], **shared)
-    turns = body.turn_indexes() or [None] * len(results)
+    indexes = body.turn_indexes()
+    turns: list[int | None] = list(indexes) if indexes is not None else [None] * len(results)
     predictions = [IntentResult(**r, turn=turn, redacted_entities=n) for r, turn, n in zip(results, turns, counts, strict=True)]
     return ClassifyIntentResponse(**results[0], predictions=predictions, **shared)
 
