@@ -6,7 +6,6 @@ It reaches the engines only through a TaskBackend (Ray handles behind the router
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -100,8 +99,9 @@ async def redacted_conversation(backend: TaskBackend, profile: CompiledProfile,
     policy = profile.spec.redaction
     if not policy.apply_to_tasks:
         return turns, 0, None
-    with tracing.step("redact input"):
-        results = await asyncio.gather(*(backend.redact(redact_job(profile, t)) for t in originals))
+    with tracing.step("redact input"):  # all turns in one job: one slot of the redact deployment, however many turns
+        job = dataclasses.replace(redact_job(profile, ""), texts=tuple(originals))
+        results = (await backend.redact(job))["results"]
         count = sum(len(r["entities"]) for r in results)
         tracing.annotate(redacted_entities=count)
     if policy.mode.value == "placeholder":
