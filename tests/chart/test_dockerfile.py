@@ -147,7 +147,8 @@ def test_cpu_image_steps_run_as_uid_1000_and_prepare_models_it_owns(can_switch_u
         assert owner(app) == owner(models) == (RAY_UID, RAY_GID)
         prepared = models / "tiny-random-llama"
         assert any(prepared.iterdir()) and owner(prepared) == (RAY_UID, RAY_GID)
-        assert stat.S_IMODE(prepared.stat().st_mode) & 0o005  # readable by any uid a pod may run as
+        for path in [prepared, *prepared.rglob("*")]:  # readable by any uid a pod may run as
+            assert stat.S_IMODE(path.stat().st_mode) & 0o004, f"{path.name} is not readable by other uids"
         pip = state.pip_log.read_text()
         assert "install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in pip
         assert "install --no-cache-dir .[k8s,cloud]\n" in pip
