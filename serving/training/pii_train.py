@@ -1,7 +1,7 @@
 """Trains the PII detector: a LoRA adapter and a token-classification head on the packaged MiniLM, on CPU, seeded,
 within a wall-clock budget, checkpointing as it goes (`make train-pii` runs it).
 
-    python -m serving.training.pii_train --out models/pii-minilm [--n 24000] [--seed 14] [--budget-minutes 35]
+    python -m serving.training.pii_train --out models/pii-minilm [--n 16000] [--seed 14] [--budget-minutes 30]
 
 Layers 0-2 of MiniLM stay frozen: their output is computed once per example and cached (bfloat16), then LoRA on
 layers 3-5 and the head train over the cache for as many epochs as the budget allows (a shared 2-core CPU cannot
@@ -224,10 +224,10 @@ def train(out: Path, work: Path, n: int, seed: int, budget_s: float, threads: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/pii-minilm"))
-    parser.add_argument("--n", type=int, default=14000, help="generated examples (train + validation)")
+    parser.add_argument("--n", type=int, default=16000, help="generated examples (train + validation)")
     parser.add_argument("--work", type=Path, default=Path("build/pii"), help="training data and the last checkpoint")
     parser.add_argument("--seed", type=int, default=14)
-    parser.add_argument("--budget-minutes", type=float, default=35)
+    parser.add_argument("--budget-minutes", type=float, default=30)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     args = parser.parse_args(argv)
     card = train(args.out, args.work, args.n, args.seed, args.budget_minutes * 60, args.threads)
