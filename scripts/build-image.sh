@@ -7,7 +7,8 @@
 # and a venv at /home/ray/venv owned by it first on PATH (the Ray image's anaconda), committed as a local image.
 # When download.pytorch.org is out of reach too, torch's CPU wheel comes from a local folder (TORCH_WHEELS): it is
 # mounted for the RUN steps with a pip.conf naming it, and TORCH_INDEX_URL points at PyPI for torch's dependencies;
-# nothing of either stays in the image. That needs buildah or podman (docker build has no --volume). So does HOST_CA.
+# one folder mounted at /etc/xdg/pip carries both (and HOST_CA), so the image keeps nothing of them but that empty
+# mount point. That needs buildah or podman (docker build has no --volume).
 # Environment:
 #   RAY_IMAGE     base to pull (default rayproject/ray:2.60.0-py311)
 #   BASE          auto (pull, else assemble) | registry | debian
@@ -34,6 +35,7 @@ STORAGE="${STORAGE:-vfs}"
 WORK="$(mktemp -d /tmp/build-image.XXXXXX)"
 # A killed debootstrap leaves /proc mounted in its root: unmount before removing, and never cross into a mount.
 trap 'findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r umount; rm -rf --one-file-system "$WORK"' EXIT
+trap 'exit 130' INT TERM  # so that a killed build still cleans up
 started=$(date +%s)
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
@@ -52,7 +54,9 @@ else
 fi
 echo "engine: $ENGINE, variant: $VARIANT, tag: $TAG"
 
-# pip's settings for the RUN steps of both builds, through mounts (a pip.conf, the wheel folder, a CA): no layer.
+# pip's settings for the RUN steps of both builds, in one folder mounted at /etc/xdg/pip (pip reads pip.conf there):
+# a pip.conf, the torch wheel, the host's CA. A mount writes no layer; the image keeps only the empty mount point.
+mkdir "$WORK/pip"
 args=(--build-arg "VARIANT=$VARIANT")
 mounts=()
 pipconf=()
@@ -65,18 +69,21 @@ if [ "$VARIANT" = cpu ] && { [ "${LOCAL_TORCH:-0}" = 1 ] || ! timeout 20 python3
     || { echo "no torch-2.13.0+cpu wheel in $TORCH_WHEELS" >&2; exit 1; }
   echo "download.pytorch.org out of reach: torch's CPU wheel from $TORCH_WHEELS"
   # pip ranks 2.13.0+cpu (find-links) above PyPI's 2.13.0 (CUDA): same release, the local label sorts higher.
-  pipconf+=("find-links = /torch-wheels")
+  pipconf+=("find-links = /etc/xdg/pip/wheels")
   args+=(--build-arg "TORCH_INDEX_URL=https://pypi.org/simple")
-  mounts+=(--volume "$TORCH_WHEELS:/torch-wheels:ro")
+  mkdir "$WORK/pip/wheels"
+  for wheel in "$TORCH_WHEELS"/torch-2.13.0+cpu-*.whl; do
+    ln "$wheel" "$WORK/pip/wheels/" 2>/dev/null || cp "$wheel" "$WORK/pip/wheels/"
+  done
 fi
 HOST_CA="${HOST_CA-$(pip config list 2>/dev/null | sed -n "s/^global\.cert='\(.*\)'$/\1/p")}"
 if [ -n "$HOST_CA" ] && [ "$ENGINE" != docker ]; then
-  pipconf+=("cert = /etc/ssl/certs/build-host-ca.pem")
-  mounts+=(--volume "$HOST_CA:/etc/ssl/certs/build-host-ca.pem:ro")
+  pipconf+=("cert = /etc/xdg/pip/host-ca.pem")
+  cp "$HOST_CA" "$WORK/pip/host-ca.pem"
 fi
 if [ "${#pipconf[@]}" -gt 0 ]; then
-  printf '%s\n' "[global]" "${pipconf[@]}" >"$WORK/pip.conf"
-  mounts+=(--volume "$WORK/pip.conf:/etc/pip.conf:ro")
+  printf '%s\n' "[global]" "${pipconf[@]}" >"$WORK/pip/pip.conf"
+  mounts+=(--volume "$WORK/pip:/etc/xdg/pip:ro")
 fi
 
 # The base: the Ray image from its registry, or one assembled from Debian's packages.
@@ -107,7 +114,8 @@ RUN apt-get update \
  && useradd --uid 1000 --gid 100 --create-home --home-dir /home/ray --shell /bin/bash ray
 USER 1000:100
 # Debian's pip 23.0 backtracks for a long time over the project's requirements; the Ray image ships a current one.
-RUN python3 -m venv /home/ray/venv && /home/ray/venv/bin/pip install --no-cache-dir --upgrade pip && /home/ray/venv/bin/pip --version
+RUN python3 -m venv /home/ray/venv && /home/ray/venv/bin/pip install --no-cache-dir --upgrade pip \
+ && /home/ray/venv/bin/pip --version
 ENV HOME=/home/ray PATH=/home/ray/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /home/ray
 CMD ["bash"]

@@ -94,12 +94,16 @@ def test_the_prepared_model_is_listed_and_readable_offline(run):
     assert int(tokens.split()[-1]) > 0
 
 
-def test_a_ray_head_starts_and_stops_as_uid_1000(run):
+def test_a_ray_head_starts_runs_a_task_and_stops_as_uid_1000(run):
     gcs, client, agent, agent_grpc, runtime_env, metrics, node_manager, object_manager = free_ports(8)
-    started = run(
+    task = (f"import ray; ray.init(address='127.0.0.1:{gcs}'); "
+            "print('cpus', ray.cluster_resources().get('CPU')); "
+            "print('task', ray.get(ray.remote(lambda: 41 + 1).remote()))")
+    out = run(
         f"ray start --head --port={gcs} --ray-client-server-port={client} --dashboard-agent-listen-port={agent} "
         f"--dashboard-agent-grpc-port={agent_grpc} --runtime-env-agent-port={runtime_env} "
         f"--metrics-export-port={metrics} --node-manager-port={node_manager} --object-manager-port={object_manager} "
-        f"--num-cpus=1 --include-dashboard=false --disable-usage-stats && ray status --address=127.0.0.1:{gcs}; "
+        f"--num-cpus=1 --include-dashboard=false --disable-usage-stats && python -c \"{task}\"; "
         f"rc=$?; ray stop; exit $rc", timeout=420)
-    assert "Ray runtime started" in started and "1.0 CPU" in started, started[-2000:]  # `ray status`: 0.0/1.0 CPU
+    assert "Ray runtime started" in out and "cpus 1.0" in out and "task 42" in out, out[-3000:]
+    assert "Stopped all" in out, out[-3000:]
