@@ -96,16 +96,16 @@ class ModelsSettings(BaseModel):
         "transformers", description="Engine of the generative tasks; `none` serves redact and classify-intent only."
     )
     cache_dir: Path = Field(Path("~/.cache/switchboard/models"), description="Where prepared models live.")
-    engine_options: dict[str, float | int | bool | str] = Field(
-        default_factory=dict,
-        description='Extra keyword options of the generative engine, as JSON (e.g. {"latency_s": 1.0} for `fake`).',
-    )
-    adapters: dict[str, str] = Field(
     allow_network: bool = Field(
         False,
         description="Let the model store fetch s3:// and gs:// folders (the `cloud` extra, credentials from the "
         "environment) and hub ids; the operator turns it on in the Ray pods, local mode stays offline.",
     )
+    engine_options: dict[str, float | int | bool | str] = Field(
+        default_factory=dict,
+        description='Extra keyword options of the generative engine, as JSON (e.g. {"latency_s": 1.0} for `fake`).',
+    )
+    adapters: dict[str, str] = Field(
         default_factory=lambda: {t: f"adapters/{t}" for t in ("summarize", "reply", "score-quality")},
         description="LoRA adapter folder per generative task (local mode); a missing folder, or one whose held-out "
         "figures do not beat the base model's, leaves that task on the base model.",
