@@ -10,7 +10,7 @@
 # one folder mounted at /etc/xdg/pip carries both (and HOST_CA), so the image keeps nothing of them but that empty
 # mount point. That needs buildah or podman (docker build has no --volume).
 # Environment:
-#   RAY_IMAGE     base to pull (default rayproject/ray:2.60.0-py311)
+#   RAY_IMAGE     base to pull (default docker.io/rayproject/ray:2.60.0-py311)
 #   BASE          auto (pull, else assemble) | registry | debian
 #   ROOTFS        a debootstrap'ed bookworm minbase folder to reuse (default: debootstrap one into a temp folder)
 #   TORCH_WHEELS  folder holding torch-2.13.0+cpu-*.whl (default /opt/wheels), used when download.pytorch.org is out
@@ -27,14 +27,14 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VARIANT="${1:-cpu}"
 case "$VARIANT" in cpu) TAG="${2:-switchboard:0.1.0}" ;; gpu) TAG="${2:-switchboard:0.1.0-gpu}" ;;
   *) echo "usage: $0 [cpu|gpu] [tag] (got variant '$VARIANT')" >&2; exit 2 ;; esac
-RAY_IMAGE="${RAY_IMAGE:-rayproject/ray:2.60.0-py311}"
+RAY_IMAGE="${RAY_IMAGE:-docker.io/rayproject/ray:2.60.0-py311}"  # fully qualified: buildah has no short names
 BASE="${BASE:-auto}"
 BASE_TAG="localhost/switchboard-base:bookworm-py311"
 TORCH_WHEELS="${TORCH_WHEELS:-/opt/wheels}"
 STORAGE="${STORAGE:-vfs}"
 WORK="$(mktemp -d /tmp/build-image.XXXXXX)"
 # A killed debootstrap leaves /proc mounted in its root: unmount before removing, and never cross into a mount.
-trap 'findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r umount; rm -rf --one-file-system "$WORK"' EXIT
+trap '{ findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r umount; } || true; rm -rf --one-file-system "$WORK"' EXIT
 trap 'exit 130' INT TERM  # so that a killed build still cleans up
 started=$(date +%s)
 
