@@ -128,6 +128,7 @@ class ModelStore:
         return ModelInfo(recipe.name, recipe.description, prepared, folder, size)
 
     def _move_into_place(self, tmp: Path, final: Path) -> None:
+        _readable_by_all(tmp)
         if final.exists() and not self.is_prepared(final.name):
             shutil.rmtree(final)  # a half-written folder from an older layout or a manual copy
         try:
@@ -235,3 +236,10 @@ def _quiet_transformers(progress: bool) -> None:
     hf_logging.set_verbosity_error()
     if not progress:
         hf_logging.disable_progress_bar()
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Prepared files readable by every uid (some writers, safetensors among them, create files 0600): a pod that runs
+    as another uid than the one that prepared the store (OpenShift assigns arbitrary uids) must still load the model."""
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))

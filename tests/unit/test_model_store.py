@@ -28,6 +28,8 @@ def prepared_store(tmp_path_factory):
 def test_prepare_is_atomic_and_idempotent(prepared_store):
     folder = prepared_store.cache_dir / TINY_NAME
     assert (folder / MARKER).is_file() and (folder / "model.safetensors").is_file()
+    # Any uid may read what was prepared (a pod's uid need not be the preparer's; safetensors writes 0600).
+    assert all(p.stat().st_mode & 0o444 == 0o444 for p in folder.rglob("*"))
     assert (folder / "tokenizer.json").is_file() and (folder / "config.json").is_file()
     assert not list(prepared_store.cache_dir.glob(".tmp-*")), "no temporary folder is left behind"
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
