@@ -17,9 +17,6 @@ import logging
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from serving.engines.fake import FakeEngine
@@ -27,7 +24,7 @@ from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_c
 from serving.router import RouterContext, batches, create_app
 from serving.settings import Settings
 from serving.tasks.restore import Restorer, renumbered, restored_stream
-from tests.conftest import SAMPLES, SHOPRIGHT_KEY
+from tests.conftest import SAMPLES, SHOPRIGHT_KEY, attach_span_exporter
 from tests.fakes import RecordingBackend
 
 AUTH = {"Authorization": f"Bearer {SHOPRIGHT_KEY}"}
@@ -42,12 +39,8 @@ EXPORTER = InMemorySpanExporter()
 
 @pytest.fixture(scope="module", autouse=True)
 def spans():
-    """Spans go to EXPORTER too (a global provider set by another test module keeps serving; OTel allows one)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+    """Spans go to EXPORTER too, whichever module installed the process's one TracerProvider."""
+    attach_span_exporter(EXPORTER)
 
 
 # --- the Restorer: pure -----------------------------------------------------------------------------------------------

@@ -16,8 +16,6 @@ import pickle
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from serving.deployments.backend import RayBackend
@@ -25,7 +23,7 @@ from serving.deployments.generate import GenerateDeployment
 from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_counter
 from serving.router import RouterContext, create_app
 from serving.settings import Settings
-from tests.conftest import SAMPLES, SHOPRIGHT_KEY
+from tests.conftest import SAMPLES, SHOPRIGHT_KEY, attach_span_exporter
 
 EXPORTER = InMemorySpanExporter()
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -35,10 +33,9 @@ SECRET = "jo.secret@example.com"
 
 @pytest.fixture(scope="module", autouse=True)
 def provider():
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-    trace.set_tracer_provider(provider)
-    yield provider
+    """Spans go to EXPORTER, whichever module installed the process's one TracerProvider (a second
+    set_tracer_provider is refused: this test lost every span when test_restore.py ran first)."""
+    attach_span_exporter(EXPORTER)
 
 
 class _Method:
