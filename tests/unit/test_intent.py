@@ -532,11 +532,12 @@ def test_overlay_changes_the_encoder_and_wrong_tensors_are_refused(tmp_path, min
 
 
 def test_shipped_encoder_loads_and_reads_customer_service_language():
-    """The committed overlay (models/intent-encoder) applies to the packaged base and keeps a banking pair closer
+    """The built overlay (models/intent-encoder) applies to the packaged base and keeps a banking pair closer
     than an unrelated one (its held-out figures are in its model card and benchmarks/intent_fewshot.py)."""
     folder = REPO / "models" / "intent-encoder"
-    if not (folder / "overlay.json").is_file():
-        pytest.skip("no shipped encoder overlay")
+    if not (folder / "encoder.safetensors").is_file():
+        pytest.skip("no built encoder overlay: its 21 MB weights are not in the repository "
+                    "(python -m serving.intent.finetune --out models/intent-encoder builds them)")
     from serving.resources import tokenizer_file
 
     assert tokenizer_file(str(folder)) == folder / "tokenizer.json"  # instruction counting with this embedder
