@@ -51,7 +51,7 @@ HOSTED = {"name": "OpenAI gpt-4o (2024-08-06)", "usd_per_m_input": 2.50, "usd_pe
 # -----------------------------------------------------------------------------------------------------------------------
 
 MIX = ("redact", "classify-intent", "summarize", "score-quality")
-DEFAULT_MAX_TOKENS = {"summarize": 160, "score-quality": 256}  # serving/tasks/service.py DEFAULT_MAX_TOKENS
+DEFAULT_MAX_TOKENS = {"summarize": 160, "score-quality": 256}  # serving/pipeline/steps.py DEFAULT_MAX_TOKENS
 
 
 def capacities(throughput: dict, adherence: dict | None) -> dict[str, dict]:

@@ -21,11 +21,11 @@ import yaml
 
 from serving.engines import create_engine
 from serving.models import DEFAULT_MODEL, ModelStore, default_cache_dir
+from serving.pipeline.steps import score_turns
 from serving.profiles import approximate_counter, compile_profile, parse_document
 from serving.tasks.conversation import Speaker, Turn, parse_transcript
 from serving.tasks.local_backend import LocalBackend
 from serving.tasks.runner import TaskRunner
-from serving.tasks.service import score_turns
 
 ROOT = Path(__file__).resolve().parents[1]
 ABCD = ROOT.parent / "shared" / "data" / "abcd" / "abcd_sample.json"

@@ -120,7 +120,7 @@ def _task_args(model: AcceptedModel) -> dict[str, Any]:
         "engine": spec.engine.value,
         "dtype": spec.dtype.value,
         "batching": spec.batching.model_dump(mode="json", by_alias=True),
-        # The router sizes its queue for the task from these (see serving.router.scheduler).
+        # The router sizes its queue for the task from these (see serving.pipeline.scheduler).
         "maxOngoingRequests": spec.max_ongoing_requests,
     }
     if spec.max_queued_requests is not None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from serving.errors import InvalidRequest, PayloadTooLarge
 from serving.tasks.catalog import Task
-from serving.tasks.service import REQUEST_BODIES
+from serving.tasks.schemas import REQUEST_BODIES
 
 log = logging.getLogger(__name__)
 

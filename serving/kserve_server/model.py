@@ -6,8 +6,9 @@ one BYTES output `response` holding the task's JSON response body.
 
 Authentication is not done here: in a KServe deployment the mesh (Istio/Knative authorization policies, an API
 gateway) decides who may call the InferenceService and which `tenant` it may name. Everything else matches the router:
-the task must be enabled in the tenant's profile, the input is redacted per the tenant's policy before the engine sees
-it, and the compiled tenant instruction composes the prompt.
+the call runs through the same request path (serving.pipeline: the task must be enabled in the tenant's profile, the
+input is redacted per the tenant's policy before the engine sees it, the compiled tenant instruction composes the
+prompt), without the router's tenant limits, queue and deadline.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from pydantic import BaseModel, ValidationError
 
 from serving.errors import ConfigError, InvalidRequest, NotFound
 from serving.kserve_server.errors import translated
+from serving.pipeline import Call, Pipeline
 from serving.profiles.compiler import CompiledProfile, approximate_counter
 from serving.profiles.model import TenantProfileSpec
 from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import FolderProfileSource
-from serving.tasks import service
 from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.local_backend import LocalBackend
 from serving.tasks.runner import TaskRunner
+from serving.tasks.schemas import REQUEST_BODIES
 
 REQUEST_INPUT = "request"
 RESPONSE_OUTPUT = "response"
@@ -92,6 +94,7 @@ class TaskModel(kserve.Model):
         self.source = FolderProfileSource(self.profiles_dir, self.registry, poll_interval_s)
         self.backend = LocalBackend(TaskRunner(redactor, classifier), engine)
         self.max_text_chars = max_text_chars
+        self.pipeline = Pipeline(self.backend, max_text_chars)
         self._watch: asyncio.Task | None = None
 
     @property
@@ -119,7 +122,7 @@ class TaskModel(kserve.Model):
             raise InvalidInput("this model speaks the Open Inference Protocol v2: POST /v2/models/{name}/infer")
         with translated(self.name):
             profile = _profile(self.registry, _tenant(payload))
-            body = _body(service.REQUEST_BODIES[self.task], _request_json(payload))
+            body = _body(REQUEST_BODIES[self.task], _request_json(payload))
         return TaskCall(payload.id or str(uuid.uuid4()), profile, body)
 
     async def predict(self, call: TaskCall, headers: dict[str, str] | None = None,
@@ -128,10 +131,10 @@ class TaskModel(kserve.Model):
             if getattr(call.body, "stream", False):
                 raise InvalidRequest("request.stream: the Open Inference Protocol has no streaming; send `stream: false` "
                                      "or use the router's /v1/tasks/reply", field="request.stream")
-            service.check(self.task, call.profile, call.body, self.max_text_chars)
             # The caller is the one who sent the values: a profile with `redaction.restore` gets them back, as on the
             # router's task routes (the engine still saw placeholders only).
-            response = await service.run(self.task, call.profile, call.body, self.backend, restore=True)
+            response = await self.pipeline.handle(Call(self.task, call.profile, call.body, restore=True))
+        assert isinstance(response, BaseModel)
         return TaskResult(call.request_id, response.model_dump(mode="json"))
 
     async def postprocess(self, result: TaskResult, headers: dict[str, str] | None = None,

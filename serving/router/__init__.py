@@ -1,7 +1,8 @@
-"""The multi-tenant HTTP router (FastAPI), independent of Ray: it reaches the tasks through a TaskBackend."""
+"""The multi-tenant HTTP router (FastAPI), independent of Ray: authenticates, parses each route's request into a
+serving.pipeline Call and shapes the answer (task JSON, server-sent events, OpenAI); the tasks sit behind a TaskBackend."""
 
+from serving.pipeline import build_gates
 from serving.router.app import create_app
 from serving.router.context import RouterContext
-from serving.router.scheduler import build_gates
 
 __all__ = ["RouterContext", "build_gates", "create_app"]

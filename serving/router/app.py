@@ -1,5 +1,6 @@
 """The router's FastAPI app factory: middleware, error table, lifespan (profile source, batch worker, replica watcher)
-and the routes. Each task route authenticates (auth.py) and hands its body to pipeline.py, which runs the task."""
+and the routes. Each task route authenticates (auth.py) and hands its body to calls.py, which runs it through the
+request path (serving.pipeline)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from fastapi.responses import JSONResponse, Response
 
 from serving import __version__
 from serving.errors import Forbidden, NotFound
-from serving.router import batches, errors, generative, openai, pipeline, scrape
+from serving.pipeline.fairshare import CLASSES
+from serving.router import batches, calls, errors, generative, openai, scrape
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
-from serving.router.fairshare import CLASSES
 from serving.router.middleware import RequestGuard
 from serving.tasks.catalog import DESCRIPTIONS, Task
 from serving.tasks.schemas import (
@@ -174,12 +175,12 @@ def _task_routes(app: FastAPI) -> None:
     @app.post("/v1/tasks/redact", tags=["tasks"], response_model=RedactResponse,
               summary="Find personal data and identifiers; return spans and the redacted text.")
     async def redact(body: RedactRequest, profile: Tenant, request: Request) -> RedactResponse:
-        return await pipeline.execute(request, profile, Task.REDACT, body)
+        return await calls.execute(request, profile, Task.REDACT, body)
 
     @app.post("/v1/tasks/classify-intent", tags=["tasks"], response_model=ClassifyIntentResponse,
               summary="Label an utterance with an intent from the tenant's taxonomy.")
     async def classify_intent(body: ClassifyIntentRequest, profile: Tenant, request: Request) -> ClassifyIntentResponse:
-        return await pipeline.execute(request, profile, Task.CLASSIFY_INTENT, body)
+        return await calls.execute(request, profile, Task.CLASSIFY_INTENT, body)
 
 
 def _fallback_routes(app: FastAPI) -> None:

@@ -1,7 +1,8 @@
 """Bulk endpoints `/v1/batches`: upload a JSONL file of task requests, follow its progress, read results as JSONL.
 
 The routes reach the batch worker at `request.app.state.batches` (a serving.batches.BatchRunner, built and started in
-the app's lifespan); `executor(ctx)` is the `execute` that worker calls: the router's own task path for one line.
+the app's lifespan); `executor(ctx)` is the `execute` that worker calls: one line through the one request path
+(serving.pipeline), as a `batch` priority class call.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from serving.batches import BatchRunner, BatchStore, BatchView, Execute, Quota, expires_at
-from serving.errors import Forbidden, InvalidRequest, NotFound
+from serving.errors import Forbidden, InvalidRequest
+from serving.pipeline import Call
 from serving.profiles.compiler import CompiledProfile
 from serving.profiles.model import PriorityClass
-from serving.router import errors, pipeline
+from serving.router import errors
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
-from serving.tasks import service
 from serving.tasks.catalog import Task
-from serving.tasks.schemas import ErrorBody
+from serving.tasks.schemas import REQUEST_BODIES, ErrorBody
 from serving.telemetry import tracing
 
 JSONL = "application/jsonl"
@@ -121,21 +122,18 @@ def runner(ctx: RouterContext) -> BatchRunner:
 
 
 def executor(ctx: RouterContext) -> Execute:
-    """One batch line through the router's task path at the `batch` priority class: the tenant's current profile,
-    the task's checks, the tenant's limits and the deployment's queue (a refusal is retried by the runner), the
-    task's default deadline; returns the response body."""
+    """One batch line through the request path at the `batch` priority class: the tenant's current profile, the
+    task's checks, the tenant's limits and the deployment's queue (a refusal is retried by the runner), the task's
+    default deadline, no restore (results are stored); returns the response body."""
 
     async def execute(tenant_id: str, task_name: str, body: dict) -> dict:
         profile = ctx.registry.get(tenant_id)
         task = Task(task_name)
         _check_batch_allowed(profile)  # the profile may have changed since the upload
-        request = _validated(task, body)
-        service.check(task, profile, request, ctx.settings.max_text_chars)
-        if task.value not in ctx.backend.served():
-            raise NotFound(f"task {task.value!r} is not deployed on this platform")
+        call = Call(task, profile, _validated(task, body), BATCH, ctx.settings.deadlines.for_task(task.value))
         with tracing.step("batch line", tenant=tenant_id, task=task.value, priority=BATCH):
-            seconds = ctx.settings.deadlines.for_task(task.value)
-            response = await pipeline.run(ctx, profile, task, request, BATCH, seconds)
+            response = await ctx.pipeline.handle(call)
+        assert isinstance(response, BaseModel)
         return response.model_dump(mode="json")
 
     return execute
@@ -143,7 +141,7 @@ def executor(ctx: RouterContext) -> Execute:
 
 def _validated(task: Task, body: dict) -> BaseModel:
     try:
-        return service.REQUEST_BODIES[task].model_validate(body)
+        return REQUEST_BODIES[task].model_validate(body)
     except ValidationError as exc:
         raise InvalidRequest("; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
                              field="body") from None

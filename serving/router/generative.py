@@ -10,9 +10,8 @@ from fastapi.responses import StreamingResponse
 
 from serving.errors import SwitchboardError
 from serving.router.auth import Tenant
+from serving.router.calls import execute, stream
 from serving.router.errors import SSE_DOC
-from serving.router.pipeline import admitted_stream, begin, deadline_s, execute, priority_class
-from serving.tasks import service
 from serving.tasks.catalog import Task
 from serving.tasks.schemas import (
     ReplyRequest,
@@ -40,11 +39,8 @@ def register(app: FastAPI) -> None:
     async def reply(body: ReplyRequest, profile: Tenant, request: Request):
         if not body.stream:
             return await execute(request, profile, Task.REPLY, body)
-        ctx = begin(request, profile, Task.REPLY, body)
-        job, restorer = await service.reply_job(profile, body, ctx.backend)
-        chunks = await admitted_stream(ctx, profile, Task.REPLY, service.stream_reply(profile, job, ctx.backend),
-                                       priority_class(request, profile), deadline_s(request, ctx, Task.REPLY))
-        return StreamingResponse(_sse(service.restoring(chunks, restorer)), media_type="text/event-stream")
+        chunks = await stream(request, profile, Task.REPLY, body)
+        return StreamingResponse(_sse(chunks), media_type="text/event-stream")
 
 
 async def _sse(chunks: AsyncIterator[dict]) -> AsyncIterator[str]:

@@ -1,4 +1,7 @@
-"""OpenAI-compatible `POST /v1/chat/completions` (and `GET /v1/models`), where `model` names a task: `switchboard/reply`."""
+"""OpenAI-compatible `POST /v1/chat/completions` (and `GET /v1/models`), where `model` names a task: `switchboard/reply`.
+
+The messages become the task's own request body, which runs through the one request path (serving.pipeline); the
+task's answer is then shaped as a chat completion (score-quality's as JSON)."""
 
 from __future__ import annotations
 
@@ -14,20 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from serving.errors import InvalidRequest, NotFound, SwitchboardError
 from serving.router.auth import Tenant
-from serving.router.context import RouterContext
+from serving.router.calls import execute, stream
 from serving.router.errors import SSE_DOC
-from serving.router.pipeline import (
-    admitted_stream,
-    begin,
-    deadline_s,
-    estimate_tokens,
-    priority_class,
-    run_admitted,
-)
-from serving.tasks import service
 from serving.tasks.catalog import GENERATIVE, Task
-from serving.tasks.conversation import ConversationInput, Speaker, Turn
-from serving.tasks.schemas import json_float, json_int
+from serving.tasks.conversation import Speaker, Turn
+from serving.tasks.schemas import (
+    REQUEST_BODIES,
+    ReplyResponse,
+    ScoreQualityResponse,
+    SummarizeResponse,
+    json_float,
+    json_int,
+)
 
 PREFIX = "switchboard/"
 ROLES = {"user": Speaker.CUSTOMER, "assistant": Speaker.AGENT}
@@ -73,39 +74,24 @@ def register(app: FastAPI) -> None:
               summary="OpenAI-compatible chat completions; `model` names a task.")
     async def chat_completions(body: ChatCompletionRequest, profile: Tenant, request: Request):
         task = _task(body.model)
-        conversation = ConversationInput(turns=_turns(body.messages))
-        ctx = begin(request, profile, task, conversation)
+        if body.stream and task is Task.SCORE_QUALITY:
+            raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
+        task_body = REQUEST_BODIES[task](turns=_turns(body.messages), max_tokens=body.max_completion_tokens or body.max_tokens)
+        options = {"temperature": body.temperature} if body.temperature is not None else {}
         if body.stream:
-            if task is Task.SCORE_QUALITY:
-                raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
-            job, restorer = await _job(ctx, profile, task, conversation, body)
-            chunks = await admitted_stream(ctx, profile, task, ctx.backend.stream(task.value, job),
-                                           priority_class(request, profile), deadline_s(request, ctx, task))
-            return StreamingResponse(_chunks(service.restoring(chunks, restorer), body.model),
-                                     media_type="text/event-stream")
-        result = await run_admitted(ctx, profile, task, priority_class(request, profile), deadline_s(request, ctx, task),
-                                    lambda: _complete(ctx, profile, task, conversation, body), lambda r: r,
-                                    estimate_tokens(body))
-        return _completion(body.model, result)
+            chunks = await stream(request, profile, task, task_body, options)
+            return StreamingResponse(_chunks(chunks, body.model), media_type="text/event-stream")
+        return _completion(body.model, _result(await execute(request, profile, task, task_body, options)))
 
 
-async def _job(ctx: RouterContext, profile, task: Task, conversation: ConversationInput, body: ChatCompletionRequest):
-    """The composed job and, when the profile restores, the Restorer of this request (memory only)."""
-    turns, _, restorer = await service.redacted_conversation(ctx.backend, profile, conversation)
-    options = {"temperature": body.temperature} if body.temperature is not None else {}
-    return service.job_for(profile, task, turns, body.max_completion_tokens or body.max_tokens, **options), restorer
-
-
-async def _complete(ctx: RouterContext, profile, task: Task, conversation: ConversationInput,
-                    body: ChatCompletionRequest) -> dict:
-    if task is Task.SCORE_QUALITY:
-        turns, redacted = await service.redacted_turns(ctx.backend, profile, conversation)
-        scored = await service.score_turns(profile, turns, redacted, ctx.backend, body.max_completion_tokens or body.max_tokens)
-        content = json.dumps({"criteria": [c.model_dump() for c in scored.criteria], "overall": scored.overall})
-        return {"text": content, "finish_reason": "stop", **scored.usage.model_dump()}
-    job, restorer = await _job(ctx, profile, task, conversation, body)
-    result = await ctx.backend.generate(task.value, job)
-    return {**result, "text": service.restored(result["text"], restorer)}  # usage is read from it, never the text
+def _result(response: BaseModel) -> dict:
+    """The task's answer as the completion's text, finish reason and tokens; score-quality's as JSON."""
+    if isinstance(response, ScoreQualityResponse):
+        content = json.dumps({"criteria": [c.model_dump() for c in response.criteria], "overall": response.overall})
+        return {"text": content, "finish_reason": "stop", **response.usage.model_dump()}
+    assert isinstance(response, SummarizeResponse | ReplyResponse)
+    text = response.summary if isinstance(response, SummarizeResponse) else response.reply
+    return {"text": text, "finish_reason": response.finish_reason, **response.usage.model_dump()}
 
 
 def _task(model: str) -> Task:

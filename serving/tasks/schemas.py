@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
+from serving.tasks.catalog import Task
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
 
 # The router enforces the configured `max_text_chars` on top of this hard ceiling.
@@ -219,3 +220,13 @@ class ReplyResponse(BaseModel):
     finish_reason: str
     redacted_entities: int = 0
     usage: Usage
+
+
+REQUEST_BODIES: dict[Task, type[BaseModel]] = {
+    Task.REDACT: RedactRequest,
+    Task.CLASSIFY_INTENT: ClassifyIntentRequest,
+    Task.SUMMARIZE: SummarizeRequest,
+    Task.SCORE_QUALITY: ScoreQualityRequest,
+    Task.REPLY: ReplyRequest,
+}
+"""The request body of each task (what a task route, a batch line and a KServe request are validated against)."""

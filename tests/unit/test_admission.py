@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 
 from serving.engines.fake import FakeEngine
 from serving.errors import RateLimited
+from serving.pipeline.admission import Bucket, TenantLimiter, share_of, take
 from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_counter
 from serving.profiles.model import Limits
 from serving.router import RouterContext, create_app
-from serving.router.admission import Bucket, TenantLimiter, share_of, take
 from serving.settings import Settings
 from tests.conftest import SAMPLES, SHOPRIGHT_KEY
 from tests.fakes import RecordingBackend

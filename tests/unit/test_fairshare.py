@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from serving.router.fairshare import (
+from serving.pipeline.fairshare import (
     BATCH,
     INTERACTIVE,
     FairClock,

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from serving.errors import Overloaded
-from serving.router.fairshare import BATCH, INTERACTIVE, SharePolicy
-from serving.router.scheduler import DispatchGate, GateConfig
+from serving.pipeline.fairshare import BATCH, INTERACTIVE, SharePolicy
+from serving.pipeline.scheduler import DispatchGate, GateConfig
 
 
 def gate(per_replica: int = 2, max_queued: int = 10, **policy) -> DispatchGate:

@@ -1,5 +1,5 @@
-"""What each task does for one tenant request, whatever the transport (router, KServe): checks, redaction per the
-tenant's policy before any model, prompt composition, the call, validation, and the response body.
+"""Steps 4-7 of the request path for each task (serving.pipeline.path runs them): redaction per the tenant's policy
+before any model, prompt composition, the call, validation of what comes back, and the response body.
 
 It reaches the engines only through a TaskBackend (Ray handles behind the router, in-process engines in KServe).
 """
@@ -7,7 +7,7 @@ It reaches the engines only through a TaskBackend (Ray handles behind the router
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -40,15 +40,6 @@ from serving.telemetry import tracing
 DEFAULT_MAX_TOKENS = {Task.SUMMARIZE: 160, Task.SCORE_QUALITY: 256, Task.REPLY: 160}
 SCORE_ATTEMPTS = 2
 
-REQUEST_BODIES: dict[Task, type[BaseModel]] = {
-    Task.REDACT: RedactRequest,
-    Task.CLASSIFY_INTENT: ClassifyIntentRequest,
-    Task.SUMMARIZE: SummarizeRequest,
-    Task.SCORE_QUALITY: ScoreQualityRequest,
-    Task.REPLY: ReplyRequest,
-}
-
-
 def check(task: Task, profile: CompiledProfile, body: BaseModel, max_text_chars: int) -> None:
     """The task is enabled for the tenant and the input is within the size limit."""
     if task not in profile.spec.tasks:
@@ -67,12 +58,13 @@ def text_chars(body: BaseModel) -> int:
 
 
 async def run(task: Task, profile: CompiledProfile, body: BaseModel, backend: TaskBackend,
-              restore: bool = False) -> BaseModel:
+              restore: bool = False, options: Mapping[str, Any] | None = None) -> BaseModel:
     """The response body of one (already checked) task request. `restore`: the caller is the tenant's own client,
     so a profile with `redaction.restore` gets its values back in summarize and reply answers (a batch stores what
-    it runs, so it never asks)."""
-    if task in _RESTORING:
-        return await _RESTORING[task](profile, body, backend, restore=restore)
+    it runs, so it never asks). `options`: generation options of summarize and reply (the OpenAI route's
+    `temperature`)."""
+    if task in _GENERATING:
+        return await _GENERATING[task](profile, body, backend, restore=restore, options=options)
     return await _HANDLERS[task](profile, body, backend)
 
 
@@ -182,25 +174,25 @@ async def redacted_each(backend: TaskBackend, profile: CompiledProfile, texts: l
 
 
 async def _generate(task: Task, profile: CompiledProfile, body: SummarizeRequest | ReplyRequest,
-                    backend: TaskBackend, restore: bool) -> tuple[str, dict]:
+                    backend: TaskBackend, restore: bool, options: Mapping[str, Any] | None) -> tuple[str, dict]:
     """Redact the turns, compose, generate; returns the answer (restored when asked and the profile restores) and
     the response fields the two text tasks share."""
     turns, redacted, restorer = await redacted_conversation(backend, profile, body)
-    result = await backend.generate(task.value, job_for(profile, task, turns, body.max_tokens))
+    result = await backend.generate(task.value, job_for(profile, task, turns, body.max_tokens, **(options or {})))
     shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "finish_reason": result["finish_reason"],
               "redacted_entities": redacted, "usage": usage(profile, task, result)}
     return restored(result["text"].strip(), restorer if restore else None), shared
 
 
 async def _summarize(profile: CompiledProfile, body: SummarizeRequest, backend: TaskBackend,
-                     restore: bool = False) -> SummarizeResponse:
-    text, shared = await _generate(Task.SUMMARIZE, profile, body, backend, restore)
+                     restore: bool = False, options: Mapping[str, Any] | None = None) -> SummarizeResponse:
+    text, shared = await _generate(Task.SUMMARIZE, profile, body, backend, restore, options)
     return SummarizeResponse(summary=text, **shared)
 
 
 async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend,
-                 restore: bool = False) -> ReplyResponse:
-    text, shared = await _generate(Task.REPLY, profile, body, backend, restore)
+                 restore: bool = False, options: Mapping[str, Any] | None = None) -> ReplyResponse:
+    text, shared = await _generate(Task.REPLY, profile, body, backend, restore, options)
     return ReplyResponse(reply=text, **shared)
 
 
@@ -235,20 +227,21 @@ async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int
                                 overall=scores.overall, attempts=attempt, redacted_entities=redacted, usage=tokens)
 
 
-async def reply_job(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend) -> tuple[GenerateJob, Restorer | None]:
-    """The redacted, composed reply job, ready to stream (redaction errors surface before any byte is sent), and
-    the Restorer when the profile restores."""
+async def stream_job(task: Task, profile: CompiledProfile, body: SummarizeRequest | ReplyRequest,
+                     backend: TaskBackend, options: Mapping[str, Any] | None = None) -> tuple[GenerateJob, Restorer | None]:
+    """The redacted, composed job of a summarize or reply stream (redaction errors surface before any byte is sent),
+    and the Restorer when the profile restores."""
     turns, _, restorer = await redacted_conversation(backend, profile, body)
-    return job_for(profile, Task.REPLY, turns, body.max_tokens), restorer
+    return job_for(profile, task, turns, body.max_tokens, **(options or {})), restorer
 
 
-async def stream_reply(profile: CompiledProfile, job: GenerateJob, backend: TaskBackend) -> AsyncIterator[dict]:
-    """Reply chunks: {"delta"} items, then {"done", "finish_reason", "usage"}."""
-    async for chunk in backend.stream(Task.REPLY.value, job):
+async def stream_chunks(task: Task, profile: CompiledProfile, job: GenerateJob, backend: TaskBackend) -> AsyncIterator[dict]:
+    """Stream chunks: {"delta"} items, then {"done", "finish_reason", "usage"}."""
+    async for chunk in backend.stream(task.value, job):
         if "delta" in chunk:
             yield chunk
         else:
-            yield {"done": True, "finish_reason": chunk["finish_reason"], "usage": usage(profile, Task.REPLY, chunk).model_dump()}
+            yield {"done": True, "finish_reason": chunk["finish_reason"], "usage": usage(profile, task, chunk).model_dump()}
 
 
 def restoring(chunks: AsyncIterator[dict], restorer: Restorer | None) -> AsyncIterator[dict]:
@@ -264,4 +257,4 @@ _HANDLERS: dict[Task, Callable[[CompiledProfile, Any, TaskBackend], Awaitable[Ba
     Task.SCORE_QUALITY: _score,
     Task.REPLY: _reply,
 }
-_RESTORING: dict[Task, Callable[..., Awaitable[BaseModel]]] = {Task.SUMMARIZE: _summarize, Task.REPLY: _reply}
+_GENERATING: dict[Task, Callable[..., Awaitable[BaseModel]]] = {Task.SUMMARIZE: _summarize, Task.REPLY: _reply}

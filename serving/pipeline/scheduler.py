@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from serving.errors import Overloaded
-from serving.router import fairshare
-from serving.router.fairshare import FairClock, SharePolicy, Waiter
+from serving.pipeline import fairshare
+from serving.pipeline.fairshare import FairClock, SharePolicy, Waiter
 from serving.settings import SchedulingSettings
 
 

@@ -1,6 +1,6 @@
 """Which queued request a task deployment serves next: interactive before batch, tenants by token-weighted fair share.
 
-Pure functions over queue state (no clock, no asyncio); `serving.router.scheduler` holds the state and applies them.
+Pure functions over queue state (no clock, no asyncio); `serving.pipeline.scheduler` holds the state and applies them.
 
 - Classes: `interactive` goes first. `batch` may hold at most `batch_max_share` of the deployment's window (so a
   running bulk job leaves room for live traffic), only `batch_live_share` of it while live traffic is about (queued,
