@@ -86,7 +86,7 @@ def build_application(settings: Settings, profile_source: dict | None = None) ->
     tuned_tasks: dict[str, str] = {}
     handles = {
         Task.REDACT.value: _redact(settings, d.redact, Task.REDACT.value),
-        Task.CLASSIFY_INTENT.value: _intent(settings, d.classify_intent, Task.CLASSIFY_INTENT.value),
+        Task.CLASSIFY_INTENT.value: _intent(settings, d.classify_intent, Task.CLASSIFY_INTENT.value, profile_source),
     }
     if settings.models.generator_engine != "none":
         generate = serve.deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
@@ -173,7 +173,8 @@ def build_cluster_application(args: ClusterArgs) -> Application:
                                           d.redact, task.value)
         elif task is Task.CLASSIFY_INTENT:
             models = settings.models.model_copy(update={"embedding": spec.model})
-            handles[task.value] = _intent(settings.model_copy(update={"models": models}), d.classify_intent, task.value)
+            handles[task.value] = _intent(settings.model_copy(update={"models": models}), d.classify_intent, task.value,
+                                          args.profiles.model_dump())
         else:
             options = generate_engine_options(spec, settings.models.engine_options)
             generate = serve.deployment(GenerateDeployment).options(name=task.value)
@@ -188,9 +189,14 @@ def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
                            settings.models.pii)
 
 
-def _intent(settings: Settings, knobs: DeploymentSettings, name: str):
+def _intent(settings: Settings, knobs: DeploymentSettings, name: str, profile_source: dict | None):
+    """The classify deployment reads the router's profile source too: it builds each taxonomy's index when the
+    profile is loaded or changes, not on its first request."""
     deployment = serve.deployment(IntentDeployment).options(**deployment_options(name, knobs))
-    return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"))
+    profiles = {**(profile_source or {"source": "folder"}), "folder": str(settings.profiles_dir),
+                "interval_s": settings.profile_poll_interval_s}
+    return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s,
+                           settings.tracing.model_dump(mode="json"), profiles)
 
 
 def _router(settings: Settings, handles: dict, profile_source: dict | None, gates: dict) -> Application:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from ray import serve
 
@@ -35,16 +36,31 @@ class RedactDeployment:
 
 
 class IntentDeployment:
-    """MiniLM embeddings against each tenant's taxonomy (index cached per taxonomy version); batched."""
+    """MiniLM embeddings against each tenant's taxonomy (index cached per taxonomy version); batched.
+
+    With `profiles` (the router's profile source, see `intent_profile_source`) the replica reads the profiles itself
+    and builds every taxonomy's index before it reports ready, then again whenever a profile changes, so no request
+    pays for building one."""
 
     def __init__(self, embedding_model: str, batch_size: int = 32, batch_wait_s: float = 0.005,
-                 tracing_settings: dict | None = None):
+                 tracing_settings: dict | None = None, profiles: dict | None = None):
         from serving.intent import IntentClassifier, SentenceEmbedder
+        from serving.intent.warmup import start_warming
 
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "classify-intent")
-        self.runner = TaskRunner(classifier=IntentClassifier(SentenceEmbedder(embedding_model)))
+        classifier = IntentClassifier(SentenceEmbedder(embedding_model))
+        self.runner = TaskRunner(classifier=classifier)
         self.classify.set_max_batch_size(batch_size)
         self.classify.set_batch_wait_timeout_s(batch_wait_s)
+        self._followers: list[asyncio.Task] = []
+        if profiles is not None:
+            source = intent_profile_source(profiles)
+            self.warmer = start_warming(classifier, source, source.registry, float(profiles.get("interval_s", 0.5)),
+                                        spawn=self._follow)
+
+    def _follow(self, coroutine) -> None:
+        """Run a profile follower on the replica's event loop (the constructor runs on it)."""
+        self._followers.append(asyncio.get_running_loop().create_task(coroutine))
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def classify(self, jobs: list[IntentJob]) -> list[dict]:
@@ -53,3 +69,20 @@ class IntentDeployment:
 
     async def ping(self) -> bool:
         return True
+
+
+def intent_profile_source(args: dict):
+    """The profiles a classify replica warms its indexes from: the router's folder, or the namespace's TenantProfiles.
+    API keys are not read here (only taxonomies are used): a per-tenant stand-in fills the registry's key slot."""
+    from serving.profiles import ProfileRegistry, approximate_counter
+    from serving.profiles.source import FolderProfileSource
+
+    registry = ProfileRegistry(approximate_counter, resolve_key=lambda origin, spec: f"unused:{spec.tenant_id}")
+    if args.get("source") == "kubernetes":
+        from kubernetes import config
+
+        from serving.profiles.kubernetes import KubernetesProfileSource
+
+        config.load_incluster_config()  # the Ray pod's ServiceAccount, as the router's
+        return KubernetesProfileSource(registry, args["namespace"])
+    return FolderProfileSource(Path(args["folder"]), registry, float(args.get("interval_s", 0.5)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +45,17 @@ class IntentIndex:
     prototypes: np.ndarray  # (L, d) unit rows: mean of examples and description
     fingerprint: str = ""
     head: IntentHead | None = None
+    texts: tuple[str, ...] = ()  # descriptions then examples: the rows of `descriptions` and `examples`, in order
+
+    def vectors_by_text(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.texts, np.concatenate([self.descriptions, self.examples])))
 
 
 def taxonomy_fingerprint(taxonomy: IntentTaxonomy) -> str:
-    """A content hash of the taxonomy (and of the head artifact's identity, if it names one)."""
-    digest = hashlib.sha256(taxonomy.model_dump_json(by_alias=True, exclude_none=True).encode())
+    """A content hash of what the index is built from: the labels (names, descriptions, examples) and the head
+    artifact's identity, if the taxonomy names one. `threshold` and `top_k` are read per query, so changing them (as
+    `switchboard calibrate` does) keeps the index."""
+    digest = hashlib.sha256(taxonomy.model_dump_json(by_alias=True, exclude_none=True, include={"labels", "head"}).encode())
     if taxonomy.head:
         path = Path(taxonomy.head)
         stat = path.stat() if path.is_file() else None
@@ -56,16 +63,27 @@ def taxonomy_fingerprint(taxonomy: IntentTaxonomy) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_index(taxonomy: IntentTaxonomy, embedder: Embedder) -> IntentIndex:
-    """Embed the label descriptions and examples in one batch; load the head if the taxonomy names one."""
+def build_index(taxonomy: IntentTaxonomy, embedder: Embedder, known: Mapping[str, np.ndarray] | None = None) -> IntentIndex:
+    """Embed the label descriptions and examples in one batch (texts found in `known`, e.g. an earlier version of the
+    same taxonomy, are not embedded again); load the head if the taxonomy names one."""
     labels = tuple(intent.name for intent in taxonomy.labels)
     descriptions = [intent.description for intent in taxonomy.labels]
     examples = [(i, text) for i, intent in enumerate(taxonomy.labels) for text in intent.examples]
-    vectors = _unit(np.asarray(embedder.embed(descriptions + [text for _, text in examples]), dtype=np.float32))
+    texts = tuple(descriptions + [text for _, text in examples])
+    vectors = _embed_unknown(texts, embedder, known or {})
     desc, ex = vectors[: len(labels)], vectors[len(labels):]
     owner = np.array([i for i, _ in examples], dtype=np.int64)
     return IntentIndex(labels, desc, ex, owner, _prototypes(desc, ex, owner), taxonomy_fingerprint(taxonomy),
-                       _load_head(taxonomy.head, labels))
+                       _load_head(taxonomy.head, labels), texts)
+
+
+def _embed_unknown(texts: tuple[str, ...], embedder: Embedder, known: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Unit rows for `texts`, in order; one embedder call for the texts `known` does not hold (none if it holds all)."""
+    missing = list(dict.fromkeys(t for t in texts if t not in known))
+    fresh = dict(zip(missing, _unit(np.asarray(embedder.embed(missing), dtype=np.float32)))) if missing else {}
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([fresh[t] if t in fresh else known[t] for t in texts]).astype(np.float32, copy=False)
 
 
 def _prototypes(desc: np.ndarray, ex: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -121,7 +139,12 @@ def _prediction(labels: tuple[str, ...], row: np.ndarray, ranked: np.ndarray, th
 
 
 class IntentClassifier:
-    """Classifies texts against tenant taxonomies; indexes are cached per taxonomy fingerprint (LRU)."""
+    """Classifies texts against tenant taxonomies; indexes are cached per taxonomy fingerprint (LRU).
+
+    Indexes are built by `warm` when a profile is loaded or changes (the serving replicas call it), so that a
+    request finds its index ready; one a request still has to build (a taxonomy the replica has not seen yet) is
+    built once, however many requests and warm-ups ask for it at the same time.
+    """
 
     def __init__(self, embedder: Embedder, cache_size: int = 64):
         if cache_size < 1:
@@ -129,21 +152,55 @@ class IntentClassifier:
         self.embedder = embedder
         self.cache_size = cache_size
         self._indexes: OrderedDict[str, IntentIndex] = OrderedDict()
+        self._building: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def index_for(self, taxonomy: IntentTaxonomy) -> IntentIndex:
         key = taxonomy_fingerprint(taxonomy)
+        while True:
+            with self._lock:
+                index = self._indexes.get(key)
+                if index is not None:
+                    self._indexes.move_to_end(key)
+                    return index
+                pending = self._building.get(key)
+                if pending is None:
+                    self._building[key] = threading.Event()
+                    break
+            pending.wait()  # another thread builds it: use its index (or, if that build failed, build it here)
+        try:
+            index = build_index(taxonomy, self.embedder, self._known_vectors())  # outside the lock: embedding is slow
+            with self._lock:
+                self._indexes[key] = index
+                while len(self._indexes) > self.cache_size:
+                    self._indexes.popitem(last=False)
+            return index
+        finally:
+            with self._lock:
+                self._building.pop(key).set()
+
+    def has_index(self, taxonomy: IntentTaxonomy) -> bool:
         with self._lock:
-            index = self._indexes.get(key)
-            if index is not None:
-                self._indexes.move_to_end(key)
-                return index
-        index = build_index(taxonomy, self.embedder)  # outside the lock: embedding is slow
+            return taxonomy_fingerprint(taxonomy) in self._indexes
+
+    def warm(self, taxonomies: Iterable[IntentTaxonomy]) -> int:
+        """Build the indexes of `taxonomies` that are not cached (blocking); returns how many were built. At most
+        `cache_size` of them: more would evict the ones just built."""
+        unique = list({taxonomy_fingerprint(t): t for t in taxonomies}.values())[: self.cache_size]
+        missing = [t for t in unique if not self.has_index(t)]
+        for taxonomy in missing:
+            self.index_for(taxonomy)
+        return len(missing)
+
+    def _known_vectors(self) -> dict[str, np.ndarray]:
+        """Vectors of every text the cached indexes hold: a changed taxonomy embeds only its new texts."""
         with self._lock:
-            self._indexes[key] = index
-            while len(self._indexes) > self.cache_size:
-                self._indexes.popitem(last=False)
-        return index
+            indexes = list(self._indexes.values())
+        known: dict[str, np.ndarray] = {}
+        for index in indexes:
+            if len(index.texts) == len(index.descriptions) + len(index.examples):
+                known.update(index.vectors_by_text())
+        return known
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens the encoder reads per text (its own tokenizer); about 4 characters a token for an embedder without one."""

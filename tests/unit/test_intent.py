@@ -151,8 +151,17 @@ def test_changed_taxonomy_builds_a_new_index():
 def test_cache_evicts_least_recently_used():
     clf = IntentClassifier(HashEmbedder(), cache_size=1)
     first = clf.index_for(taxonomy())
-    clf.index_for(taxonomy(threshold=0.5))
+    clf.index_for(taxonomy(labels=[{"name": "x", "description": "one"}, {"name": "y", "description": "two"}]))
     assert clf.index_for(taxonomy()) is not first
+
+
+def test_threshold_and_top_k_changes_keep_the_index():
+    """Calibration rewrites `threshold` only: the index (embedded examples) is the same, so it is not rebuilt."""
+    emb = HashEmbedder()
+    clf = IntentClassifier(emb)
+    first = clf.index_for(taxonomy())
+    assert clf.index_for(taxonomy(threshold=0.55, topK=1)) is first and emb.calls == 1
+    assert taxonomy_fingerprint(taxonomy(threshold=0.55)) == taxonomy_fingerprint(taxonomy())
 
 
 def test_classify_batch_uses_taxonomy_defaults_and_overrides():
@@ -370,8 +379,8 @@ def test_each_text_is_within_the_character_limit(intent_client):
 
 def test_requests_per_second_counts_texts_capped_at_the_burst():
     from serving.errors import RateLimited
+    from serving.pipeline.admission import TenantLimiter
     from serving.profiles.model import Limits
-    from serving.router.admission import TenantLimiter
 
     limiter = TenantLimiter(lambda: 0.0)
     limits = Limits(requests_per_second=10, concurrent_requests=100, tokens_per_minute=10_000)
@@ -404,8 +413,8 @@ def test_minilm_counts_its_own_tokens(minilm):
 def test_usage_counts_tokens_per_text_in_every_form():
     import asyncio
 
+    from serving.pipeline import steps
     from serving.profiles import approximate_counter, compile_profile
-    from serving.tasks import service
     from serving.tasks.catalog import Task
     from serving.tasks.local_backend import LocalBackend
     from serving.tasks.runner import TaskRunner
@@ -417,7 +426,7 @@ def test_usage_counts_tokens_per_text_in_every_form():
     backend = LocalBackend(TaskRunner(classifier=IntentClassifier(CountingEmbedder())))
 
     def call(**body):
-        return asyncio.run(service.run(Task.CLASSIFY_INTENT, profile, ClassifyIntentRequest(**body), backend))
+        return asyncio.run(steps.run(Task.CLASSIFY_INTENT, profile, ClassifyIntentRequest(**body), backend))
 
     many = call(texts=["where is my parcel", "refund", "cancel my order now please"])
     assert [p.tokens_in for p in many.predictions] == [6, 3, 7]
@@ -611,10 +620,10 @@ def test_batch_lines_take_texts_and_turns_and_refuse_bad_ones():
 async def test_kserve_v2_classifies_texts_with_tokens_per_text():
     import httpx
 
-    from serving.kserve_server.model import TaskModel
+    from serving.kserve_server.model import TaskPredictor
     from tests.unit.test_kserve_task_model import EmailOnlyRedactor, kserve_app, response_json, v2_body
 
-    model = TaskModel("classify-intent", SAMPLES, redactor=EmailOnlyRedactor(),
+    model = TaskPredictor("classify-intent", SAMPLES, redactor=EmailOnlyRedactor(),
                       classifier=IntentClassifier(CountingEmbedder()))
     assert model.load()
     try:
