@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TaskModel", "run"]
+__all__ = ["TaskPredictor", "run"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing kserve parses sys.argv and takes seconds; `switchboard --help` should pay for neither.
-    if name == "TaskModel":
-        from serving.kserve_server.model import TaskModel
+    if name == "TaskPredictor":
+        from serving.kserve_server.model import TaskPredictor
 
-        return TaskModel
+        return TaskPredictor
     if name == "run":
         from serving.kserve_server.server import run
 

@@ -60,7 +60,7 @@ class TaskResult:
     body: dict
 
 
-class TaskModel(kserve.Model):
+class TaskPredictor(kserve.Model):
     """redact, classify-intent, summarize, score-quality or reply behind kserve's load/preprocess/predict/postprocess.
 
     `redactor`, `classifier` and `engine` are built in `load()` unless given (tests pass stand-ins for parts that
@@ -255,4 +255,4 @@ def _why(err: dict) -> str:
     return "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
 
 
-__all__ = ["REQUEST_INPUT", "RESPONSE_OUTPUT", "TENANT_PARAMETER", "TaskCall", "TaskModel", "TaskResult"]
+__all__ = ["REQUEST_INPUT", "RESPONSE_OUTPUT", "TENANT_PARAMETER", "TaskCall", "TaskPredictor", "TaskResult"]

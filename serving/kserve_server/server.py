@@ -1,4 +1,4 @@
-"""Starts kserve's ModelServer with one TaskModel: REST (Open Inference Protocol v2) on a port, gRPC off or on a second."""
+"""Starts kserve's ModelServer with one TaskPredictor: REST (Open Inference Protocol v2) on a port, gRPC off or on a second."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from serving.settings import Settings, load_settings
 from serving.tasks.catalog import GENERATIVE, Task
 
 if TYPE_CHECKING:
-    from serving.kserve_server.model import TaskModel
+    from serving.kserve_server.model import TaskPredictor
 
 DEFAULT_HTTP_PORT = 8080  # what a KServe predictor container is expected to listen on
 
@@ -37,16 +37,16 @@ def run(task: str, profiles_dir: str | os.PathLike | None = None, engine: str | 
 
 
 def build_model(task: str, profiles_dir: str | os.PathLike | None, engine: str | None, model: str | None,
-                settings: Settings) -> "TaskModel":
-    """The TaskModel for `task`, its model reference resolved to a folder (not loaded yet)."""
+                settings: Settings) -> "TaskPredictor":
+    """The TaskPredictor for `task`, its model reference resolved to a folder (not loaded yet)."""
     kind = engine or settings.models.generator_engine
     generative = Task(task) in GENERATIVE
     if generative and kind == "none":
         raise ConfigError(f"task {task!r} needs a generative engine: pass --engine", field="engine")
     with _argv_hidden():
-        from serving.kserve_server.model import TaskModel
+        from serving.kserve_server.model import TaskPredictor
     model_path = resolve_model(kind, model or settings.models.generator, settings.models.cache_dir) if generative else None
-    return TaskModel(
+    return TaskPredictor(
         task,
         Path(profiles_dir or settings.profiles_dir).resolve(),
         engine_kind=kind,

