@@ -118,11 +118,13 @@ def _serve_forever(settings) -> int:
     from ray import serve
 
     from serving.app import APP_NAME, build_application
+    from serving.deployments.proxy import CALLBACK, CALLBACK_ENV
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault(CALLBACK_ENV, CALLBACK)  # Ray's HTTP proxy inherits it: a dead router replica's requests retried
     started = time.monotonic()
     ray.init(address=settings.ray_address, include_dashboard=False, logging_level="warning")
     try:

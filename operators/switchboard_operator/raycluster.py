@@ -13,6 +13,9 @@ from operators.switchboard_operator.options import AcceptedModel, RouterOptions,
 
 GIB = 2**30
 PVC_ROOT = "/mnt/pvc"  # serving.models.ModelStore's default pvc_root: pvc://claim/sub -> /mnt/pvc/claim/sub
+# Every node's Serve HTTP proxy replays a request whose router replica died before answering (serving.deployments.proxy;
+# the operator never imports the data plane, a test keeps the two names equal).
+PROXY_CALLBACK = ("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "serving.deployments.proxy.middlewares")
 
 
 def ray_cluster_config(models: list[AcceptedModel], options: RouterOptions, order: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -29,7 +32,8 @@ def _container(name: str, options: RouterOptions, resources: dict[str, Any], por
     container: dict[str, Any] = {"name": name, "image": image or options.image, "resources": resources,
                                  "securityContext": RESTRICTED_CONTAINER}
     # The model store may fetch s3:// and gs:// folders in the cluster (local mode stays offline).
-    container["env"] = [{"name": k, "value": v} for k, v in (*options.env, ("SWITCHBOARD_MODELS__ALLOW_NETWORK", "true"))]
+    fixed = (("SWITCHBOARD_MODELS__ALLOW_NETWORK", "true"), PROXY_CALLBACK)
+    container["env"] = [{"name": k, "value": v} for k, v in (*options.env, *fixed)]
     if options.storage_secret:
         container["envFrom"] = [{"secretRef": {"name": options.storage_secret}}]
     if ports:
