@@ -69,6 +69,7 @@ def deployment_options(name: str, knobs: DeploymentSettings) -> dict[str, Any]:
         "name": name,
         "max_ongoing_requests": knobs.max_ongoing_requests,
         "max_queued_requests": knobs.max_queued_requests or -1,
+        "health_check_period_s": knobs.health_check_period_s,
         # Over max_queued_requests, Ray Serve's HTTP proxy answers 503 (in front of the router) with a Retry-After.
         "backpressure_config": {"status_code": 503, "retry_after_s": 1},
         "ray_actor_options": {"num_cpus": knobs.num_cpus},

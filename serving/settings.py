@@ -35,6 +35,11 @@ class DeploymentSettings(BaseModel):
     metrics_interval_s: float = Field(2.0, gt=0, le=60, description="How often replicas report their queue depth.")
     batch_size: int = Field(16, ge=1, le=1024, description="Largest batch a replica assembles (tasks that batch).")
     batch_wait_s: float = Field(0.005, ge=0, le=1, description="Longest wait to fill a batch.")
+    health_check_period_s: float = Field(
+        2.0, gt=0, le=60,
+        description="How often Ray Serve's controller checks each replica; a dead replica (OOM kill, lost node) is "
+                    "replaced after the next check, so this bounds how long it goes unnoticed (Ray's default is 10 s).",
+    )
 
     @model_validator(mode="after")
     def _replicas_ordered(self) -> "DeploymentSettings":

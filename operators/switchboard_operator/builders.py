@@ -25,6 +25,8 @@ RAY_API_VERSION = "ray.io/v1"
 ACCEPTED_SPECS_ANNOTATION = "switchboard.dev/accepted-specs"
 APP_NAME = "switchboard"
 IMPORT_PATH = "serving.app:build_app"
+# Ray Serve checks each replica this often (its default is 10 s); a dead one is replaced after the next check.
+HEALTH_CHECK_PERIOD_S = 2.0
 
 
 def build_rayservice(namespace: str, models: Iterable[AcceptedModel], options: RouterOptions,
@@ -140,6 +142,7 @@ def task_deployment(spec: TaskModelSpec) -> dict[str, Any]:
     deployment: dict[str, Any] = {
         "name": spec.task.value,
         "max_ongoing_requests": spec.max_ongoing_requests,
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         "autoscaling_config": autoscaling_config(spec),
         "ray_actor_options": actor_options(spec),
     }
@@ -174,6 +177,7 @@ def _router_deployment(options: RouterOptions) -> dict[str, Any]:
     return {
         "name": "router",
         "max_ongoing_requests": options.router_max_ongoing_requests,
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
         "autoscaling_config": {
             "min_replicas": options.router_min_replicas,
             "max_replicas": max(options.router_max_replicas, options.router_min_replicas),

@@ -182,3 +182,26 @@ def test_serve_service_names_the_router_service_and_leaves_the_selector_to_kuber
     assert spec["serveService"]["metadata"]["name"] == "sb-router"
     assert "selector" not in spec["serveService"]["spec"]  # KubeRay sets ray.io/cluster=<serving cluster>, ray.io/serve
     assert "serveService" not in build_rayservice("support", accepted("cpu.yaml"), RouterOptions())["spec"]
+
+
+@pytest.mark.parametrize("files", [("cpu.yaml",), ("cpu.yaml", "gpu.yaml")])
+def test_serve_config_is_what_ray_serve_accepts(files):
+    """KubeRay sends serveConfigV2 to the head's Serve REST API, which parses it with Ray's ServeDeploySchema: a value
+    it refuses (a wrong type, a negative period) fails the whole update there. (The schema lets unknown keys through,
+    so the test also reads back the option it must have understood.)"""
+    from ray.serve.schema import ServeDeploySchema
+
+    config = yaml.safe_load(build_rayservice("support", accepted(*files), OPTIONS)["spec"]["serveConfigV2"])
+    parsed = ServeDeploySchema.model_validate(config)
+    deployments = {d.name: d for d in parsed.applications[0].deployments}
+    # A dead replica is replaced after the next health check: 2 s, not Ray's default 10 s.
+    assert {d.health_check_period_s for d in deployments.values()} == {2.0}
+
+
+def test_every_ray_container_installs_the_proxy_replay_middleware():
+    rayservice = build_rayservice("support", accepted("cpu.yaml", "gpu.yaml"), OPTIONS)
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    for pod in pods:
+        env = {e["name"]: e["value"] for c in pod["spec"]["containers"] for e in c.get("env", [])}
+        assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == "serving.deployments.proxy.middlewares"

@@ -10,7 +10,7 @@ def test_fixed_replicas_when_min_equals_max():
     knobs = DeploymentSettings(num_cpus=0.3, max_ongoing_requests=7, max_queued_requests=20, min_replicas=2, max_replicas=2)
     options = deployment_options("redact", knobs)
     assert options == {"name": "redact", "max_ongoing_requests": 7, "max_queued_requests": 20,
-                       "backpressure_config": {"status_code": 503, "retry_after_s": 1},
+                       "health_check_period_s": 2.0, "backpressure_config": {"status_code": 503, "retry_after_s": 1},
                        "ray_actor_options": {"num_cpus": 0.3}, "num_replicas": 2}
 
 
