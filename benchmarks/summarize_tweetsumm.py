@@ -6,7 +6,8 @@ Usage: python benchmarks/summarize_tweetsumm.py [--task summarize|reply] [--adap
 ROUGE-L is rouge-score's F-measure with stemming, averaged over each dialogue's references (summarize) or against
 the real next agent turn (reply: the second agent turn of each valid dialogue). Prompts are the serving composer's,
 decoding is greedy (summaries up to 80 new tokens, replies up to 64). Also prints mean words per summary against the
-references' mean.
+references' mean; for reply, the perplexity of the real agent turns (every agent turn after the first turn of the
+evaluated dialogues) and the canned-template and echo-the-previous-agent-turn baselines.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:40s} {rows[name]}")
     if args.task == "summarize":
         print(f"{'lead-2 (first customer + first agent turn)':40s} rougeL {rows[name]['lead2_rougeL']}")
+    else:  # the sceptic's baselines on the same turns (no model: the same figure in both rows)
+        print(f"{'canned polite template':40s} rougeL {rows[name]['canned_rougeL']}")
+        print(f"{'echo the previous agent turn':40s} rougeL {rows[name]['echo_rougeL']}")
     write_result(args.out or REPO / "results" / f"{args.task}.json", {"task": args.task, "rows": rows})
     return 0
 

@@ -16,7 +16,10 @@ DATA = {
 }
 DEFAULTS = {
     Task.SUMMARIZE: {"epochs": 0.5, "budget_minutes": 45.0},
-    Task.REPLY: {"epochs": 0.6, "budget_minutes": 20.0, "max_answer": 96},
+    # reply: agent tweets are short (answers cut at 96 tokens); prompts (262 tokens on average) cut at 448 as
+    # `evaluate.greedy` cuts them; half an epoch (878 of 1,757) is planned, the 45-minute budget may stop it sooner.
+    Task.REPLY: {"epochs": 0.5, "budget_minutes": 45.0, "max_prompt": 448, "max_answer": 96, "lr": 5e-4,
+                 "grad_accum": 4, "checkpoint_every": 10},
     Task.SCORE_QUALITY: {"epochs": 0.35, "budget_minutes": 48.0, "max_prompt": 640, "max_answer": 320, "lr": 4e-4,
                          "grad_accum": 2, "checkpoint_every": 10},
 }
@@ -84,6 +87,8 @@ def run_eval(task: Task, base: Path, adapter: Path | None = None, limit: int | N
                "heldout": {str(valid): sha256(valid)}, "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if task is Task.SCORE_QUALITY:
         metrics.update(quality_gate_figures(tuned, base_out))
+    if task is Task.REPLY:
+        metrics.update(reply_gate_figures(tuned, base_out))
     (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_card(adapter, metrics)
     return metrics
@@ -94,6 +99,14 @@ def quality_gate_figures(tuned: dict, base: dict) -> dict:
     figures it must not lose on against the base (valid JSON, evidence that quotes an agent turn)."""
     guards = {name: {"adapter": tuned[name] or 0.0, "base": base[name] or 0.0} for name in ("json_valid", "evidence_valid")}
     return {"baselines": {"always_met": tuned["always_met"]["macro_f1"]}, "guards": guards}
+
+
+def reply_gate_figures(tuned: dict, base: dict) -> dict:
+    """reply: the sceptic's baselines the adapter's ROUGE-L must beat too (a canned polite template, echoing the
+    previous agent turn), and the perplexity of the real turn, which it must not lose to the base."""
+    return {"baselines": {"canned_reply": tuned["canned_rougeL"], "echo_previous_agent_turn": tuned["echo_rougeL"]},
+            "guards": {"perplexity": {"adapter": tuned["perplexity"], "base": base["perplexity"],
+                                      "higher_is_better": False}}}
 
 
 def write_card(adapter: Path, metrics: dict) -> None:
@@ -114,7 +127,7 @@ def write_card(adapter: Path, metrics: dict) -> None:
         f"- Hyperparameters: `{json.dumps(hyper)}`"
         + (f"; verdict tokens weigh {training['verdict_weight']:g}x in the loss" if "verdict_weight" in training else ""), "",
         "## Held-out figures", "",
-        *(_quality_table(metrics) if metrics["task"] == Task.SCORE_QUALITY.value else _rouge_table(metrics)),
+        *{Task.SCORE_QUALITY.value: _quality_table, Task.REPLY.value: _reply_table}.get(metrics["task"], _rouge_table)(metrics),
         "Reproduce: `switchboard eval " + metrics["task"] + "` (greedy decoding, the serving prompt composer).", "",
     ]
     (adapter / "README.md").write_text("\n".join(lines))
@@ -124,6 +137,18 @@ def _rouge_table(metrics: dict) -> list[str]:
     return ["| model | ROUGE-L | detail |", "|---|---|---|",
             f"| base + this adapter | {metrics['adapter']} | `{json.dumps(metrics['adapter_detail'])}` |",
             f"| base model, untuned | {metrics['base']} | `{json.dumps(metrics['base_detail'])}` |", ""]
+
+
+def _reply_table(metrics: dict) -> list[str]:
+    """reply: ROUGE-L of the generated turn, against the sceptic's baselines, and the perplexity of the real turn."""
+    a, b = metrics["adapter_detail"], metrics["base_detail"]
+    return [f"ROUGE-L on the second agent turn of {a['turns']} held-out dialogues; perplexity of the real agent turn "
+            f"over {a['nll_turns']} agent turns ({a['nll_tokens']} tokens) of the same dialogues.", "",
+            "| model | ROUGE-L | words (reference) | perplexity |", "|---|---|---|---|",
+            f"| base + this adapter | {a['rougeL']} | {a['words']} ({a['reference_words']}) | {a['perplexity']} |",
+            f"| base model, untuned | {b['rougeL']} | {b['words']} ({b['reference_words']}) | {b['perplexity']} |",
+            f"| canned polite template (trivial) | {a['canned_rougeL']} | - | - |",
+            f"| echo the previous agent turn (trivial) | {a['echo_rougeL']} | - | - |", ""]
 
 
 def _quality_table(metrics: dict) -> list[str]:
