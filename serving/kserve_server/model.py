@@ -26,6 +26,7 @@ import kserve
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse, to_http_parameters
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from serving.errors import ConfigError, InvalidRequest, NotFound
 from serving.kserve_server.errors import translated
@@ -227,7 +228,7 @@ def _request_json(request: InferRequest) -> Any:
     raw = data[0].decode("utf-8") if isinstance(data[0], bytes) else data[0]
     try:
         return json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InvalidRequest(f"inputs.request.data[0]: not valid JSON ({exc.msg} at char {exc.pos})",
                              field="inputs.request") from None
 
@@ -251,7 +252,7 @@ def _where(loc: tuple) -> str:
     return "request" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
 
 
-def _why(err: dict) -> str:
+def _why(err: ErrorDetails) -> str:
     return "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
 
 

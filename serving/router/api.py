@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -33,7 +34,7 @@ from serving.telemetry.metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)}
 
 
 def create_app(ctx: RouterContext, behind_serve_proxy: bool = False) -> FastAPI:
@@ -175,12 +176,12 @@ def _task_routes(app: FastAPI) -> None:
     @app.post("/v1/tasks/redact", tags=["tasks"], response_model=RedactResponse,
               summary="Find personal data and identifiers; return spans and the redacted text.")
     async def redact(body: RedactRequest, profile: Tenant, request: Request) -> RedactResponse:
-        return await calls.execute(request, profile, Task.REDACT, body)
+        return await calls.execute(request, profile, Task.REDACT, body, RedactResponse)
 
     @app.post("/v1/tasks/classify-intent", tags=["tasks"], response_model=ClassifyIntentResponse,
               summary="Label an utterance with an intent from the tenant's taxonomy.")
     async def classify_intent(body: ClassifyIntentRequest, profile: Tenant, request: Request) -> ClassifyIntentResponse:
-        return await calls.execute(request, profile, Task.CLASSIFY_INTENT, body)
+        return await calls.execute(request, profile, Task.CLASSIFY_INTENT, body, ClassifyIntentResponse)
 
 
 def _fallback_routes(app: FastAPI) -> None:

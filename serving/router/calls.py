@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from fastapi import Request
 from pydantic import BaseModel
@@ -18,6 +18,7 @@ from serving.tasks.catalog import Task
 
 DEADLINE_HEADER = "x-switchboard-deadline-ms"
 PRIORITY_HEADER = "x-switchboard-priority"
+R = TypeVar("R", bound=BaseModel)
 
 
 def call_for(request: Request, profile: CompiledProfile, task: Task, body: BaseModel, *, stream: bool = False,
@@ -30,11 +31,12 @@ def call_for(request: Request, profile: CompiledProfile, task: Task, body: BaseM
                 stream=stream, options=options or {})
 
 
-async def execute(request: Request, profile: CompiledProfile, task: Task, body: BaseModel,
-                  options: Mapping[str, Any] | None = None) -> BaseModel:
-    """The response body of a task request."""
-    call = call_for(request, profile, task, body, options=options)
-    return cast(BaseModel, await request.app.state.ctx.pipeline.handle(call))
+async def execute(request: Request, profile: CompiledProfile, task: Task, body: BaseModel, returns: type[R],
+                  options: Mapping[str, Any] | None = None) -> R:
+    """The response body of a task request, of the type the task returns (`returns`)."""
+    result = await request.app.state.ctx.pipeline.handle(call_for(request, profile, task, body, options=options))
+    assert isinstance(result, returns), f"{task.value} answered {type(result).__name__}"
+    return result
 
 
 async def stream(request: Request, profile: CompiledProfile, task: Task, body: BaseModel,

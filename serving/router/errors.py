@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ExceptionHandler
 
 from serving import errors as e
 
@@ -28,7 +30,7 @@ STATUS: dict[type[e.SwitchboardError], int] = {
 }
 
 # OpenAPI `responses` of an operation that answers JSON or, with `stream: true`, server-sent events.
-SSE_DOC = {200: {"content": {"text/event-stream": {"schema": {
+SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {
     "type": "object", "required": ["data"],
     "properties": {"event": {"type": "string"}, "data": {"type": "string", "description": "A JSON chunk."}},
     "description": "With `stream: true`: server-sent events, one per chunk; an error, such as the deadline, ends the "
@@ -104,6 +106,7 @@ def _where(loc: tuple) -> str:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(e.SwitchboardError, _domain)
-    app.add_exception_handler(RequestValidationError, _validation)
-    app.add_exception_handler(StarletteHTTPException, _http)
+    # Starlette types a handler's exception as Exception; each of these is registered for its own class only.
+    app.add_exception_handler(e.SwitchboardError, cast(ExceptionHandler, _domain))
+    app.add_exception_handler(RequestValidationError, cast(ExceptionHandler, _validation))
+    app.add_exception_handler(StarletteHTTPException, cast(ExceptionHandler, _http))

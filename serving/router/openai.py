@@ -23,11 +23,12 @@ from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.conversation import Speaker, Turn
 from serving.tasks.schemas import (
     REQUEST_BODIES,
+    MaxTokens,
+    One,
     ReplyResponse,
     ScoreQualityResponse,
     SummarizeResponse,
-    json_float,
-    json_int,
+    Temperature,
 )
 
 PREFIX = "switchboard/"
@@ -52,10 +53,10 @@ class ChatCompletionRequest(BaseModel):
     model: str = Field(examples=["switchboard/reply"])
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
     stream: StrictBool = False
-    max_tokens: json_int(1, 2048) | None = None
-    max_completion_tokens: json_int(1, 2048) | None = None
-    temperature: json_float(0, 2) | None = None
-    n: json_int(1, 1) = 1
+    max_tokens: MaxTokens | None = None
+    max_completion_tokens: MaxTokens | None = None
+    temperature: Temperature | None = None
+    n: One = 1
 
 
 def openai_models() -> list[str]:
@@ -81,7 +82,7 @@ def register(app: FastAPI) -> None:
         if body.stream:
             chunks = await stream(request, profile, task, task_body, options)
             return StreamingResponse(_chunks(chunks, body.model), media_type="text/event-stream")
-        return _completion(body.model, _result(await execute(request, profile, task, task_body, options)))
+        return _completion(body.model, _result(await execute(request, profile, task, task_body, BaseModel, options)))
 
 
 def _result(response: BaseModel) -> dict:

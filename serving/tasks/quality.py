@@ -120,9 +120,9 @@ def _score(criterion: Criterion, item: dict, conversation_text: str) -> Criterio
 
 def overall_score(scores: tuple[CriterionScore, ...]) -> float | None:
     """Weighted mean over applicable criteria; None when none applies."""
-    applicable = [s for s in scores if s.score is not None]
-    total = sum(s.weight for s in applicable)
-    return round(sum(s.weight * s.score for s in applicable) / total, 4) if total else None
+    applicable = [(s.weight, s.score) for s in scores if s.score is not None]
+    total = sum(weight for weight, _ in applicable)
+    return round(sum(weight * score for weight, score in applicable) / total, 4) if total else None
 
 
 def _json_part(raw: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic.json_schema import JsonDict
 
 from serving.tasks.catalog import Task
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
@@ -20,13 +21,11 @@ def _json_number(value: object) -> object:
     return value
 
 
-def json_int(ge: int, le: int):
-    """An integer (1 or 1.0) as JSON Schema means it, within bounds; pydantic's lax mode would also take true, "1"."""
-    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_number)]
-
-
-def json_float(ge: float, le: float):
-    return Annotated[float, Field(ge=ge, le=le), BeforeValidator(_json_number)]
+# Integers (1 or 1.0) and floats as JSON Schema means them, within bounds; pydantic's lax mode would also take true, "1".
+TopK = Annotated[int, Field(ge=1, le=20), BeforeValidator(_json_number)]
+MaxTokens = Annotated[int, Field(ge=1, le=2048), BeforeValidator(_json_number)]
+Temperature = Annotated[float, Field(ge=0, le=2), BeforeValidator(_json_number)]
+One = Annotated[int, Field(ge=1, le=1), BeforeValidator(_json_number)]
 
 
 class _Body(BaseModel):
@@ -60,8 +59,8 @@ class RedactResponse(BaseModel):
 
 
 MAX_INTENT_TEXTS = 256  # utterances in one classify-intent request (`texts` or customer `turns`)
-_NULL = {"type": "null"}
-_CUSTOMER = {"properties": {"speaker": {"const": "customer"}}, "required": ["speaker"]}
+_NULL: JsonDict = {"type": "null"}
+_CUSTOMER: JsonDict = {"properties": {"speaker": {"const": "customer"}}, "required": ["speaker"]}
 
 
 class ClassifyIntentRequest(_Body):
@@ -82,7 +81,7 @@ class ClassifyIntentRequest(_Body):
                                      description=f"Up to {MAX_INTENT_TEXTS} utterances; one prediction each, in order.")
     turns: list[Turn] | None = Field(None, min_length=1, max_length=500,
                                      description="A conversation; each customer turn is labelled.")
-    top_k: json_int(1, 20) | None = Field(None, description="Ranked labels to return; default from the tenant profile.")
+    top_k: TopK | None = Field(None, description="Ranked labels to return; default from the tenant profile.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClassifyIntentRequest:
@@ -171,7 +170,7 @@ class ErrorBody(BaseModel):
 
 
 class _Generative(ConversationInput):
-    max_tokens: json_int(1, 2048) | None = Field(None, description="Upper bound on generated tokens.")
+    max_tokens: MaxTokens | None = Field(None, description="Upper bound on generated tokens.")
 
 
 class SummarizeRequest(_Generative):
