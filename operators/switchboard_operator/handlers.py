@@ -73,7 +73,9 @@ class Reconciler:
 
     async def _claim_missing(self, namespace: str, ref: str | None) -> bool:
         claim = ref.removeprefix("pvc://").split("/", 1)[0] if ref and ref.startswith("pvc://") else None
-        return bool(claim) and await self.cluster.claim_exists(namespace, claim) is False
+        if not claim:
+            return False
+        return await self.cluster.claim_exists(namespace, claim) is False
 
     async def _apply(self, namespace: str, current: dict | None, models: list[AcceptedModel]) -> UpdatePlan | None:
         """Create, patch or delete the RayService; what KubeRay will do with the change (None: nothing changed)."""
@@ -209,8 +211,8 @@ def _origin(body: dict[str, Any]) -> str:
 def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterOptions) -> Reconciler:
     """Register every handler on `registry` (one per test, or kopf's default one in production)."""
     reconciler = Reconciler(cluster, options)
-    tm = dict(group=GROUP, version=VERSION, plural=PLURAL, registry=registry)
-    tp = dict(group=GROUP, version=VERSION, plural=PROFILE_PLURAL, registry=registry)
+    tm: dict[str, Any] = dict(group=GROUP, version=VERSION, plural=PLURAL, registry=registry)
+    tp: dict[str, Any] = dict(group=GROUP, version=VERSION, plural=PROFILE_PLURAL, registry=registry)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
