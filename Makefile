@@ -16,7 +16,7 @@ VPY := $(VLLM_VENV)/bin/python
 VPIP := $(VPY) -m pip -q --disable-pip-version-check
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: help venv venv-vllm tools models run run-traced run-vllm train train-pii test test-vllm lint typecheck bench bench-quick load-test clean
+.PHONY: help venv venv-vllm tools models run run-traced run-vllm train train-pii test test-vllm lint typecheck bench bench-quick load-test fault-test clean
 
 help:
 	@echo "make run         install (once) and start the platform on http://127.0.0.1:8000 with the sample tenants"
@@ -29,7 +29,8 @@ help:
 	@echo "make lint        ruff check and the import-linter layer contracts (serving/, operators/)"
 	@echo "make typecheck   mypy over serving/ and operators/ (not yet clean: see pyproject.toml)"
 	@echo "make bench       the benchmark suite (QUICK=1 for subsets; ENGINE=vllm|fake); results/REPORT.md"
-	@echo "make load-test   overload, scale-up, priority, fair share and a killed replica (ENGINE=transformers)"
+	@echo "make load-test   overload, scale-up, priority, fair share, a bulk job (ENGINE=transformers)"
+	@echo "make fault-test  a generate and a router replica SIGKILLed mid-load, a bulk job running (about 3 min)"
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -113,6 +114,10 @@ bench-quick: models $(if $(filter vllm,$(ENGINE)),venv-vllm)
 # Load test against a local platform it starts (fake engine unless ENGINE=transformers): about 4 min.
 load-test: models $(if $(filter vllm,$(ENGINE)),venv-vllm)
 	$(if $(filter vllm,$(ENGINE)),$(VPY),$(PY)) benchmarks/load.py $(if $(ENGINE),--engine $(ENGINE))
+
+# A replica killed mid-load (benchmarks/fault.py): failed requests, recovery, batch lines; fake engine unless ENGINE=transformers.
+fault-test: models
+	$(PY) benchmarks/fault.py $(if $(ENGINE),--engine $(ENGINE))
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .tools .pytest_cache results traces.jsonl
