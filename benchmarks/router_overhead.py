@@ -4,7 +4,7 @@
 
 One local Ray instance, one Serve HTTP proxy on `--port` (127.0.0.1), two applications side by side:
 
-- `switchboard` at `/`: `serving.app.build_application` with the fake engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE
+- `switchboard` at `/`: `serving.app.build_app` with the fake engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE
   =fake): router deployment (auth by API key, per-tenant admission, profile lookup, prompt composition, metrics)
   dispatching through a handle to the `generate` deployment. Requests: POST /v1/tasks/summarize as the sample tenant
   shopright, whose profile is copied to a temporary folder with `redaction.applyToTasks: false` (redaction off) and
@@ -80,7 +80,7 @@ def start(port: int, folder: Path):
     import ray
     from ray import serve
 
-    from serving.app import build_application
+    from serving.app import build_app
     from serving.settings import load_settings
 
     os.environ["SWITCHBOARD_MODELS__GENERATOR_ENGINE"] = "fake"
@@ -88,7 +88,7 @@ def start(port: int, folder: Path):
     settings = load_settings(port=port, profiles_dir=folder)
     ray.init(address="local", include_dashboard=False, logging_level="error", log_to_driver=False)  # never join another
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_application(settings), name="switchboard", route_prefix="/", blocking=False)
+    serve.run(build_app(settings), name="switchboard", route_prefix="/", blocking=False)
     generate = settings.deployments.generate
     serve.run(bare_deployment(generate.batch_size, generate.batch_wait_s), name="bare", route_prefix="/bare",
               blocking=False)

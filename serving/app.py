@@ -1,7 +1,8 @@
-"""Builds the Ray Serve application: the router ingress and the task deployments, each with its own knobs.
+"""Builds the Ray Serve application (`build_app`, the one builder): the router ingress and the task deployments, each
+with its own knobs.
 
 Two shapes of `build_app` args, one code path:
-- local (`switchboard run`): Settings fields; redact, classify-intent and one `generate` deployment that serves the
+- local (`switchboard run`): Settings, or Settings fields; redact, classify-intent and one `generate` deployment that serves the
   three generative tasks (they share the small model);
 - cluster (the operator's serveConfigV2): `profiles: {source: kubernetes, namespace}` and `tasks: {<task>: {...}}`, one
   deployment per TaskModel, named after its task (serveConfigV2 sets their replicas and resources by that name).
@@ -11,12 +12,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from ray import serve
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from serving.deployments.generate import GenerateDeployment
 from serving.deployments.ingress import Ingress
@@ -81,7 +82,7 @@ def deployment_options(name: str, knobs: DeploymentSettings) -> dict[str, Any]:
     return options
 
 
-def build_application(settings: Settings, profile_source: dict | None = None) -> Application:
+def _local_application(settings: Settings, profile_source: dict | None = None) -> Application:
     """The local shape: one deployment per in-process task and one shared `generate` deployment."""
     d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
     tuned_tasks: dict[str, str] = {}
@@ -90,7 +91,7 @@ def build_application(settings: Settings, profile_source: dict | None = None) ->
         Task.CLASSIFY_INTENT.value: _intent(settings, d.classify_intent, Task.CLASSIFY_INTENT.value, profile_source),
     }
     if settings.models.generator_engine != "none":
-        generate = serve.deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
+        generate = _deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
         engine_options = {**settings.models.engine_options, "max_batch_size": d.generate.batch_size,
                           "batch_wait_s": d.generate.batch_wait_s}
         bound = generate.bind(settings.models.generator_engine, settings.models.generator,
@@ -99,7 +100,7 @@ def build_application(settings: Settings, profile_source: dict | None = None) ->
         store = adapter_store(settings)
         tuned_tasks = accepted_adapters(settings.models.adapters, store) if settings.models.generator_engine != "fake" else {}
         for task, folder in tuned_tasks.items():  # a deployment per tuned task; the others share `generate`
-            tuned = serve.deployment(GenerateDeployment).options(**deployment_options(f"generate-{task}", d.generate))
+            tuned = _deployment(GenerateDeployment).options(**deployment_options(f"generate-{task}", d.generate))
             adapter = {"adapter": folder, "adapter_task": task, "adapter_store": str(store)}
             handles[task] = tuned.bind(settings.models.generator_engine, settings.models.generator,
                                        str(settings.models.cache_dir.expanduser()), {**engine_options, **adapter},
@@ -141,7 +142,7 @@ def _local_deployment(task: str) -> str:
 
 
 def gate_config(deployment: str, knobs: DeploymentSettings) -> dict[str, Any]:
-    """The router's queue in front of one deployment (see serving.router.scheduler)."""
+    """The router's queue in front of one deployment (see serving.pipeline.scheduler)."""
     return {"deployment": deployment, "per_replica": knobs.max_ongoing_requests, "max_queued": knobs.max_queued_requests}
 
 
@@ -161,7 +162,7 @@ def generate_engine_options(spec: TaskArgs, extra: dict[str, Any]) -> dict[str, 
     return options
 
 
-def build_cluster_application(args: ClusterArgs) -> Application:
+def _cluster_application(args: ClusterArgs) -> Application:
     """The operator's shape: one deployment per TaskModel; serveConfigV2 supplies replicas and resources by name."""
     settings = Settings(**args.settings)
     d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
@@ -178,14 +179,14 @@ def build_cluster_application(args: ClusterArgs) -> Application:
                                           args.profiles.model_dump())
         else:
             options = generate_engine_options(spec, settings.models.engine_options)
-            generate = serve.deployment(GenerateDeployment).options(name=task.value)
+            generate = _deployment(GenerateDeployment).options(name=task.value)
             handles[task.value] = generate.bind(spec.engine, spec.model, str(settings.models.cache_dir.expanduser()),
                                                 options, traced, settings.models.allow_network)
     return _router(settings, handles, args.profiles.model_dump(), gates)
 
 
 def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
-    deployment = serve.deployment(RedactDeployment).options(**deployment_options(name, knobs))
+    deployment = _deployment(RedactDeployment).options(**deployment_options(name, knobs))
     return deployment.bind(settings.models.spacy, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"),
                            settings.models.pii)
 
@@ -193,21 +194,29 @@ def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
 def _intent(settings: Settings, knobs: DeploymentSettings, name: str, profile_source: dict | None):
     """The classify deployment reads the router's profile source too: it builds each taxonomy's index when the
     profile is loaded or changes, not on its first request."""
-    deployment = serve.deployment(IntentDeployment).options(**deployment_options(name, knobs))
+    deployment = _deployment(IntentDeployment).options(**deployment_options(name, knobs))
     profiles = {**(profile_source or {"source": "folder"}), "folder": str(settings.profiles_dir),
                 "interval_s": settings.profile_poll_interval_s}
     return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s,
                            settings.tracing.model_dump(mode="json"), profiles)
 
 
+def _deployment(cls: type) -> Deployment:
+    """`serve.deployment(cls)`; Ray's overloads type a bare class argument as the decorator-factory form."""
+    return cast(Deployment, serve.deployment(cls))
+
+
 def _router(settings: Settings, handles: dict, profile_source: dict | None, gates: dict) -> Application:
-    router = serve.deployment(Ingress).options(**deployment_options("router", settings.deployments.router))
+    router = _deployment(Ingress).options(**deployment_options("router", settings.deployments.router))
     return router.bind(settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"}, gates)
 
 
-def build_app(args: dict[str, Any] | None) -> Application:
-    """Entry point for `serve run serving.app:build_app` and KubeRay's serveConfigV2."""
+def build_app(args: Settings | dict[str, Any] | None = None) -> Application:
+    """The application for `switchboard run` (Settings), `serve run serving.app:build_app` (Settings fields) and
+    KubeRay's serveConfigV2 (the cluster shape)."""
+    if isinstance(args, Settings):
+        return _local_application(args)
     args = dict(args or {})
     if "tasks" in args or "profiles" in args:
-        return build_cluster_application(ClusterArgs.model_validate(args))
-    return build_application(Settings(**args))
+        return _cluster_application(ClusterArgs.model_validate(args))
+    return _local_application(Settings(**args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -117,7 +118,7 @@ def _serve_forever(settings) -> int:
     import ray
     from ray import serve
 
-    from serving.app import APP_NAME, build_application
+    from serving.app import APP_NAME, build_app
     from serving.deployments.proxy import CALLBACK, CALLBACK_ENV
 
     stop = threading.Event()
@@ -126,10 +127,10 @@ def _serve_forever(settings) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault(CALLBACK_ENV, CALLBACK)  # Ray's HTTP proxy inherits it: a dead router replica's requests retried
     started = time.monotonic()
-    ray.init(address=settings.ray_address, include_dashboard=False, logging_level="warning")
+    ray.init(address=settings.ray_address, include_dashboard=False, logging_level=logging.WARNING)
     try:
         serve.start(http_options={"host": settings.host, "port": settings.port})
-        serve.run(build_application(settings), name=APP_NAME, route_prefix="/", blocking=False)
+        serve.run(build_app(settings), name=APP_NAME, route_prefix="/", blocking=False)
         base = f"http://{settings.host}:{settings.port}"
         _wait_ready(httpx, base, stop)
         print(_banner(base, time.monotonic() - started), flush=True)

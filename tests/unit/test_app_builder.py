@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.app import build_application, deployment_options
+from serving.app import build_app, deployment_options
 from serving.settings import DeploymentSettings, Settings
 
 
@@ -17,13 +17,13 @@ def test_fixed_replicas_when_min_equals_max():
 def test_router_queues_sized_from_each_deployment():
     """The router's gate per deployment: generative tasks without an adapter share the local `generate` deployment's
     queue; a task whose adapter passes the gate (summarize ships one) has its own `generate-<task>` deployment."""
-    app = build_application(Settings())
+    app = build_app(Settings())
     gates = app._bound_deployment.init_args[3]
     assert gates["redact"] == {"deployment": "redact", "per_replica": 32, "max_queued": 64}
     assert {gates[t]["deployment"] for t in ("score-quality", "reply")} == {"generate"}
     assert gates["summarize"]["deployment"] == "generate-summarize"
     assert gates["reply"]["per_replica"] == Settings().deployments.generate.max_ongoing_requests
-    untuned = build_application(Settings(models={"adapters": {}}))._bound_deployment.init_args[3]
+    untuned = build_app(Settings(models={"adapters": {}}))._bound_deployment.init_args[3]
     assert {untuned[t]["deployment"] for t in ("summarize", "score-quality", "reply")} == {"generate"}
 
 
@@ -49,7 +49,7 @@ def _deployments(app) -> dict:
 
 
 def test_all_tasks_deployed_and_fit_two_cores():
-    deployments = _deployments(build_application(Settings()))
+    deployments = _deployments(build_app(Settings()))
     assert set(deployments) == {"router", "redact", "classify-intent", "generate", "generate-summarize"}
     cpus = sum(d.ray_actor_options["num_cpus"] for d in deployments.values())
     assert cpus <= 2.0, f"default reservations ({cpus} CPUs) must fit a 2-core laptop"
@@ -57,7 +57,7 @@ def test_all_tasks_deployed_and_fit_two_cores():
 
 
 def test_generative_tasks_can_be_switched_off():
-    deployments = _deployments(build_application(Settings(models={"generator_engine": "none"})))
+    deployments = _deployments(build_app(Settings(models={"generator_engine": "none"})))
     assert "generate" not in deployments
 
 
@@ -71,7 +71,7 @@ def test_the_operators_serve_config_args_build_one_deployment_per_task_model():
     docs = list(yaml.safe_load_all((SAMPLES / "taskmodels" / "cpu.yaml").read_text()))
     models = [AcceptedModel(d["metadata"]["name"], "uid-" + d["metadata"]["name"], TaskModelSpec.model_validate(d["spec"]))
               for d in docs]
-    app = __import__("serving.app", fromlist=["build_app"]).build_app(app_args("support", models))
+    app = build_app(app_args("support", models))
     deployments = _deployments(app)
     assert set(deployments) == {"router"} | {m.spec.task.value for m in models}
     router = deployments["router"]
