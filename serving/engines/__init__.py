@@ -24,7 +24,7 @@ def create_engine(kind: str, model_path: str | os.PathLike, **options: Any) -> E
     if kind == "fake":
         from serving.engines.fake import FakeEngine
 
-        return FakeEngine(model_path, **options)
+        return FakeEngine(str(model_path), **options)
     if kind == "transformers":
         from serving.engines.transformers_engine import TransformersEngine
 

@@ -54,7 +54,7 @@ class GenerationRequest:
             _check(isinstance(self.prompt, str), "prompt", "must be a string")
         else:
             _check(isinstance(self.messages, list) and bool(self.messages), "messages", "must be a non-empty list")
-            for i, message in enumerate(self.messages):
+            for i, message in enumerate(self.messages or []):
                 _check_message(i, message)
         _check(self.json_schema is None or isinstance(self.json_schema, dict), "json_schema", "must be an object")
 

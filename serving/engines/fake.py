@@ -10,6 +10,7 @@ from serving.engines._batching import MicroBatcher
 from serving.engines.base import (
     EngineHealth,
     EngineStats,
+    FinishReason,
     GenerationRequest,
     GenerationResult,
     check_schema,
@@ -111,7 +112,7 @@ class FakeEngine:
             return self._answer_json(request)
         max_tokens = request.sampling.max_tokens
         words = ["echo:", *_last_user(request).split()]
-        finish = "length" if len(words) > max_tokens else "stop"
+        finish: FinishReason = "length" if len(words) > max_tokens else "stop"
         text, stopped = cut_at_stop(" ".join(words[:max_tokens]), request.sampling.stop)
         if stopped:
             finish = "stop"
@@ -124,7 +125,7 @@ class FakeEngine:
         # more than max_tokens; it then reports "length".
         words = len(text.split())
         parsed = parse_json_output(text, request.json_schema or {})
-        finish = "length" if words > request.sampling.max_tokens else "stop"
+        finish: FinishReason = "length" if words > request.sampling.max_tokens else "stop"
         return GenerationResult(text, _tokens_in(request), min(words, request.sampling.max_tokens), finish, parsed=parsed)
 
 

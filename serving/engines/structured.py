@@ -111,7 +111,9 @@ def _walk_array(node: Array) -> Walk:
                 return value
         elif i:
             yield Emit(", ")
-        value.append((yield from walk(node.prefix[i] if i < len(node.prefix) else node.items)))
+        item = node.prefix[i] if i < len(node.prefix) else node.items
+        assert item is not None, "the planner caps max_items at the prefix when there is no `items`"
+        value.append((yield from walk(item)))
     yield Emit("]")
     return value
 

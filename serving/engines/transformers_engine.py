@@ -19,6 +19,7 @@ from serving.engines._batching import MicroBatcher
 from serving.engines.base import (
     EngineHealth,
     EngineStats,
+    FinishReason,
     GenerationRequest,
     GenerationResult,
     SamplingParams,
@@ -103,7 +104,8 @@ class TransformersEngine:
         job = replace(self._prepare(request), sink=lambda token: loop.call_soon_threadsafe(tokens.put_nowait, token))
         # A stream is one row of the shared micro-batch, next to non-streamed requests and other streams.
         done = asyncio.ensure_future(self._batcher.submit(job))
-        scanner, chunks, ids = StopScanner(job.sampling.stop), [job.prefix] if job.prefix else [], []
+        scanner, chunks = StopScanner(job.sampling.stop), [job.prefix] if job.prefix else []
+        ids: list[int] = []
         try:
             if job.prefix:
                 yield job.prefix
@@ -246,8 +248,9 @@ class TransformersEngine:
             groups.setdefault(job.group_key(), []).append(i)
         for indexes in groups.values():
             group = [jobs[i] for i in indexes]
+            outputs: list[GenerationResult | BaseException]
             try:
-                outputs = self._generate_group(group)
+                outputs = list(self._generate_group(group))
             except SwitchboardError as exc:
                 outputs = [exc] * len(group)
             results.update(zip(indexes, outputs))
@@ -289,7 +292,7 @@ class TransformersEngine:
         end = next((k for k, token in enumerate(ids) if token in self._eos_ids), None)
         body = self._tokenizer.decode(ids[:end], skip_special_tokens=True)
         tokens_out = len(ids) if end is None else end + 1
-        finish = "stop" if end is not None else "length"
+        finish: FinishReason = "stop" if end is not None else "length"
         text, stopped = cut_at_stop(job.prefix + body, job.sampling.stop)
         if stopped:
             finish, tokens_out = "stop", self._count(text[len(job.prefix) :])
@@ -302,7 +305,7 @@ class TransformersEngine:
         tokens_out = len(ids) if end is None else end + 1
         if stopped:
             tokens_out = self._count(text[len(job.prefix) :])
-        finish = "stop" if stopped or end is not None else "length"
+        finish: FinishReason = "stop" if stopped or end is not None else "length"
         parsed = parse_json_output(text, request.json_schema) if request.json_schema is not None else None
         return GenerationResult(text, job.tokens_in, tokens_out, finish, parsed=parsed)
 
@@ -322,7 +325,7 @@ class TransformersEngine:
         except (RuntimeError, ValueError, IndexError) as exc:
             raise TaskFailed(f"structured generation failed in the transformers engine: {type(exc).__name__}") from exc
         parsed = parse_json_output(text, schema or {})  # valid by construction; checked all the same
-        finish = "length" if decoder.cut_short else "stop"
+        finish: FinishReason = "length" if decoder.cut_short else "stop"
         return GenerationResult(text, job.tokens_in, self._count(text), finish, parsed=parsed)
 
 

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 from serving.engines.base import (
     EngineHealth,
     EngineStats,
+    FinishReason,
     GenerationRequest,
     GenerationResult,
     SamplingParams,
@@ -23,7 +24,7 @@ from serving.errors import ConfigError, InvalidRequest, ModelNotReady, Switchboa
 
 _DEAD = {"EngineDeadError", "AsyncEngineDeadError"}
 _CLIENT = {"VLLMClientError", "VLLMValidationError"}
-_FINISH = {"stop": "stop", "length": "length"}
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 _GIB = 1 << 30
 # Eager mode: vLLM's torch.compile warm-up takes minutes on a few CPU cores and gains little for a small model.
 DEFAULT_ENGINE_ARGS: dict[str, Any] = {"dtype": "auto", "enforce_eager": True}
