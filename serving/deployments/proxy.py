@@ -1,4 +1,4 @@
-"""Ray Serve HTTP proxy middleware: a request whose router replica died before answering is sent once more, or answered.
+"""Ray Serve HTTP proxy middlewares: header limits, and a request whose router replica died is replayed or answered.
 
 When a router replica dies (OOM kill, node loss) with requests in flight, Ray Serve's proxy sends those requests'
 clients a bare `500 Internal Server Error` (http_util.get_http_response_status maps RayActorError to 500 and
@@ -9,6 +9,9 @@ creation) and a second loss get an explicit `503` with Retry-After and a JSON er
 
 The body is recorded as the replica reads it, never read ahead (a stalled body is still the router's to time out),
 and only up to MAX_REPLAY_BYTES; a response that has started is never replayed.
+
+Header limits: Serve's uvicorn (httptools) takes headers of any size and number and Serve exposes no setting for them,
+so requests over Envoy's defaults (100 headers, 60 KiB) get 431 here, before a router replica spends anything on them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ MAX_REPLAY_BYTES = 1 << 20
 RETRY_AFTER_S = 2
 # A replayed request waits this long for a live router replica to start answering; then it is a 503.
 REPLAY_START_TIMEOUT_S = 10.0
+MAX_HEADERS = 100  # Envoy's max_headers_count default
+MAX_HEADER_BYTES = 60 * 1024  # Envoy's max_request_headers_kb default
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -42,7 +47,24 @@ def middlewares() -> list:
     """The callback Ray's proxy calls at start-up: a list of Starlette middlewares."""
     from starlette.middleware import Middleware
 
-    return [Middleware(ReplicaLossRetry)]
+    return [Middleware(ReplicaLossRetry), Middleware(HeaderLimits)]  # the last one listed runs first
+
+
+class HeaderLimits:
+    def __init__(self, app: ASGIApp, max_headers: int = MAX_HEADERS, max_bytes: int = MAX_HEADER_BYTES):
+        self.app, self.max_headers, self.max_bytes = app, max_headers, max_bytes
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        headers = scope.get("headers") or [] if scope.get("type") == "http" else []
+        size = sum(len(k) + len(v) for k, v in headers)
+        if len(headers) > self.max_headers:
+            await _refuse(scope, send, 431, "request_header_fields_too_large",
+                          f"{len(headers)} headers; at most {self.max_headers} are accepted")
+        elif size > self.max_bytes:
+            await _refuse(scope, send, 431, "request_header_fields_too_large",
+                          f"headers of {size} bytes; at most {self.max_bytes} are accepted")
+        else:
+            await self.app(scope, receive, send)
 
 
 class ReplicaLossRetry:
@@ -133,17 +155,24 @@ class _Attempt:
 
 
 async def _unavailable(scope: MutableMapping[str, Any], send: Send) -> None:
+    await _refuse(scope, send, 503, "unavailable",
+                  "the router replica serving this request stopped before answering; retry after the Retry-After delay",
+                  retry_after_s=RETRY_AFTER_S)
+
+
+async def _refuse(scope: MutableMapping[str, Any], send: Send, status: int, code: str, message: str,
+                  retry_after_s: int | None = None) -> None:
     """The router's error body (OpenAI-shaped on the OpenAI routes), with the id Ray's proxy gave the request."""
-    message = "the router replica serving this request stopped before answering; retry after the Retry-After delay"
-    request_id = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode() or None
+    request_id = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode(errors="replace")[:64] or None
     if scope.get("path", "").startswith(("/v1/chat/", "/v1/models")):
-        error = {"message": message, "type": "unavailable", "param": None, "code": "unavailable"}
+        error = {"message": message, "type": code, "param": None, "code": code}
     else:
-        error = {"type": "unavailable", "message": message, "field": None, "request_id": request_id}
+        error = {"type": code, "message": message, "field": None, "request_id": request_id}
     body = json.dumps({"error": error}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"retry-after", str(RETRY_AFTER_S).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after_s is not None:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
     if request_id:
         headers.append((b"x-request-id", request_id.encode()))
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,5 @@
-"""A replica SIGKILLed mid-load, as an OOM kill or a lost node would: what clients and a running batch job see.
+"""A replica SIGKILLed mid-load, as an OOM kill or a lost node would: what clients and a running batch job see; and
+the edge middlewares in Serve's own proxy.
 
 Real local Ray and Ray Serve (`switchboard run`, the controller replacing the dead replica, its HTTP proxy with
 Switchboard's replay middleware, the batch worker resuming in the surviving router). Faked: the generative engine is
@@ -61,3 +62,14 @@ def test_a_killed_replica_costs_no_request_and_no_batch_line(platform, deploymen
     assert batch["status"] == "completed", batch
     assert (batch["lost"], batch["duplicated"], batch["in_input_order"]) == (0, 0, True), batch
     assert batch["answered"] == batch["lines"], batch
+
+
+def test_serve_s_own_proxy_runs_the_edge_middlewares(platform):
+    """The same proxy (Ray's, configured through RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH) refuses 101 headers."""
+    import httpx
+
+    headers = {f"x-extra-{i}": "1" for i in range(101)}
+    r = httpx.get(f"{platform['base']}/healthz", headers=headers, timeout=10)
+    assert r.status_code == 431, r.text
+    assert "at most 100" in r.json()["error"]["message"]
+    assert httpx.get(f"{platform['base']}/healthz", timeout=10).status_code == 200

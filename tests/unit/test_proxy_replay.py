@@ -15,7 +15,7 @@ import pytest
 
 from operators.switchboard_operator.raycluster import PROXY_CALLBACK
 from serving.deployments import proxy
-from serving.deployments.proxy import ReplicaLossRetry, replayable
+from serving.deployments.proxy import HeaderLimits, ReplicaLossRetry, replayable
 
 
 class FakeProxy:
@@ -46,7 +46,8 @@ class FakeProxy:
         await send({"type": "http.response.body", "body": b'{"echo": ' + json.dumps(body.decode()).encode() + b"}"})
 
 
-def _call(app, method="POST", path="/v1/tasks/summarize", chunks=(b'{"transcript": ', b'"hi"}'), disconnect=False):
+def _call(app, method="POST", path="/v1/tasks/summarize", chunks=(b'{"transcript": ', b'"hi"}'), disconnect=False,
+          headers=((b"x-request-id", b"req-1"),)):
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
     sent: list[dict] = []
 
@@ -60,7 +61,7 @@ def _call(app, method="POST", path="/v1/tasks/summarize", chunks=(b'{"transcript
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "headers": [(b"x-request-id", b"req-1")]}
+    scope = {"type": "http", "method": method, "path": path, "headers": list(headers)}
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
     return sent
 
@@ -135,4 +136,20 @@ def test_every_ray_pod_installs_the_middleware_ray_calls_back():
 
     assert PROXY_CALLBACK == (proxy.CALLBACK_ENV, proxy.CALLBACK)
     middlewares = validate_http_proxy_callback_return(call_function_from_import_path(proxy.CALLBACK))
-    assert [m.cls for m in middlewares] == [ReplicaLossRetry]
+    assert [m.cls for m in middlewares] == [ReplicaLossRetry, HeaderLimits]
+
+
+@pytest.mark.parametrize(("headers", "says"), [
+    ([(b"x-h%d" % i, b"1") for i in range(101)], "101 headers; at most 100"),
+    ([(b"authorization", b"Bearer " + b"x" * 8 * 1024 * 1024)], "at most 61440 are accepted"),
+])
+def test_too_many_or_too_large_headers_get_431_before_any_replica_sees_them(headers, says):
+    inner = FakeProxy(dead=0)
+    sent = _call(HeaderLimits(inner), headers=headers)
+    assert _status(sent) == 431 and inner.calls == []
+    assert says in json.loads(sent[1]["body"])["error"]["message"]
+
+
+def test_ordinary_headers_pass():
+    inner = FakeProxy(dead=0)
+    assert _status(_call(HeaderLimits(inner), headers=[(b"authorization", b"Bearer sb-key"), (b"x-request-id", b"r")])) == 200
