@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -204,7 +204,7 @@ class Settings(BaseSettings):
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:
     """Read settings once; a wrong value raises ConfigError naming the variable and what is wrong."""
     secrets = secrets_dir or Path(os.environ.get("SWITCHBOARD_SECRETS_DIR", DEFAULT_SECRETS_DIR))
-    kwargs = {"_secrets_dir": secrets} if secrets.is_dir() else {}
+    kwargs: dict[str, Any] = {"_secrets_dir": secrets} if secrets.is_dir() else {}
     try:
         return Settings(**kwargs, **overrides)
     except ValidationError as exc:

@@ -100,7 +100,7 @@ def _parse_uri(raw: str, text: str) -> ModelRef:
         raise _bad(raw, f"{bucket!r} is not a valid bucket name (3-63 lower-case letters, digits, '.', '-')")
     if not key:
         raise _bad(raw, "give the folder that holds the model after the bucket (s3://bucket/path/to/model)")
-    return ModelRef(kind, raw, bucket=bucket, key=key)
+    return ModelRef("s3" if kind == "s3" else "gcs", raw, bucket=bucket, key=key)
 
 
 def _parse_hub(raw: str, text: str) -> ModelRef:

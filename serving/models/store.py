@@ -159,6 +159,7 @@ def _fetch(ref: ModelRef, dest: Path) -> None:
     if ref.kind == "hub":
         from huggingface_hub import snapshot_download
 
+        assert ref.repo_id is not None, "a hub reference has a repo id"
         snapshot_download(repo_id=ref.repo_id, revision=ref.revision, local_dir=dest)
         return
     import fsspec  # s3fs / gcsfs provide the protocols

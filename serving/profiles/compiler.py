@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from serving.errors import ProfileError
 from serving.profiles.model import TenantProfileDocument, TenantProfileSpec, spec_version
@@ -79,7 +80,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(f"{_loc(e['loc']) or '(root)'}: {_msg(e)}" for e in exc.errors())
 
 
-def _msg(err: dict) -> str:
+def _msg(err: ErrorDetails) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         return "unknown field"

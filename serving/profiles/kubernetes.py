@@ -6,7 +6,7 @@ import asyncio
 import base64
 import logging
 import threading
-from typing import Any
+from typing import Any, cast
 
 from serving.errors import ProfileError
 from serving.profiles.compiler import parse_document
@@ -115,7 +115,7 @@ class KubernetesProfileSource:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            listing = self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+            listing = cast(dict[str, Any], self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL))
         except ApiException as exc:
             raise ProfileError(f"cannot list TenantProfiles in {self.namespace}: {exc.status} {exc.reason}") from None
         items = {self._origin(i): i for i in listing.get("items", [])}
