@@ -18,8 +18,13 @@ def base_folder(ref: str) -> Path:
     return model_folder(ref, "config.json", "PII base model", field="models.pii")
 
 
-def load_token_classifier(folder: Path, card: dict) -> tuple[Any, Any, list[str]]:
-    """(tokenizer, merged model in eval mode, BIO tag per class id)."""
+DTYPES = ("auto", "float32", "bfloat16")
+
+
+def load_token_classifier(folder: Path, card: dict, dtype: str = "auto") -> tuple[Any, Any, list[str]]:
+    """(tokenizer, merged model in eval mode, BIO tag per class id). `dtype` "auto": bfloat16 where the CPU computes
+    it natively (AVX512-BF16 or AMX; about 2x the float32 speed, the same spans on the generated dev set), else
+    float32."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch  # noqa: F401  (fails early and clearly when torch is missing)
     from peft import PeftModel
@@ -39,7 +44,27 @@ def load_token_classifier(folder: Path, card: dict) -> tuple[Any, Any, list[str]
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    return tokenizer, model.eval(), tags
+    return tokenizer, model.to(torch_dtype(dtype)).eval(), tags
+
+
+def torch_dtype(dtype: str) -> Any:
+    """The torch dtype for a DTYPES name ("auto": bfloat16 only with native CPU support); ConfigError otherwise."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"PII model dtype {dtype!r}: expected one of {list(DTYPES)}", field="models.pii")
+    if dtype == "auto":
+        return torch.bfloat16 if _native_bf16() else torch.float32
+    return getattr(torch, dtype)
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without the probe: stay on float32
+        return False
 
 
 def token_predictions(tokenizer: Any, model: Any, tags: Sequence[str], texts: Sequence[str], card: dict,

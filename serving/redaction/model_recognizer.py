@@ -39,7 +39,7 @@ def entity_map(labels: Sequence[str], supported: Sequence[str]) -> dict[str, str
     out = {}
     for label in labels:
         target = label if label in supported else FALLBACK.get(label)
-        if target in supported:
+        if target is not None and target in supported:
             out[label] = target
     return out
 
@@ -104,14 +104,14 @@ class ModelPiiRecognizer(EntityRecognizer):
 
     `folder` holds `pii_model.json` and the PEFT adapter; the base MiniLM comes from its installed package.
     `score_scale` multiplies the model's mean token probability, so that checksum-validated pattern results
-    (score 1.0) win an overlap against the model."""
+    (score 1.0) win an overlap against the model. `dtype`: serving.redaction.model_loading.DTYPES."""
 
     def __init__(self, folder: str | Path, supported: Sequence[str], *, score_scale: float = 0.9,
-                 batch_size: int = 32, name: str = "ModelPiiRecognizer"):
+                 batch_size: int = 32, dtype: str = "auto", name: str = "ModelPiiRecognizer"):
         self._folder = resolve_folder(str(folder))
         self._card = json.loads((self._folder / CARD).read_text())
         self._map = entity_map(self._card["labels"], supported)
-        self._scale, self._batch_size = score_scale, batch_size
+        self._scale, self._batch_size, self._dtype = score_scale, batch_size, dtype
         self._cache: dict[str, list[tuple[str, int, int, float]]] = {}
         self._lock = threading.Lock()
         super().__init__(supported_entities=sorted(set(self._map.values())), name=name, supported_language="en")
@@ -120,7 +120,7 @@ class ModelPiiRecognizer(EntityRecognizer):
         """Build the base MiniLM with the adapter merged in (about 1 s); ConfigError when a part is missing."""
         from serving.redaction.model_loading import load_token_classifier
 
-        self._tokenizer, self._model, self._tags = load_token_classifier(self._folder, self._card)
+        self._tokenizer, self._model, self._tags = load_token_classifier(self._folder, self._card, self._dtype)
 
     def analyze(self, text: str, entities: List[str], nlp_artifacts: Optional[NlpArtifacts] = None):
         """The detector's spans of the wanted entity types, as fresh RecognizerResults."""
