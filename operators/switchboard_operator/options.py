@@ -44,8 +44,8 @@ class RouterOptions(BaseModel):
     worker_memory: str = Field("4Gi", description="Smallest memory size of a worker pod.")
     router_pool: str = Field("cpu", description="Node pool (worker group) the router runs in.")
     router_num_cpus: float = Field(0.1, gt=0, description="CPUs per router replica.")
-    router_min_replicas: int = Field(1, ge=1)
-    router_max_replicas: int = Field(2, ge=1)
+    router_min_replicas: int = Field(2, ge=1)  # one survives a router replica's death (the chart's default)
+    router_max_replicas: int = Field(3, ge=1)
     router_target_ongoing_requests: float = Field(64, gt=0)
     router_max_ongoing_requests: int = Field(256, ge=1)
     serve_service_name: str | None = Field(
