@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import os
+from typing import Any
 
 import kopf
 
@@ -20,7 +21,7 @@ def options_from_env(environ: dict[str, str]) -> RouterOptions:
     """RouterOptions from SWITCHBOARD_OPERATOR_<FIELD> variables; RAY_ENV_<NAME> entries go to the Ray containers."""
     fields = {k.lower(): v for k, v in ((k.removeprefix(ENV_PREFIX), v) for k, v in environ.items() if k.startswith(ENV_PREFIX))}
     env = tuple(sorted((k.removeprefix("ray_env_").upper(), v) for k, v in fields.items() if k.startswith("ray_env_")))
-    known = {k: v for k, v in fields.items() if k in RouterOptions.model_fields}
+    known: dict[str, Any] = {k: v for k, v in fields.items() if k in RouterOptions.model_fields}
     if "serve_service_annotations" in known:  # a JSON object (the chart writes toJson of the values)
         known["serve_service_annotations"] = json.loads(known["serve_service_annotations"] or "{}")
     for name in ("image_pull_secrets", "key_secrets"):  # comma-separated Secret names

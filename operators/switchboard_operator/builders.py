@@ -115,7 +115,7 @@ def app_args(namespace: str, models: list[AcceptedModel]) -> dict[str, Any]:
 
 def _task_args(model: AcceptedModel) -> dict[str, Any]:
     spec = model.spec
-    args = {
+    args: dict[str, Any] = {
         "taskModel": model.name,
         "model": spec.model,
         "modelSource": spec.source_kind,

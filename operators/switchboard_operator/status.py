@@ -18,7 +18,7 @@ def now() -> str:
 
 def condition(type_: str, ok: bool | None, reason: str, message: str, generation: int | None, at: str) -> dict[str, Any]:
     status = "Unknown" if ok is None else ("True" if ok else "False")
-    cond = {"type": type_, "status": status, "reason": reason, "message": message[:1000], "lastTransitionTime": at}
+    cond: dict[str, Any] = {"type": type_, "status": status, "reason": reason, "message": message[:1000], "lastTransitionTime": at}
     if generation is not None:
         cond["observedGeneration"] = generation
     return cond

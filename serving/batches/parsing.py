@@ -97,6 +97,7 @@ def _parse_line(line: int, raw: bytes, default_task: str | None, max_bytes: int)
     if problem:
         return LineError(line, custom_id, f"line {line}: {problem}")
     task = item.get("task", default_task)
+    assert isinstance(task, str)  # _shape_problem checked it
     problem = _body_problem(task, item["body"])
     if problem:
         return LineError(line, custom_id, f"line {line}: {problem}", task)

@@ -30,6 +30,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -80,7 +81,7 @@ class BatchStore:
         self._meta_lock = threading.Lock()
 
     # --- batches -----------------------------------------------------------------------------------------------------
-    def create(self, tenant_id: str, raw: bytes, total: int, task: str | None = None, records: list[dict] = ()) -> BatchMeta:
+    def create(self, tenant_id: str, raw: bytes, total: int, task: str | None = None, records: Sequence[dict] = ()) -> BatchMeta:
         """A new queued batch holding `raw`, with `records` (lines that failed parsing) already in its results."""
         self.root.mkdir(parents=True, exist_ok=True)
         meta = BatchMeta(f"batch_{secrets.token_hex(12)}", tenant_id, total, time.time(), task=task)

@@ -90,7 +90,7 @@ class GenerateDeployment:
         from serving.models.store import ModelStore
 
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "generate")
-        self.labels = {"engine": engine, "model": model}
+        self.labels: dict[str, Any] = {"engine": engine, "model": model}
         store = ModelStore(cache_dir, allow_network=allow_network)  # network: cluster mode, for object storage
         path = model if engine == "fake" else store.resolve(model)
         options = dict(options or {})
