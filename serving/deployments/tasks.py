@@ -43,12 +43,17 @@ class IntentDeployment:
     pays for building one."""
 
     def __init__(self, embedding_model: str, batch_size: int = 32, batch_wait_s: float = 0.005,
-                 tracing_settings: dict | None = None, profiles: dict | None = None):
+                 tracing_settings: dict | None = None, profiles: dict | None = None, precision: str = "auto",
+                 threads: int | None = None):
         from serving.intent import IntentClassifier, SentenceEmbedder
         from serving.intent.warmup import start_warming
 
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "classify-intent")
-        classifier = IntentClassifier(SentenceEmbedder(embedding_model))
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        classifier = IntentClassifier(SentenceEmbedder(embedding_model, precision=precision))
         self.runner = TaskRunner(classifier=classifier)
         self.classify.set_max_batch_size(batch_size)
         self.classify.set_batch_wait_timeout_s(batch_wait_s)

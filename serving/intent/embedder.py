@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,10 +26,41 @@ class Embedder(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-class SentenceEmbedder:
-    """A sentence-transformers model loaded offline from an installed model package or a local folder."""
+PRECISIONS = ("auto", "float32", "bfloat16")
 
-    def __init__(self, model_ref: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu"):
+
+def native_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic in hardware (AVX512-BF16 or AMX-BF16; Linux /proc/cpuinfo flags).
+    Without it PyTorch emulates bfloat16, slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """`auto`: bfloat16 matrix products where the CPU has them natively, else float32. Measured on AMD EPYC (Zen 4,
+    AVX512-BF16), one thread: 32-utterance BANKING77 batches took 186 instead of 322-369 ms of CPU; accuracy moved by
+    0.03 points or less (BANKING77 5-shot 80.35 vs 80.37 %, northbank 89.03 vs 89.06 %, CLINC150 held-out 3-shot
+    86.13 vs 86.12 %) and CLINC150 out-of-scope recall at the validation-calibrated threshold by 0.2 (69.3 vs 69.5 %);
+    benchmarks/intent_fewshot.py and intent_clinc_oos.py take `--precision`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"embedding precision {precision!r}: one of {', '.join(PRECISIONS)}", field="precision")
+    if precision != "auto":
+        return precision
+    return "bfloat16" if device == "cpu" and native_bf16() else "float32"
+
+
+class SentenceEmbedder:
+    """A sentence-transformers model loaded offline from an installed model package or a local folder.
+
+    `precision="bfloat16"` runs the encoder's matrix products in bfloat16 (torch CPU autocast; weights, layer norms
+    and the pooled, normalised output stay float32); `auto` picks it where the CPU computes bfloat16 natively.
+    """
+
+    def __init__(self, model_ref: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu",
+                 precision: str = "auto"):
         overlay = _overlay(model_ref)
         folder = resolve_model_folder(overlay["base"] if overlay else model_ref)
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -38,6 +70,7 @@ class SentenceEmbedder:
         self.model_ref = model_ref
         self.folder = folder
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision, device)
         self._model: Any = SentenceTransformer(str(folder), device=device)
         if overlay:
             _apply_overlay(self._model, Path(model_ref), overlay)
@@ -47,10 +80,17 @@ class SentenceEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
+        with self._autocast():
+            vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                         normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def _autocast(self) -> Any:
+        import torch
+
+        if self.precision == "bfloat16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens the encoder reads per text: its tokenizer's ids with [CLS]/[SEP], capped at the model's max length."""
