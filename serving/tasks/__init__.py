@@ -1,6 +1,6 @@
-"""Tasks, in three roles (issue 16 gives them packages of their own): the vocabulary (catalog, entities, schemas,
-jobs), what a task does for one request (service, prompts, quality, conversation), and the replica side (runner,
-generation, local_backend)."""
+"""Tasks, in three roles: the vocabulary (catalog, entities, schemas, jobs), the pure policies a request uses
+(prompts, quality, conversation, restore; serving.pipeline runs them), and the replica side (runner, generation,
+local_backend). Issue 16 still wants the vocabulary and the replica side in packages of their own."""
 
 from serving.tasks.catalog import DESCRIPTIONS, GENERATIVE, Task
 
