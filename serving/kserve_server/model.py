@@ -97,6 +97,7 @@ class TaskPredictor(kserve.Model):
         self.max_text_chars = max_text_chars
         self.pipeline = Pipeline(self.backend, max_text_chars)
         self._watch: asyncio.Task | None = None
+        self.warmer: Any = None  # classify-intent: builds each taxonomy's index when its profile loads or changes
 
     @property
     def generator(self) -> Any:
@@ -112,6 +113,7 @@ class TaskPredictor(kserve.Model):
         runner.redactor = runner.redactor or _build_redactor(self.spacy_model, self.pii_model)
         if self.task is Task.CLASSIFY_INTENT:
             runner.classifier = runner.classifier or _build_classifier(self.embedding_model)
+            self.warmer = _warmer(runner.classifier, self.registry, self.source.interval_s)
         if self.task in GENERATIVE and self.backend.engine is None:
             self.backend.engine = self._build_engine()
         self.ready = True
@@ -167,7 +169,11 @@ class TaskPredictor(kserve.Model):
         """Follow profile changes (a ConfigMap update) from the first request on, in the server's event loop."""
         loop = asyncio.get_running_loop()
         if self._watch is None or self._watch.done() or self._watch.get_loop() is not loop:
-            self._watch = loop.create_task(self.source.watch())
+            self._watch = loop.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        """The profile source's watch and, for classify-intent, the index warm-up's, until cancelled."""
+        await asyncio.gather(self.source.watch(), *([self.warmer.watch()] if self.warmer is not None else []))
 
 
 def _mesh_key(origin: str, spec: TenantProfileSpec) -> str:
@@ -181,6 +187,17 @@ def _build_redactor(spacy_model: str, pii_model: str | None) -> Any:
     except ImportError as exc:
         raise ConfigError(f"redaction is not available in this image ({exc})") from None
     return Redactor(spacy_model=spacy_model, pii_model=pii_model)
+
+
+def _warmer(classifier: Any, registry: ProfileRegistry, interval_s: float) -> Any:
+    """Index warm-up for a real IntentClassifier (stand-ins without `warm` get none): built now, then on changes."""
+    if not hasattr(classifier, "warm"):
+        return None
+    from serving.intent.warmup import TaxonomyWarmer
+
+    warmer = TaxonomyWarmer(classifier, registry, interval_s)
+    warmer.warm_logged()
+    return warmer
 
 
 def _build_classifier(embedding_model: str) -> Any:

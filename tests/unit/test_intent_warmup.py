@@ -182,3 +182,18 @@ def test_classify_replica_builds_indexes_at_start_and_follows_profile_changes(tm
             task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_kserve_classify_server_builds_indexes_when_it_loads(tmp_path):
+    """The KServe task server's classify-intent model (HashEmbedder and the e-mail-only redactor stand in for the
+    encoder and Presidio: what is under test is when the index is built)."""
+    from serving.kserve_server.model import TaskPredictor
+    from tests.unit.test_kserve_task_model import EmailOnlyRedactor
+
+    shutil.copy(SAMPLES / "shopright.yaml", tmp_path / "shopright.yaml")
+    clf = IntentClassifier(HashEmbedder())
+    model = TaskPredictor("classify-intent", tmp_path, redactor=EmailOnlyRedactor(), classifier=clf)
+    assert not clf.has_index(_taxonomy(tmp_path / "shopright.yaml"))
+    assert model.load()
+    assert clf.has_index(_taxonomy(tmp_path / "shopright.yaml"))
+    model.stop()
