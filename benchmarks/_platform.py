@@ -81,6 +81,11 @@ def write_profiles(folder: Path) -> None:
 
 
 def start(env: dict, base: str, log: Path) -> subprocess.Popen:
+    try:
+        httpx.get(f"{base}/readyz", timeout=2)
+        raise SystemExit(f"something already answers on {base} (another platform still stopping?); use another --port")
+    except httpx.HTTPError:
+        pass  # nothing there: ours will be the one that answers
     cli = Path(sys.executable).with_name("switchboard")
     proc = subprocess.Popen([str(cli), "run"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
