@@ -1,6 +1,6 @@
 """Utterances/s and latency of 32-utterance classify-intent requests through the running platform (issue 17 targets).
 
-Usage: python benchmarks/intent_throughput.py [--requests 60] [--concurrency 1 4 8] [--batch 32]
+Usage: python benchmarks/intent_throughput.py [--requests 60] [--concurrency 1 4 8] [--batch 32] [--tenants ...]
        [--api http://127.0.0.1:8000 (a platform you started; else one is started on 127.0.0.1:8320)]
        [--out results/intent_throughput.json]
 
@@ -11,7 +11,10 @@ Each request is `{"texts": [32 BANKING77 test utterances]}` with NorthBank's tax
 The started platform runs with the generative engine off (`none`: only redact and classify-intent are deployed) and
 the tenants' request limits raised (admission still runs on every request). Target (issue 17): >= 500 utterances/s
 on 2 cores, p95 < 200 ms for one 32-utterance request. Measured on a machine shared with other jobs: the load average
-is printed before and after; read the figures with it.
+is printed before and after; read the figures with it. For the started platform each level also reports the CPU
+milliseconds per utterance its processes spent, by role (router, redact and classify-intent replicas, proxy, the rest),
+and the utterances/s that cost allows on the machine's cores when idle: a figure the other jobs do not distort.
+The encoder runs as the platform's settings say (SWITCHBOARD_MODELS__EMBEDDING_PRECISION, ..._EMBEDDING_THREADS).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import os
 import sys
 import tempfile
@@ -29,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import DATA, KEYS, RESULTS, ROOT, Platform, machine, quantiles_ms, raise_limits, sha256, write_result  # noqa: E402
+from _bench import DATA, KEYS, RESULTS, ROOT, Platform, machine, quantiles_ms, raise_limits, sha256, write_result
 
 PORT = 8320
 FAST_KEY = "sb-bench-northbank-noredact-5d1e"
@@ -52,10 +54,16 @@ def encoder_alone(batches: list[list[str]], requests: int) -> dict:
     time, at this moment's load: what the platform adds on top of the engine."""
     from serving.intent import IntentClassifier, SentenceEmbedder
     from serving.profiles import load_documents
+    from serving.settings import load_settings
 
     path = ROOT / "manifests" / "samples" / "northbank.yaml"
     [doc] = load_documents(path.read_text(encoding="utf-8"), str(path))
-    clf = IntentClassifier(SentenceEmbedder())
+    models = load_settings().models  # the encoder the platform serves (SWITCHBOARD_MODELS__EMBEDDING_PRECISION ...)
+    if models.embedding_threads:
+        import torch
+
+        torch.set_num_threads(models.embedding_threads)
+    clf = IntentClassifier(SentenceEmbedder(models.embedding, precision=models.embedding_precision))
     clf.classify_batch(batches[0], doc.spec.intents)  # index built, warm
     latencies = []
     for i in range(requests):
@@ -65,7 +73,44 @@ def encoder_alone(batches: list[list[str]], requests: int) -> dict:
     return {"utterances_per_s": round(requests * len(batches[0]) / sum(latencies), 1), "latency": quantiles_ms(latencies)}
 
 
-async def level(client, key: str, batches: list[list[str]], requests: int, concurrency: int) -> dict:
+def cpu_by_process(root_pid: int | None) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the platform's processes, by role: each Ray Serve replica by deployment
+    name, the HTTP proxy, the controller, and the rest (driver, GCS, raylet) as `other`. Empty without a root."""
+    import psutil
+
+    if root_pid is None:
+        return {}
+    try:
+        root = psutil.Process(root_pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return {}
+    out: dict[str, float] = {}
+    for proc in procs:
+        try:
+            times, cmd = proc.cpu_times(), " ".join(proc.cmdline()[:1])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        role = ("replica " + cmd.split(":")[-1] if cmd.startswith("ray::ServeReplica") else
+                "proxy" if cmd.startswith("ray::ProxyActor") else "controller" if cmd.startswith("ray::ServeController")
+                else "other")
+        out[role] = out.get(role, 0.0) + times.user + times.system
+    return out
+
+
+def cpu_per_utterance(before: dict[str, float], after: dict[str, float], utterances: int) -> dict:
+    """CPU milliseconds per utterance by role over one level, and the utterances/s that many idle cores could
+    sustain at that cost (the machine is shared: wall-clock figures measure the contention, this does not)."""
+    spent = {role: after[role] - before.get(role, 0.0) for role in after}
+    per = {role: round(1000 * cpu / max(1, utterances), 2) for role, cpu in sorted(spent.items()) if cpu > 0}
+    total = sum(spent.values()) / max(1, utterances)
+    cores = os.cpu_count() or 1
+    return {"cpu_ms_per_utterance": per, "cpu_ms_per_utterance_total": round(1000 * total, 2),
+            f"capacity_utterances_per_s_on_{cores}_idle_cores": round(cores / total, 1) if total else None}
+
+
+async def level(client, key: str, batches: list[list[str]], requests: int, concurrency: int,
+                root_pid: int | None = None) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors: dict[int, str] = {}
@@ -85,17 +130,21 @@ async def level(client, key: str, batches: list[list[str]], requests: int, concu
             if r.status_code == 200:
                 tokens += r.json()["usage"]["tokens_in"]
 
+    cpu_before = cpu_by_process(root_pid)
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     ok = statuses.get(200, 0)
+    # Per utterance sent: a request that missed its deadline was still encoded by the replica.
+    cpu = cpu_per_utterance(cpu_before, cpu_by_process(root_pid), requests * len(batches[0])) if root_pid else {}
     return {"concurrency": concurrency, "requests": requests, "statuses": statuses, "errors": errors,
-            "seconds": round(elapsed, 2),
+            "seconds": round(elapsed, 2), **cpu, "loadavg": list(os.getloadavg()),
             "utterances_per_s": round(ok * len(batches[0]) / elapsed, 1), "latency": quantiles_ms(latencies),
             "tokens_in_per_utterance": round(tokens / max(1, ok * len(batches[0])), 1)}
 
 
-async def measure(url: str, tenants: dict[str, str], batches, requests: int, levels: list[int]) -> dict:
+async def measure(url: str, tenants: dict[str, str], batches, requests: int, levels: list[int],
+                  root_pid: int | None = None) -> dict:
     import httpx
 
     out: dict = {}
@@ -103,12 +152,16 @@ async def measure(url: str, tenants: dict[str, str], batches, requests: int, lev
         (await client.get("/readyz")).raise_for_status()
         for tenant, key in tenants.items():
             await level(client, key, batches, 8, 2)  # warm-up: index built, replicas awake
-            out[tenant] = [await level(client, key, batches, max(requests, c), c) for c in levels]
+            out[tenant] = [await level(client, key, batches, max(requests, c), c, root_pid) for c in levels]
             for row in out[tenant]:
                 print(f"{tenant:20} concurrency {row['concurrency']:3}: {row['utterances_per_s']:7.1f} utterances/s "
                       f"(target >= {TARGET_UTT_S}), p95 {row['latency']['p95_ms']} ms per {len(batches[0])}-utterance "
-                      f"request (target < {TARGET_P95_MS}), p50 {row['latency']['p50_ms']} ms, {row['statuses']}",
-                      flush=True)
+                      f"request (target < {TARGET_P95_MS}), p50 {row['latency']['p50_ms']} ms, {row['statuses']}, "
+                      f"load {row['loadavg'][0]:.1f}", flush=True)
+                if "cpu_ms_per_utterance" in row:
+                    capacity = next(v for k, v in row.items() if k.startswith("capacity_"))
+                    print(f"  CPU ms per utterance {row['cpu_ms_per_utterance_total']} {row['cpu_ms_per_utterance']}"
+                          f" -> {capacity} utterances/s on {os.cpu_count()} idle cores", flush=True)
                 for status, body in row["errors"].items():
                     print(f"  {status}: {body}", flush=True)
     return out
@@ -120,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=60, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--batch", type=int, default=32, help="utterances per request")
+    parser.add_argument("--tenants", nargs="+", choices=["northbank-noredact", "northbank"],
+                        default=["northbank-noredact", "northbank"], help="started platform: which tenants to measure")
     parser.add_argument("--out", type=Path, default=RESULTS / "intent_throughput.json")
     args = parser.parse_args(argv)
     path = DATA / "banking77" / "test.csv"
@@ -143,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                 fast_tenant((ROOT / "manifests" / "samples" / "northbank.yaml").read_text()))
             env = {"SWITCHBOARD_MODELS__GENERATOR_ENGINE": "none", "SWITCHBOARD_PROFILES_DIR": temp}
             with Platform(PORT, env=env, log=RESULTS / "intent-throughput-platform.log") as platform:
-                tenants = {"northbank-noredact": FAST_KEY, "northbank": KEYS["northbank"]}
+                keys = {"northbank-noredact": FAST_KEY, "northbank": KEYS["northbank"]}
+                tenants = {tenant: keys[tenant] for tenant in args.tenants}
                 result["results"] = asyncio.run(measure(platform.url, tenants, batches, args.requests,
-                                                        args.concurrency))
+                                                        args.concurrency, platform.proc.pid if platform.proc else None))
                 result["startup_s"] = platform.startup_s
     print(f"load average after: {list(os.getloadavg())} (2 cores shared with other jobs)")
     write_result(args.out, result)

@@ -57,9 +57,12 @@ class SentenceEmbedder:
 
     `precision="bfloat16"` runs the encoder's matrix products in bfloat16 (torch CPU autocast; weights, layer norms
     and the pooled, normalised output stay float32); `auto` picks it where the CPU computes bfloat16 natively.
+    `batch_size` 16: each batch is padded to its longest utterance, and on 32- and 256-utterance BANKING77 groups
+    (sorted by length by sentence-transformers) 16 took about 20 % less CPU per utterance than 64 (bfloat16, one
+    thread: 4.1-4.5 against 5.4 ms).
     """
 
-    def __init__(self, model_ref: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu",
+    def __init__(self, model_ref: str = DEFAULT_MODEL, *, batch_size: int = 16, device: str = "cpu",
                  precision: str = "auto"):
         overlay = _overlay(model_ref)
         folder = resolve_model_folder(overlay["base"] if overlay else model_ref)

@@ -716,3 +716,19 @@ def test_throughput_benchmark_tenant_is_northbank_without_task_redaction():
     assert doc.spec.api_key.sha256 == hash_api_key(FAST_KEY)
     assert doc.spec.intents == sample_taxonomy("northbank")
     assert doc.spec.limits.requests_per_second >= 10_000  # capacity, not the sample quota, is measured
+
+
+def test_throughput_benchmark_reports_cpu_per_utterance_by_role():
+    import os
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from intent_throughput import cpu_by_process, cpu_per_utterance
+
+    row = cpu_per_utterance({"replica router": 1.0, "proxy": 2.0}, {"replica router": 1.5, "proxy": 2.0,
+                                                                    "replica classify-intent": 3.5}, 1000)
+    assert row["cpu_ms_per_utterance"] == {"replica classify-intent": 3.5, "replica router": 0.5}
+    assert row["cpu_ms_per_utterance_total"] == 4.0
+    assert row[f"capacity_utterances_per_s_on_{os.cpu_count()}_idle_cores"] == round((os.cpu_count() or 1) / 0.004, 1)
+    mine = cpu_by_process(os.getpid())
+    assert set(mine) == {"other"} and mine["other"] > 0  # this pytest process: no Ray roles
