@@ -1,6 +1,7 @@
 """Which queued request a task deployment serves next: interactive before batch, tenants by token-weighted fair share.
 
-Pure functions over queue state (no clock, no asyncio); `serving.pipeline.scheduler` holds the state and applies them.
+Pure functions over queue state (no clock, no asyncio; the classes are the profiles' PriorityClass values);
+`serving.pipeline.scheduler` holds the state and applies them.
 
 - Classes: `interactive` goes first. `batch` may hold at most `batch_max_share` of the deployment's window (so a
   running bulk job leaves room for live traffic), only `batch_live_share` of it while live traffic is about (queued,
@@ -19,9 +20,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-INTERACTIVE = "interactive"
-BATCH = "batch"
-CLASSES = (INTERACTIVE, BATCH)
+from serving.profiles.model import PriorityClass
+
+INTERACTIVE = PriorityClass.INTERACTIVE.value
+BATCH = PriorityClass.BATCH.value
+CLASSES = tuple(c.value for c in PriorityClass)  # the profiles' classes, interactive first
 
 
 @dataclass(frozen=True)
