@@ -95,7 +95,7 @@ def score(records: list[dict], predictions: list[list[tuple[str, int, int]]], re
 def score_spans(golds: list[list[tuple]], predictions: list[list[tuple[str, int, int]]], redacted: list[str],
           pii_chars: list[set[int]], texts: list[str], case_sensitive: bool = True) -> dict:
     """Per-type and overall (micro) precision, recall, F1, F2, the leak rate and over-redaction."""
-    tp_pred, fp, tp_gold, fn = Counter(), Counter(), Counter(), Counter()
+    tp_pred, fp, tp_gold, fn, leaked = Counter(), Counter(), Counter(), Counter(), Counter()
     leaks = gold_total = masked = over = clean = 0
     for gold, preds, out, pii, text in zip(golds, predictions, redacted, pii_chars, texts):
         preds = [p for p in preds if p[0] not in OUT_OF_SCOPE]
@@ -108,13 +108,15 @@ def score_spans(golds: list[list[tuple]], predictions: list[list[tuple[str, int,
             hit = any(p[0] == etype and start < p[2] and p[1] < end for p in preds)
             (tp_gold if hit else fn)[etype] += 1
             gold_total += 1
-            leaks += (value.strip() in out) if case_sensitive else (value.strip().lower() in out.lower())
+            leak = (value.strip() in out) if case_sensitive else (value.strip().lower() in out.lower())
+            leaks += leak
+            leaked[etype] += leak
         clean += sum(1 for i, c in enumerate(text) if i not in pii and not c.isspace())
     types = sorted(set(tp_pred) | set(fp) | set(tp_gold) | set(fn))
     per_type = {t: _prf(tp_pred[t], fp[t], tp_gold[t], fn[t]) for t in types}
     overall = _prf(sum(tp_pred.values()), sum(fp.values()), sum(tp_gold.values()), sum(fn.values()))
     return {"overall": overall, "per_type": per_type, "leak_rate": round(leaks / max(gold_total, 1), 4),
-            "leaked": leaks, "gold_strings": gold_total,
+            "leaked": leaks, "gold_strings": gold_total, "leaked_by_type": {t: k for t, k in leaked.most_common() if k},
             "over_redaction": {"chars": over, "masked_chars": masked, "share_of_masked": round(over / max(masked, 1), 4),
                                "share_of_clean_text": round(over / max(clean, 1), 4)}}
 
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"== Presidio synthetic set ({len(texts)} texts, every supported type)")
     print_types(runs)
     for name, result in runs.items():
-        print(table(name, result, len(texts)))
+        print(table(name, result, len(texts)) + f"  leaked by type {result['leaked_by_type']}")
     print(f"== held-out contact-centre turns ({len(turns)} turns, default policy)")
     print_types(heldout)
     for name, result in heldout.items():

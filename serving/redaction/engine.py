@@ -57,7 +57,6 @@ class Redactor:
         _drop_parser(self._nlp_engine)
         self._analyzer = build_analyzer(self._nlp_engine, custom=True, pii_model=pii_model, pii_dtype=pii_dtype)
         self._batched = [r for r in self._analyzer.registry.recognizers if hasattr(r, "prefetch")]
-        self._ner_only = ner_only_types(self._analyzer.registry.recognizers)
 
     def redact(
         self,
@@ -91,7 +90,7 @@ class Redactor:
         for recognizer in self._batched:  # one model pass over the batch, read back by analyze() per text
             if set(wanted) & set(recognizer.supported_entities):
                 recognizer.prefetch(texts)
-        for text, artifacts in zip(texts, self._artifacts(texts, ner=bool(self._ner_only & set(wanted)))):
+        for text, artifacts in zip(texts, self._artifacts(texts)):
             found = self._analyzer.analyze(
                 text, language=_LANGUAGE, entities=wanted, score_threshold=score_threshold, nlp_artifacts=artifacts
             )
@@ -103,14 +102,9 @@ class Redactor:
             results.append(apply_redaction(text, kept, mode, salt))
         return results
 
-    def _artifacts(self, texts: list[str], ner: bool = True) -> Iterable[Any]:
-        """spaCy's artifacts per text: the whole pipeline when a wanted type is one only its NER finds, else the
-        tokenizer alone, with lower-cased words as lemmas (what context enhancement reads); the tagger, lemmatizer and
-        NER cost about 95 % of spaCy's time."""
-        if ner:
-            batch = self._nlp_engine.process_batch(texts, language=_LANGUAGE, batch_size=32)
-            return (artifacts for _, artifacts in batch)
-        return (token_artifacts(doc, self._nlp_engine) for doc in self._nlp_engine.nlp[_LANGUAGE].tokenizer.pipe(texts))
+    def _artifacts(self, texts: list[str]) -> Iterable[Any]:
+        batch = self._nlp_engine.process_batch(texts, language=_LANGUAGE, batch_size=32)
+        return (artifacts for _, artifacts in batch)
 
 
 # --- building Presidio offline -----------------------------------------------------------------------------------
@@ -135,58 +129,24 @@ def build_nlp_engine(spacy_model: str) -> Any:
 
 def build_analyzer(nlp_engine: Any, custom: bool = True, pii_model: str | None = None, pii_dtype: str = "auto") -> Any:
     """An AnalyzerEngine with Presidio's predefined recognizers, plus ours when `custom`, plus the trained PII
-    detector when `pii_model` names its folder (ConfigError when that folder holds no model).
-
-    With the detector, spaCy's NER reports only the types the detector lacks (NRP, DATE_TIME): on the generated dev
-    set (benchmarks/redaction.py --dev) its PERSON and LOCATION results beside the detector's found nothing more and
-    cost precision (PERSON 0.79 against 0.99)."""
+    detector when `pii_model` names its folder (ConfigError when that folder holds no model)."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
     registry = RecognizerRegistry(supported_languages=[_LANGUAGE])
     registry.load_predefined_recognizers(languages=[_LANGUAGE], nlp_engine=nlp_engine)
-    detector = None
-    if pii_model and pii_model != "none":
-        from serving.redaction.entities import SUPPORTED_ENTITIES
-        from serving.redaction.model_recognizer import ModelPiiRecognizer
-
-        detector = ModelPiiRecognizer(pii_model, SUPPORTED_ENTITIES, dtype=pii_dtype)
     if custom:
         from serving.redaction.recognizers import custom_recognizers, needs_context, specific_dates
 
         for recognizer in custom_recognizers():
             registry.add_recognizer(recognizer)
         _wrap(registry, "NhsRecognizer", needs_context(["nhs", "health", "patient"]))
-        _wrap(registry, "SpacyRecognizer", _spacy_keep(specific_dates, detector.supported_entities if detector else ()))
-    if detector is not None:
-        registry.add_recognizer(detector)
+        _wrap(registry, "SpacyRecognizer", specific_dates)
+    if pii_model and pii_model != "none":
+        from serving.redaction.entities import SUPPORTED_ENTITIES
+        from serving.redaction.model_recognizer import ModelPiiRecognizer
+
+        registry.add_recognizer(ModelPiiRecognizer(pii_model, SUPPORTED_ENTITIES, dtype=pii_dtype))
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[_LANGUAGE])
-
-
-def _spacy_keep(keep: Any, covered: Sequence[str]) -> Any:
-    """`keep`, and not a type the trained detector covers."""
-    skip = frozenset(covered)
-    return lambda text, r: r.entity_type not in skip and keep(text, r)
-
-
-def ner_only_types(recognizers: Iterable[Any]) -> frozenset[str]:
-    """The entity types spaCy's NER is run for (pure over the registry): all the spaCy recognizer reports, less
-    those the trained detector covers (with the detector: NRP, DATE_TIME, ORGANIZATION)."""
-    spacy_types: set[str] = set()
-    detector: set[str] = set()
-    for r in recognizers:
-        if r.name.startswith("SpacyRecognizer"):
-            spacy_types.update(r.supported_entities)
-        elif r.name.startswith("ModelPiiRecognizer"):
-            detector.update(r.supported_entities)
-    return frozenset(spacy_types - detector)
-
-
-def token_artifacts(doc: Any, nlp_engine: Any) -> Any:
-    """Presidio's NlpArtifacts of a tokenized-only doc: no entities, lower-cased words as lemmas."""
-    from presidio_analyzer.nlp_engine import NlpArtifacts
-
-    return NlpArtifacts(entities=[], tokens=doc, tokens_indices=[t.idx for t in doc], lemmas=[t.lower_ for t in doc],
-                        nlp_engine=nlp_engine, language=_LANGUAGE, scores=[])
 
 
 def _drop_parser(nlp_engine: Any) -> None:

