@@ -34,10 +34,10 @@ def run_mode(ratio: float | None, requests: int) -> dict:
 
     from serving.engines.fake import FakeEngine
     from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_counter
+    from serving.replica.local_backend import LocalBackend
+    from serving.replica.runner import TaskRunner
     from serving.router import RouterContext, create_app
     from serving.settings import Settings
-    from serving.tasks.local_backend import LocalBackend
-    from serving.tasks.runner import TaskRunner
 
     class Drop(SpanExporter):
         def export(self, spans):

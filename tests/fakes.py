@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from serving.tasks import generation
+from serving.replica import generation
 from serving.tasks.catalog import GENERATIVE
 
 EMAIL = re.compile(r"\S+@\S+\.\w+")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from serving.errors import SwitchboardError
+from serving.replica import generation
 from serving.settings import TracingSettings
-from serving.tasks import generation
 from serving.tasks.jobs import GenerateJob
 from serving.telemetry import tracing
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ray import serve
 
+from serving.replica.runner import TaskRunner
 from serving.settings import TracingSettings
 from serving.tasks.jobs import IntentJob, RedactJob
-from serving.tasks.runner import TaskRunner
 from serving.telemetry import tracing
 
 

@@ -35,9 +35,9 @@ from serving.profiles.compiler import CompiledProfile, approximate_counter
 from serving.profiles.model import TenantProfileSpec
 from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import FolderProfileSource
+from serving.replica.local_backend import LocalBackend
+from serving.replica.runner import TaskRunner
 from serving.tasks.catalog import GENERATIVE, Task
-from serving.tasks.local_backend import LocalBackend
-from serving.tasks.runner import TaskRunner
 from serving.tasks.schemas import REQUEST_BODIES
 
 REQUEST_INPUT = "request"

@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 from serving.errors import NotFound
-from serving.tasks import generation
+from serving.replica import generation
+from serving.replica.runner import TaskRunner
 from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob
-from serving.tasks.runner import TaskRunner
 
 
 class LocalBackend:

@@ -438,9 +438,9 @@ def test_usage_counts_tokens_per_text_in_every_form():
 
     from serving.pipeline import steps
     from serving.profiles import approximate_counter, compile_profile
+    from serving.replica.local_backend import LocalBackend
+    from serving.replica.runner import TaskRunner
     from serving.tasks.catalog import Task
-    from serving.tasks.local_backend import LocalBackend
-    from serving.tasks.runner import TaskRunner
     from serving.tasks.schemas import ClassifyIntentRequest
 
     [doc] = load_documents((SAMPLES / "shopright.yaml").read_text(encoding="utf-8"), "shopright.yaml")
@@ -667,8 +667,8 @@ async def test_kserve_v2_classifies_texts_with_tokens_per_text():
 
 
 def test_runner_embeds_single_and_many_utterance_jobs_in_one_pass_and_splits_them_back():
+    from serving.replica.runner import TaskRunner
     from serving.tasks.jobs import IntentJob
-    from serving.tasks.runner import TaskRunner
 
     emb = CountingEmbedder()
     clf = IntentClassifier(emb)
@@ -684,8 +684,8 @@ def test_runner_embeds_single_and_many_utterance_jobs_in_one_pass_and_splits_the
 
 
 def test_runner_redacts_a_many_text_job_with_single_ones_in_one_pass():
+    from serving.replica.runner import TaskRunner
     from serving.tasks.jobs import RedactJob
-    from serving.tasks.runner import TaskRunner
     from tests.unit.test_kserve_task_model import EmailOnlyRedactor
 
     class Counting(EmailOnlyRedactor):

@@ -140,8 +140,8 @@ def test_strict_masks_every_remaining_run_of_four_digits(redactor):
 
 def test_strict_travels_in_the_job_and_groups_apart(redactor):
     """The deployment's runner batches jobs by policy: a strict job and a plain one in one batch each get theirs."""
+    from serving.replica.runner import TaskRunner
     from serving.tasks.jobs import RedactJob
-    from serving.tasks.runner import TaskRunner
 
     jobs = [RedactJob("ref 90210 please", ("EMAIL_ADDRESS",), "placeholder", 0.4, "t1", strict=strict)
             for strict in (True, False)]

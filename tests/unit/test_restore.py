@@ -176,8 +176,8 @@ def test_a_batch_line_stores_placeholders_even_when_the_profile_restores(tmp_pat
 def test_real_redactor_order_number_comes_back_for_the_caller(tmp_path):
     """real redactor: Presidio finds the order number; the model sees <ORDER_NUMBER_1>, the caller reads 55123."""
     from serving.redaction import Redactor
-    from serving.tasks.local_backend import LocalBackend
-    from serving.tasks.runner import TaskRunner
+    from serving.replica.local_backend import LocalBackend
+    from serving.replica.runner import TaskRunner
 
     engine = FakeEngine()
     ctx = make_ctx(tmp_path, LocalBackend(TaskRunner(redactor=Redactor()), engine), restore=True)
