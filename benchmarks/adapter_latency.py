@@ -3,7 +3,8 @@
 Usage: python benchmarks/adapter_latency.py [--adapter adapters/summarize] [--task summarize] [--requests 8]
        [--max-tokens 48] [--threads 1] [--out results/adapter_latency.json]
 
-Concurrency 1: one request at a time, the serving composer's prompt for the first N TweetSumm valid dialogues, greedy.
+Concurrency 1: one request at a time, the serving composer's prompt for the first N TweetSumm valid dialogues (reply:
+the conversation before the second agent turn, as the held-out figure), greedy.
 Base and adapter requests alternate (base, adapter, adapter, base, ...) so that load from other jobs on a shared
 machine falls on both alike. The adapter is merged into the weights at load time, so the same number of
 multiply-adds runs per token; what can differ is the output length (the adapter writes shorter summaries), so the
@@ -34,8 +35,20 @@ def requests(task: str, n: int, max_tokens: int):
     from serving.training.data import read_jsonl, tenant_instruction, turns_of
 
     t = Task(task)
-    return [GenerationRequest(messages=compose(t, tenant_instruction(t, i), turns_of(d)),
+    return [GenerationRequest(messages=compose(t, tenant_instruction(t, i), _conversation(t, d)),
                               sampling=SamplingParams(max_tokens=max_tokens)) for i, d in enumerate(read_jsonl(VALID)[:n])]
+
+
+def _conversation(task, dialog: dict):
+    """summarize reads the whole dialogue; reply the turns before the held-out agent turn (the second agent turn, as
+    `evaluate.eval_reply` measures it; the first agent turn where there is one only)."""
+    from serving.tasks.catalog import Task
+    from serving.training.evaluate import reply_turns
+
+    turns, agent_at = reply_turns(dialog)
+    if task is not Task.REPLY or not agent_at:
+        return turns
+    return turns[:agent_at[min(1, len(agent_at) - 1)]]
 
 
 def summary(rows: list[tuple[float, int]]) -> dict:

@@ -72,9 +72,11 @@ class DeploymentsSettings(BaseModel):
     classify_intent: DeploymentSettings = DeploymentSettings(
         num_cpus=0.3, max_ongoing_requests=128, target_ongoing_requests=32, max_replicas=2, batch_size=32
     )
-    # One deployment serves summarize, score-quality and reply when they share a model (the local default).
+    # One deployment serves summarize, score-quality and reply when they share a model; a task whose adapter passes
+    # the gate gets its own with these knobs (local default: summarize and reply), so three reserve 0.4 CPU each to
+    # fit a 2-core machine with the router, redact and classify-intent.
     generate: DeploymentSettings = DeploymentSettings(
-        num_cpus=0.5, max_ongoing_requests=16, target_ongoing_requests=4, max_replicas=1, batch_size=8, batch_wait_s=0.01
+        num_cpus=0.4, max_ongoing_requests=16, target_ongoing_requests=4, max_replicas=1, batch_size=8, batch_wait_s=0.01
     )
 
     def for_task(self, task: str) -> DeploymentSettings:
