@@ -150,21 +150,27 @@ class Load:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
+    deadline_ms = "60000"
+
     async def one(self, tenant: str, klass: str, phase: str, i: int) -> Outcome:
         body = {"transcript": f"Customer: my order {i} has not arrived, it was due last week.\nAgent: I will check.",
                 "max_tokens": self.max_tokens}
         headers = {"Authorization": f"Bearer {KEYS[tenant]}", "X-Switchboard-Priority": klass,
-                   "X-Switchboard-Deadline-Ms": "60000"}
+                   "X-Switchboard-Deadline-Ms": self.deadline_ms}
         sent = self.now()
         try:
             r = await self.client.post("/v1/tasks/summarize", json=body, headers=headers)
-            status, usage = r.status_code, (r.json().get("usage") or {}) if r.status_code == 200 else {}
-            tokens = usage.get("tokens_in", 0) + usage.get("tokens_out", 0)
+            status, tokens = self.status_of(r)
         except httpx.HTTPError as exc:
             status, tokens = f"client:{type(exc).__name__}", 0
         outcome = Outcome(tenant, klass, phase, sent, self.now() - sent, status, tokens)
         self.outcomes.append(outcome)
         return outcome
+
+    def status_of(self, r: httpx.Response) -> tuple[int | str, int]:
+        """The outcome's status and the tokens a success used."""
+        usage = (r.json().get("usage") or {}) if r.status_code == 200 else {}
+        return r.status_code, usage.get("tokens_in", 0) + usage.get("tokens_out", 0)
 
     async def open_loop(self, phase: str, rate: float, seconds: float, tenants=("light", "heavy"),
                         klass: str = "interactive") -> None:
@@ -192,9 +198,7 @@ class Load:
 
     async def batch_job(self, lines: int) -> dict:
         """A bulk job through POST /v1/batches; waits for it and checks every line came back once, in order."""
-        body = "".join(json.dumps({"custom_id": f"c{i}", "task": "summarize", "body": {
-            "transcript": f"Customer: refund for order {i} please.\nAgent: Done.", "max_tokens": self.max_tokens}}) + "\n"
-            for i in range(lines))
+        body = batch_body(lines, self.max_tokens)
         auth = {"Authorization": f"Bearer {KEYS['light']}"}
         started = self.now()
         created = await self.client.post("/v1/batches", content=body, headers={**auth, "content-type": "application/jsonl"})
@@ -229,6 +233,13 @@ class Load:
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.5)
+
+
+def batch_body(lines: int, max_tokens: int) -> str:
+    """A JSONL upload of `lines` summarize lines with custom_ids c0, c1, ..."""
+    return "".join(json.dumps({"custom_id": f"c{i}", "task": "summarize", "body": {
+        "transcript": f"Customer: refund for order {i} please.\nAgent: Done.", "max_tokens": max_tokens}}) + "\n"
+        for i in range(lines))
 
 
 def gauges(text: str, deployment: str = "generate") -> dict:

@@ -43,6 +43,7 @@ from _platform import (
     ROOT,
     Load,
     Outcome,
+    batch_body,
     gauges,
     of,
     pct,
@@ -55,7 +56,6 @@ from _platform import (
 
 TARGETS = {"failed_pct": 1.0, "recovery_s": 30.0}
 REPLICAS = 2
-RAY_NAMES = {"generate": "generate", "router": "router"}
 
 
 def fault_env(engine: str, port: int, profiles: Path) -> dict[str, str]:
@@ -72,7 +72,7 @@ def fault_env(engine: str, port: int, profiles: Path) -> dict[str, str]:
 # --- what a client saw ----------------------------------------------------------------------------------------
 def explicit(outcome: Outcome) -> bool:
     """A failure the client can act on: an HTTP error status other than 500 with a JSON error body (the status is
-    stored with a `+body` suffix by `Fault.one` when the body had an error message)."""
+    stored with a `+body` suffix by `Fault.status_of` when the body had an error message)."""
     return isinstance(outcome.status, str) and outcome.status.endswith("+body") and not outcome.status.startswith("500")
 
 
@@ -104,27 +104,15 @@ class Fault(Load):
         super().__init__(base, max_tokens)
         self.platform_pid = platform_pid
 
-    async def one(self, tenant: str, klass: str, phase: str, i: int) -> Outcome:
-        body = {"transcript": f"Customer: my order {i} has not arrived, it was due last week.\nAgent: I will check.",
-                "max_tokens": self.max_tokens}
-        headers = {"Authorization": f"Bearer {KEYS[tenant]}", "X-Switchboard-Priority": klass,
-                   "X-Switchboard-Deadline-Ms": "30000"}
-        sent = self.now()
-        try:
-            r = await self.client.post("/v1/tasks/summarize", json=body, headers=headers)
-            status: int | str = r.status_code
-            if r.status_code != 200:
-                status = f"{r.status_code}+body" if _error_message(r) else str(r.status_code)
-        except httpx.HTTPError as exc:
-            status = f"client:{type(exc).__name__}"
-        outcome = Outcome(tenant, klass, phase, sent, self.now() - sent, status)
-        self.outcomes.append(outcome)
-        return outcome
+    deadline_ms = "30000"
+
+    def status_of(self, r: httpx.Response) -> tuple[int | str, int]:
+        if r.status_code == 200:
+            return 200, 0
+        return (f"{r.status_code}+body" if _error_message(r) else str(r.status_code)), 0
 
     async def submit_batch(self, lines: int) -> str | None:
-        body = "".join(json.dumps({"custom_id": f"c{i}", "task": "summarize", "body": {
-            "transcript": f"Customer: refund for order {i} please.\nAgent: Done.", "max_tokens": self.max_tokens}}) + "\n"
-            for i in range(lines))
+        body = batch_body(lines, self.max_tokens)
         r = await self.client.post("/v1/batches", content=body, headers={**self._auth, "content-type": "application/jsonl"})
         return r.json()["id"] if r.status_code == 202 else None
 
@@ -152,7 +140,7 @@ class Fault(Load):
         confirmed_at, replaced, probes = None, None, []
         while self.now() - killed_at < timeout_s:
             await asyncio.sleep(0.5)
-            pids = replica_pids(RAY_NAMES[deployment], self.platform_pid)
+            pids = replica_pids(deployment, self.platform_pid)
             try:
                 running = gauges((await self.client.get("/metrics", timeout=2)).text, deployment)["replicas"]
             except httpx.HTTPError:
@@ -191,12 +179,12 @@ async def scenario(base: str, platform_pid: int, deployment: str, rate: float, s
     load = Fault(base, max_tokens=max_tokens, platform_pid=platform_pid)
     try:
         batch = await load.submit_batch(batch_lines)
-        before = replica_pids(RAY_NAMES[deployment], platform_pid)
+        before = replica_pids(deployment, platform_pid)
         killed: dict = {}
 
         async def killer() -> float | None:
             await asyncio.sleep(min(6.0, seconds / 4))
-            pids = replica_pids(RAY_NAMES[deployment], platform_pid)
+            pids = replica_pids(deployment, platform_pid)
             if not pids:
                 return None
             os.kill(pids[0], signal.SIGKILL)

@@ -79,7 +79,7 @@ class ReplicaLossRetry:
         attempt = _Attempt(self.app, scope, receive, send)
         if await attempt.run(timeout_s=None) or attempt.body.disconnected:
             return  # answered, or the client left (the proxy has cancelled the work; nobody is there to answer)
-        if replayable(scope.get("method", ""), scope.get("path", "")) and attempt.body.complete_or_unread:
+        if replayable(scope.get("method", ""), scope.get("path", "")) and not attempt.body.overflow:
             replay = _Attempt(self.app, scope, attempt.body.replayed(receive), send)
             if await replay.run(timeout_s=self.start_timeout_s) or replay.body.disconnected:
                 return
@@ -95,10 +95,6 @@ class _Body:
         self.done = False
         self.overflow = False
         self.disconnected = False
-
-    @property
-    def complete_or_unread(self) -> bool:
-        return not self.overflow
 
     def record(self, message: Message) -> None:
         self.disconnected = self.disconnected or message.get("type") == "http.disconnect"
