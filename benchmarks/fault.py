@@ -233,6 +233,7 @@ def main() -> None:
     parser.add_argument("--batch-lines", type=int, default=60)
     parser.add_argument("--port", type=int, default=8310)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "fault.json")
+    parser.add_argument("--log", type=Path, help="keep the platform's log here (default: a temporary file)")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     max_tokens = 8 if args.engine == "fake" else 16
@@ -242,7 +243,7 @@ def main() -> None:
         profiles.mkdir()
         write_profiles(profiles)
         started = time.monotonic()
-        proc = start(fault_env(args.engine, args.port, profiles), base, Path(tmp) / "platform.log")
+        proc = start(fault_env(args.engine, args.port, profiles), base, args.log or Path(tmp) / "platform.log")
         print(f"platform ready in {time.monotonic() - started:.0f} s (engine {args.engine}, generate pinned at {REPLICAS})")
         try:
             capacity = 4.0 * REPLICAS if args.engine == "fake" else asyncio.run(measured_capacity(base, max_tokens))

@@ -79,6 +79,21 @@ class DeploymentsSettings(BaseModel):
         num_cpus=0.4, max_ongoing_requests=16, target_ongoing_requests=4, max_replicas=1, batch_size=8, batch_wait_s=0.01
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _onto_own_defaults(cls, data: Any) -> Any:
+        """A partial override (one env var, one Helm value) changes that knob only: it is laid onto the deployment's
+        own defaults, not onto DeploymentSettings' class defaults (pydantic would otherwise build the sub-model from
+        the given keys alone, so SWITCHBOARD_DEPLOYMENTS__ROUTER__MIN_REPLICAS=2 lost the router's num_cpus 0.1)."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is not None and isinstance(value, dict) and isinstance(field.default, DeploymentSettings):
+                merged[name] = {**field.default.model_dump(), **value}
+        return merged
+
     def for_task(self, task: str) -> DeploymentSettings:
         return getattr(self, task.replace("-", "_"), self.generate)
 

@@ -17,6 +17,25 @@ def test_nested_environment_overrides(monkeypatch, tmp_path):
     assert settings.deployments.for_task("classify-intent").max_replicas == 4
 
 
+def test_one_knob_keeps_the_deployments_own_defaults(monkeypatch, tmp_path):
+    # pydantic builds a nested model from the env keys alone, with the class defaults (num_cpus 0.25): setting the
+    # router's replicas must not also reset its num_cpus 0.1 and max_ongoing_requests 256 (2 such replicas did not
+    # fit a 2-core machine), nor touch the other deployments.
+    defaults = load_settings(secrets_dir=tmp_path / "none").deployments
+    monkeypatch.setenv("SWITCHBOARD_DEPLOYMENTS__ROUTER__MIN_REPLICAS", "2")
+    monkeypatch.setenv("SWITCHBOARD_DEPLOYMENTS__ROUTER__MAX_REPLICAS", "2")
+    router = load_settings(secrets_dir=tmp_path / "none").deployments.router
+    assert (router.min_replicas, router.max_replicas) == (2, 2)
+    assert router.model_dump(exclude={"min_replicas", "max_replicas"}) == defaults.router.model_dump(
+        exclude={"min_replicas", "max_replicas"})
+    assert router.num_cpus == defaults.router.num_cpus != 0.25
+    # Overrides passed in code merge the same way.
+    generate = load_settings(secrets_dir=tmp_path / "none", deployments={"generate": {"batch_size": 4}}).deployments
+    assert generate.generate.batch_size == 4
+    assert generate.generate.num_cpus == defaults.generate.num_cpus
+    assert generate.redact == defaults.redact
+
+
 def test_secrets_folder_is_read(tmp_path, monkeypatch):
     # Secret files are named like the variables, e.g. a mounted Secret key `switchboard_ray_address`.
     (tmp_path / "switchboard_ray_address").write_text("ray://head:10001")
