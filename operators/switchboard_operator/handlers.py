@@ -163,6 +163,13 @@ def _managed_part(rayservice: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _namespaced(namespace: str | None) -> str:
+    """kopf types `namespace` for cluster-scoped objects too (None); every resource served here is namespaced."""
+    if namespace is None:
+        raise kopf.PermanentError("a cluster-scoped object: Switchboard's resources are namespaced")
+    return namespace
+
+
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return any(old.get(k) != v for k, v in new.items())
 
@@ -226,24 +233,25 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterO
     @kopf.on.resume(**tm)
     @kopf.on.create(**tm)
     @kopf.on.update(**tm)
-    async def taskmodel_changed(namespace: str, **_: Any) -> None:
-        await reconciler.reconcile(namespace)
+    async def taskmodel_changed(namespace: str | None, **_: Any) -> None:
+        await reconciler.reconcile(_namespaced(namespace))
 
     # Without a finalizer (owner references do the cleanup) a deletion is seen only as a DELETED event.
     @kopf.on.event(**tm)
-    async def taskmodel_gone(namespace: str, type: str | None, **_: Any) -> None:
+    async def taskmodel_gone(namespace: str | None, type: str | None, **_: Any) -> None:
         if type == "DELETED":
-            await reconciler.reconcile(namespace)
+            await reconciler.reconcile(_namespaced(namespace))
 
     @kopf.on.event(RAY_GROUP, RAY_VERSION, RAY_PLURAL, labels=MANAGED, registry=registry)
-    async def rayservice_changed(namespace: str, status: dict[str, Any], type: str | None, **_: Any) -> None:
+    async def rayservice_changed(namespace: str | None, status: kopf.Status, type: str | None, **_: Any) -> None:
         if type in ("ADDED", "MODIFIED", None):
-            await reconciler.observe(namespace, status)
+            await reconciler.observe(_namespaced(namespace), dict(status))
 
     @kopf.on.resume(**tp)
     @kopf.on.create(**tp)
     @kopf.on.update(**tp)
-    async def tenantprofile_changed(body: kopf.Body, meta: kopf.Meta, namespace: str, name: str, **_: Any) -> None:
+    async def tenantprofile_changed(body: kopf.Body, meta: kopf.Meta, namespace: str | None, name: str, **_: Any) -> None:
+        namespace = _namespaced(namespace)
         ok, detail, tokens, message, not_redacted = await check_profile(dict(body), cluster, options.key_secrets)
         old, generation, at = dict(body.get("status") or {}), meta.get("generation"), st.now()
         if ok:

@@ -77,6 +77,10 @@ class _Active:
     def view(self) -> BatchView:
         return BatchView(self.meta, Progress(self.meta.total, self.completed, self.failed))
 
+    def tasks(self) -> list[asyncio.Task]:
+        """The driver (once started) and the lines in flight."""
+        return [*([self.driver] if self.driver is not None else []), *self.lines]
+
 
 class BatchRunner:
     """Start with `await start()` in the app's lifespan and `await stop()` at its end."""
@@ -102,6 +106,12 @@ class BatchRunner:
         self._poller: asyncio.Task | None = None
         self._accepting = asyncio.Lock()
 
+    def _started_slots(self) -> asyncio.Semaphore:
+        """The line slots, created by `start()` (inside the running event loop)."""
+        if self._slots is None:
+            raise RuntimeError("BatchRunner.start() has not run")
+        return self._slots
+
     # --- lifecycle ---------------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Claim the folder (when free) and resume its queued and running batches; keep watching it."""
@@ -113,7 +123,7 @@ class BatchRunner:
         """Stop scheduling; lines in flight are abandoned unrecorded and run again on the next start."""
         tasks = [self._poller] if self._poller else []
         for active in self._active.values():
-            tasks += [active.driver, *active.lines]
+            tasks += active.tasks()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -242,7 +252,7 @@ class BatchRunner:
         active = self._active.get(batch_id)
         self._halt(batch_id)
         if active is not None:
-            await asyncio.gather(*(t for t in (active.driver, *active.lines) if t is not None), return_exceptions=True)
+            await asyncio.gather(*active.tasks(), return_exceptions=True)
 
     def _launch(self, meta: BatchMeta) -> None:
         if meta.id not in self._active:
@@ -254,7 +264,7 @@ class BatchRunner:
         active = self._active.pop(batch_id, None)
         if active is not None:
             active.cancelled = True
-            for task in (active.driver, *active.lines):
+            for task in active.tasks():
                 task.cancel()
 
     async def _drive(self, active: _Active) -> None:
@@ -267,7 +277,7 @@ class BatchRunner:
             log.info("batch running", extra={"batch_id": batch_id, "tenant": active.meta.tenant_id,
                                              "lines": active.meta.total, "pending": len(pending)})
             for line in pending:
-                await self._slots.acquire()
+                await self._started_slots().acquire()
                 task = asyncio.create_task(self._run_line(active, line))
                 active.lines.add(task)
                 task.add_done_callback(self._line_done(active))  # also when cancelled before it started
@@ -306,7 +316,7 @@ class BatchRunner:
     def _line_done(self, active: _Active) -> Callable[[asyncio.Task], None]:
         def done(task: asyncio.Task) -> None:
             active.lines.discard(task)
-            self._slots.release()
+            self._started_slots().release()
 
         return done
 

