@@ -15,7 +15,9 @@ from pathlib import Path
 from serving.errors import ConfigError, ProfileError
 from serving.intent.calibrate_cli import add_calibrate_parser
 from serving.models.cli import add_models_parser
+from serving.tasks.catalog import Task
 from serving.training.cli import add_training_parsers
+from serving.vocabulary.kinds import GENERATIVE_ENGINES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_validate)
 
     task = sub.add_parser("task-server", help="Serve one task on KServe's model server (Open Inference Protocol v2).")
-    task.add_argument("--task", required=True, choices=["redact", "classify-intent", "summarize", "score-quality", "reply"])
-    task.add_argument("--engine", choices=["transformers", "vllm", "fake"], help="Generative engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE).")
+    task.add_argument("--task", required=True, choices=[t.value for t in Task])
+    task.add_argument("--engine", choices=[k.value for k in GENERATIVE_ENGINES], help="Generative engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE).")
     task.add_argument("--model", help="Generative model: prepared name, folder or URI (SWITCHBOARD_MODELS__GENERATOR).")
     task.add_argument("--profiles-dir", help="Folder of TenantProfile YAML (SWITCHBOARD_PROFILES_DIR).")
     task.add_argument("--host", default="0.0.0.0", help="Bind address (default 0.0.0.0, as in a KServe container).")

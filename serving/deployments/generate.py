@@ -13,6 +13,7 @@ from serving.replica import generation
 from serving.settings import TracingSettings
 from serving.tasks.jobs import GenerateJob
 from serving.telemetry import tracing
+from serving.vocabulary.kinds import EngineKind
 
 _log = logging.getLogger(__name__)
 
@@ -92,10 +93,10 @@ class GenerateDeployment:
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "generate")
         self.labels: dict[str, Any] = {"engine": engine, "model": model}
         store = ModelStore(cache_dir, allow_network=allow_network)  # network: cluster mode, for object storage
-        path = model if engine == "fake" else store.resolve(model)
+        path = model if engine == EngineKind.FAKE else store.resolve(model)
         options = dict(options or {})
         for key in ("adapter", "fallback_adapter"):
-            if engine != "fake" and "://" in str(options.get(key) or ""):  # s3:// gs:// pvc:// adapters: a local copy
+            if engine != EngineKind.FAKE and "://" in str(options.get(key) or ""):  # s3:// gs:// pvc:// adapters: a local copy
                 try:
                     options[key] = str(store.resolve(options[key]))
                 except (SwitchboardError, OSError) as exc:  # not fetched: the gate refuses it, the next one serves

@@ -15,21 +15,22 @@ from serving.engines.base import (
     SamplingParams,
 )
 from serving.errors import ConfigError
+from serving.vocabulary.kinds import GENERATIVE_ENGINES, EngineKind
 
-ENGINE_KINDS = ("fake", "transformers", "vllm")
+ENGINE_KINDS = tuple(kind.value for kind in GENERATIVE_ENGINES)
 
 
 def create_engine(kind: str, model_path: str | os.PathLike, **options: Any) -> Engine:
     """Build the engine `kind` for the model folder `model_path`; adapter imports happen only here."""
-    if kind == "fake":
+    if kind == EngineKind.FAKE:
         from serving.engines.fake import FakeEngine
 
         return FakeEngine(str(model_path), **options)
-    if kind == "transformers":
+    if kind == EngineKind.TRANSFORMERS:
         from serving.engines.transformers_engine import TransformersEngine
 
         return TransformersEngine(model_path, **options)
-    if kind in ("vllm", "vllm-cpu"):
+    if kind in (EngineKind.VLLM, "vllm-cpu"):
         from serving.engines.vllm_engine import VLLMEngine
 
         return VLLMEngine(model_path, **options)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Literal, Protocol, runtime_checkable
 
 from serving.errors import InvalidRequest, TaskFailed
+from serving.vocabulary.kinds import EngineKind
 
 FinishReason = Literal["stop", "length", "error"]
 ROLES = frozenset({"system", "user", "assistant"})
@@ -85,7 +86,7 @@ class EngineHealth:
     """Whether an engine can serve now; `detail` says why not."""
 
     ready: bool
-    kind: str
+    kind: EngineKind
     model: str
     detail: str = ""
 
@@ -110,7 +111,7 @@ class EngineStats:
 class Engine(Protocol):
     """A text-generation engine. Errors leave it as `serving.errors` (TaskFailed, ModelNotReady, InvalidRequest)."""
 
-    kind: str
+    kind: EngineKind
     stats: EngineStats
 
     async def generate(self, request: GenerationRequest) -> GenerationResult: ...

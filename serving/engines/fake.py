@@ -18,6 +18,7 @@ from serving.engines.base import (
     parse_json_output,
 )
 from serving.errors import InvalidRequest, ModelNotReady, SwitchboardError
+from serving.vocabulary.kinds import EngineKind
 
 
 class FakeEngine:
@@ -30,7 +31,7 @@ class FakeEngine:
     - `received` keeps every request, so tests can assert on exactly what reached the engine.
     """
 
-    kind = "fake"
+    kind = EngineKind.FAKE
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ from serving.engines.transformers_guided import GuidedDecoder, Vocab, build_voca
 from serving.engines.transformers_loading import eos_ids, load_model
 from serving.engines.transformers_rows import Job, Rows
 from serving.errors import InvalidRequest, ModelNotReady, SwitchboardError, TaskFailed
+from serving.vocabulary.kinds import EngineKind
 
 _FALLBACK_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
 
@@ -51,7 +52,7 @@ class TransformersEngine:
     `json_retries` times with the validation error; still invalid -> TaskFailed.
     """
 
-    kind = "transformers"
+    kind = EngineKind.TRANSFORMERS
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from serving.engines.base import (
     with_json_instruction,
 )
 from serving.errors import ConfigError, InvalidRequest, ModelNotReady, SwitchboardError, TaskFailed
+from serving.vocabulary.kinds import EngineKind
 
 _DEAD = {"EngineDeadError", "AsyncEngineDeadError"}
 _CLIENT = {"VLLMClientError", "VLLMValidationError"}
@@ -49,7 +50,7 @@ class VLLMEngine:
     vLLM's own scheduler statistics: the number of sequences it ran together in one step.
     """
 
-    kind = "vllm"
+    kind = EngineKind.VLLM
 
     def __init__(self, model_path: str | os.PathLike, *, max_batch_size: int | None = None,
                  batch_wait_s: float | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB,

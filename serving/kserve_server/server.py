@@ -14,6 +14,7 @@ from serving.profiles.compiler import approximate_counter, wordpiece_counter
 from serving.resources import instruction_tokenizer_file
 from serving.settings import Settings, load_settings
 from serving.tasks.catalog import GENERATIVE, Task
+from serving.vocabulary.kinds import EngineKind
 
 if TYPE_CHECKING:
     from serving.kserve_server.model import TaskPredictor
@@ -62,7 +63,7 @@ def build_model(task: str, profiles_dir: str | os.PathLike | None, engine: str |
 
 def resolve_model(engine: str, ref: str, cache_dir: Path) -> str:
     """A local folder for `ref` (through the model store when it is installed); the fake engine takes any name."""
-    if engine == "fake":
+    if engine == EngineKind.FAKE:
         return ref
     try:
         from serving.models.store import ModelStore

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from serving.profiles.model import PriorityClass
+from serving.vocabulary.kinds import PriorityClass
 
 INTERACTIVE = PriorityClass.INTERACTIVE.value
 BATCH = PriorityClass.BATCH.value

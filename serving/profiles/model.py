@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
+from serving.vocabulary.kinds import PriorityClass
 
 API_VERSION = "switchboard.dev/v1alpha1"
 KIND = "TenantProfile"
@@ -42,11 +43,6 @@ class ApiKey(_Spec):
         if (self.sha256 is None) == (self.secret_ref is None):
             raise ValueError("set exactly one of sha256 or secretRef")
         return self
-
-
-class PriorityClass(str, Enum):
-    INTERACTIVE = "interactive"
-    BATCH = "batch"
 
 
 class Priority(_Spec):

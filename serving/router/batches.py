@@ -20,13 +20,13 @@ from serving.batches import BatchRunner, BatchStore, BatchView, Execute, Quota, 
 from serving.errors import Forbidden, InvalidRequest
 from serving.pipeline import Call
 from serving.profiles.compiler import CompiledProfile
-from serving.profiles.model import PriorityClass
 from serving.router import errors
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.tasks.catalog import Task
 from serving.tasks.schemas import REQUEST_BODIES, ErrorBody
 from serving.telemetry import tracing
+from serving.vocabulary.kinds import PriorityClass
 
 JSONL = "application/jsonl"
 STATUS_HEADER = "X-Switchboard-Batch-Status"

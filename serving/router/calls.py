@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from serving.errors import Forbidden, InvalidRequest
 from serving.pipeline import Call
 from serving.profiles.compiler import CompiledProfile
-from serving.profiles.model import PriorityClass
 from serving.router.context import RouterContext
 from serving.tasks.catalog import Task
+from serving.vocabulary.kinds import PriorityClass
 
 DEADLINE_HEADER = "x-switchboard-deadline-ms"
 PRIORITY_HEADER = "x-switchboard-priority"

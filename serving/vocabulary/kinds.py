@@ -1,0 +1,28 @@
+"""The closed sets of names several layers share: engine kinds and priority classes (str enums, so settings, profiles
+and headers keep accepting the same strings, and a member compares equal to its string)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EngineKind(StrEnum):
+    """What runs the generative tasks (serving.engines builds one of these; `none` serves redact and classify-intent
+    only)."""
+
+    TRANSFORMERS = "transformers"
+    VLLM = "vllm"
+    FAKE = "fake"
+    NONE = "none"
+
+
+# The kinds serving.engines.create_engine builds (every kind but `none`).
+GENERATIVE_ENGINES = (EngineKind.TRANSFORMERS, EngineKind.VLLM, EngineKind.FAKE)
+
+
+class PriorityClass(StrEnum):
+    """A request's class: `interactive` is served first; `batch` (the bulk path's lines) waits behind it within a share
+    (serving.pipeline.fairshare). A profile lists the classes its tenant may ask for."""
+
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
