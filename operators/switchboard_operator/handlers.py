@@ -19,7 +19,7 @@ from operators.switchboard_operator.kuberay_update import ClusterAction, UpdateP
 from operators.switchboard_operator.models import GROUP, PLURAL, VERSION, TaskModelSpec
 from serving.errors import ProfileError
 from serving.profiles import approximate_counter, compile_profile, parse_document
-from serving.profiles.compiler import describe_validation_error
+from serving.vocabulary.validation import describe
 
 log = logging.getLogger(__name__)
 MANAGED = {"app.kubernetes.io/managed-by": "switchboard-operator"}
@@ -139,7 +139,7 @@ def select(items: list[dict], last_good: dict[str, AcceptedModel]) -> tuple[dict
             model = AcceptedModel(meta["name"], meta.get("uid", ""), TaskModelSpec.model_validate(item.get("spec") or {}))
             accepted[meta["name"]] = model.succeeding(last_good.get(meta["name"]))
         except ValidationError as exc:
-            message = f"spec: {describe_validation_error(exc)}"
+            message = describe(exc, "spec")
             previous = last_good.get(meta["name"])
             if previous is not None and previous.uid == meta.get("uid", ""):
                 accepted[meta["name"]] = previous

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from serving.errors import InvalidRequest, PayloadTooLarge
 from serving.tasks.catalog import Task
 from serving.tasks.schemas import REQUEST_BODIES
+from serving.vocabulary.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -183,14 +184,10 @@ def _body_problem(task: str, body: dict) -> str | None:
     try:
         request = REQUEST_BODIES[Task(task)].model_validate(body)
     except ValidationError as exc:
-        return "; ".join(f"{_where(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors())
+        return describe(exc, "body")
     if getattr(request, "stream", False):
         return "body.stream: streaming is not available in a batch; leave it out"
     return None
-
-
-def _where(loc: tuple) -> str:
-    return "body" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
 def _known_task(task: str, field: str) -> None:

@@ -26,7 +26,6 @@ import kserve
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse, to_http_parameters
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
 
 from serving.errors import ConfigError, InvalidRequest, NotFound
 from serving.kserve_server.errors import translated
@@ -39,6 +38,7 @@ from serving.replica.local_backend import LocalBackend
 from serving.replica.runner import TaskRunner
 from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.schemas import REQUEST_BODIES
+from serving.vocabulary.validation import describe, first_field
 
 REQUEST_INPUT = "request"
 RESPONSE_OUTPUT = "response"
@@ -257,20 +257,7 @@ def _body(model: type[BaseModel], data: Any) -> BaseModel:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]["loc"] if exc.errors() else ()
-        raise InvalidRequest(_describe(exc), field=_where(first)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{_where(err['loc'])}: {_why(err)}" for err in exc.errors())
-
-
-def _where(loc: tuple) -> str:
-    return "request" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-
-
-def _why(err: ErrorDetails) -> str:
-    return "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise InvalidRequest(describe(exc, "request"), field=first_field(exc, "request")) from None
 
 
 __all__ = ["REQUEST_INPUT", "RESPONSE_OUTPUT", "TENANT_PARAMETER", "TaskCall", "TaskPredictor", "TaskResult"]

@@ -9,12 +9,12 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from serving.errors import ProfileError
 from serving.profiles.model import TenantProfileDocument, TenantProfileSpec, spec_version
 from serving.tasks.catalog import Task
 from serving.tasks.entities import not_redacted
+from serving.vocabulary.validation import describe, first_field
 
 TokenCounter = Callable[[str], int]
 
@@ -62,7 +62,7 @@ def parse_document(data: Any, source: str = "<profile>") -> TenantProfileDocumen
     try:
         return TenantProfileDocument.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(f"{source}: {describe_validation_error(exc)}", field=_first_loc(exc)) from None
+        raise ProfileError(f"{source}: {describe(exc)}", field=first_field(exc)) from None
 
 
 def load_documents(text: str, source: str) -> list[TenantProfileDocument]:
@@ -74,32 +74,6 @@ def load_documents(text: str, source: str) -> list[TenantProfileDocument]:
     if not docs:
         raise ProfileError(f"{source}: no TenantProfile document in file")
     return [parse_document(d, source) for d in docs]
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    return "; ".join(f"{_loc(e['loc']) or '(root)'}: {_msg(e)}" for e in exc.errors())
-
-
-def _msg(err: ErrorDetails) -> str:
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        return "unknown field"
-    return msg.removeprefix("Value error, ")
-
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _first_loc(exc: ValidationError) -> str | None:
-    errors = exc.errors()
-    return _loc(errors[0]["loc"]) if errors else None
 
 
 def compile_profile(name: str, spec: TenantProfileSpec, count_tokens: TokenCounter) -> CompiledProfile:

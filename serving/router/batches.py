@@ -27,6 +27,7 @@ from serving.tasks.catalog import Task
 from serving.tasks.schemas import REQUEST_BODIES, ErrorBody
 from serving.telemetry import tracing
 from serving.vocabulary.kinds import PriorityClass
+from serving.vocabulary.validation import describe, first_field
 
 JSONL = "application/jsonl"
 STATUS_HEADER = "X-Switchboard-Batch-Status"
@@ -143,8 +144,7 @@ def _validated(task: Task, body: dict) -> BaseModel:
     try:
         return REQUEST_BODIES[task].model_validate(body)
     except ValidationError as exc:
-        raise InvalidRequest("; ".join(f"body.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
-                             field="body") from None
+        raise InvalidRequest(describe(exc, "body"), field=first_field(exc, "body")) from None
 
 
 def _check_batch_allowed(profile: CompiledProfile) -> None:

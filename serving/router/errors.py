@@ -13,6 +13,7 @@ from starlette.routing import Match
 from starlette.types import ExceptionHandler
 
 from serving import errors as e
+from serving.vocabulary.validation import describe, first_field
 
 STATUS: dict[type[e.SwitchboardError], int] = {
     e.InvalidRequest: 422,
@@ -71,9 +72,7 @@ async def _domain(request: Request, exc: e.SwitchboardError) -> JSONResponse:
 
 
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = [f"{_where(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()]
-    first = _where(exc.errors()[0]["loc"]) if exc.errors() else None
-    return error_response(422, "invalid_request", "; ".join(problems), request, first)
+    return error_response(422, "invalid_request", describe(exc), request, first_field(exc))
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -95,14 +94,6 @@ def _methods_of(request: Request) -> set[str]:
         if match is not Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     return methods
-
-
-def _where(loc: tuple) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        head, rest = parts[0], parts[1:]
-        return head + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in rest)
-    return ".".join(parts)
 
 
 def install(app: FastAPI) -> None:

@@ -1,6 +1,7 @@
 """The shared vocabulary, a leaf under every other layer (it imports nothing from serving but serving.errors): engine
-kinds and priority classes (kinds)."""
+kinds and priority classes (kinds) and how a validation error is told to whoever wrote the input (validation)."""
 
 from serving.vocabulary.kinds import GENERATIVE_ENGINES, EngineKind, PriorityClass
+from serving.vocabulary.validation import describe, first_field
 
-__all__ = ["GENERATIVE_ENGINES", "EngineKind", "PriorityClass"]
+__all__ = ["GENERATIVE_ENGINES", "EngineKind", "PriorityClass", "describe", "first_field"]
