@@ -20,9 +20,9 @@ class EngineKind(StrEnum):
 GENERATIVE_ENGINES = (EngineKind.TRANSFORMERS, EngineKind.VLLM, EngineKind.FAKE)
 
 
+# A request's class: `interactive` is served first; `batch` (the bulk path's lines) waits behind it within a share
+# (serving.pipeline.fairshare). A profile lists the classes its tenant may ask for. (No docstring: pydantic would put
+# it in the TenantProfile CRD's schema in place of the fields' own descriptions.)
 class PriorityClass(StrEnum):
-    """A request's class: `interactive` is served first; `batch` (the bulk path's lines) waits behind it within a share
-    (serving.pipeline.fairshare). A profile lists the classes its tenant may ask for."""
-
     INTERACTIVE = "interactive"
     BATCH = "batch"
