@@ -30,7 +30,7 @@ VALID = REPO.parent / "shared" / "data" / "tweetsumm" / "valid.jsonl"
 
 def requests(task: str, n: int, max_tokens: int):
     from serving.engines import GenerationRequest, SamplingParams
-    from serving.tasks.catalog import Task
+    from serving.vocabulary.catalog import Task
     from serving.tasks.prompts import compose
     from serving.training.data import read_jsonl, tenant_instruction, turns_of
 
@@ -42,7 +42,7 @@ def requests(task: str, n: int, max_tokens: int):
 def _conversation(task, dialog: dict):
     """summarize reads the whole dialogue; reply the turns before the held-out agent turn (the second agent turn, as
     `evaluate.eval_reply` measures it; the first agent turn where there is one only)."""
-    from serving.tasks.catalog import Task
+    from serving.vocabulary.catalog import Task
     from serving.training.evaluate import reply_turns
 
     turns, agent_at = reply_turns(dialog)

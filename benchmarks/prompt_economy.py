@@ -73,7 +73,7 @@ def generic_system(spec) -> str:
 
 
 def compiled_messages(task: str, profile, text: str, turns) -> list[dict]:
-    from serving.tasks.catalog import Task
+    from serving.vocabulary.catalog import Task
     from serving.tasks.prompts import compose
 
     t = Task(task)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _task(name: str):
-    from serving.tasks.catalog import Task
+    from serving.vocabulary.catalog import Task
 
     return Task(name)
 

@@ -9,7 +9,7 @@ on the Presidio synthetic PII set (against default Presidio) and on our own held
 
 Data: (a) ../shared/data/presidio_synth/synth_dataset_v2.json (1,500 texts; gold spans with 17 entity types), every
 supported entity type requested; (b) datasets/pii/heldout.jsonl (72 turns, 127 secrets, written before the detector
-was trained, never trained on), requested with the DEFAULT policy (serving.tasks.entities.DEFAULT_ENTITIES), the
+was trained, never trained on), requested with the DEFAULT policy (serving.vocabulary.entities.DEFAULT_ENTITIES), the
 set a tenant gets unless its profile narrows it.
 
 Runs: `ours` = pattern recognizers + spaCy + the trained detector (the platform's redaction with SWITCHBOARD_MODELS__PII
@@ -138,7 +138,7 @@ def dev_turns() -> list[dict]:
 
 
 def run_dev(redactor, threshold: float) -> dict:
-    from serving.tasks.entities import DEFAULT_ENTITIES
+    from serving.vocabulary.entities import DEFAULT_ENTITIES
 
     turns = dev_turns()
     texts = [t["text"] for t in turns]
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", action="store_true", help="also measure texts/s through the HTTP API (c=16)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "redaction.json")
     args = parser.parse_args(argv)
-    from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
+    from serving.vocabulary.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
 
     if args.dev:
         return dev_main(args)

@@ -15,8 +15,8 @@ from pathlib import Path
 from serving.errors import ConfigError, ProfileError
 from serving.intent.calibrate_cli import add_calibrate_parser
 from serving.models.cli import add_models_parser
-from serving.tasks.catalog import Task
 from serving.training.cli import add_training_parsers
+from serving.vocabulary.catalog import Task
 from serving.vocabulary.kinds import GENERATIVE_ENGINES
 
 

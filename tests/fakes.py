@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from serving.replica import generation
-from serving.tasks.catalog import GENERATIVE
+from serving.vocabulary.catalog import GENERATIVE
 
 EMAIL = re.compile(r"\S+@\S+\.\w+")
 

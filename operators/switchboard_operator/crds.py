@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from operators.switchboard_operator.models import GROUP, VERSION, TaskModelSpec
 from serving.profiles.model import TenantProfileSpec
-from serving.tasks.catalog import GENERATIVE, Task
+from serving.vocabulary.catalog import GENERATIVE, Task
 
 _DROP = {"title", "propertyNames", "examples"}
 _SCALARS = (str, int, float, bool)

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-from serving.tasks.catalog import GENERATIVE, Task
+from serving.vocabulary.catalog import GENERATIVE, Task
 
 GROUP = "switchboard.dev"
 VERSION = "v1alpha1"

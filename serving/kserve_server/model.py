@@ -36,8 +36,8 @@ from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import FolderProfileSource
 from serving.replica.local_backend import LocalBackend
 from serving.replica.runner import TaskRunner
-from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.schemas import REQUEST_BODIES
+from serving.vocabulary.catalog import GENERATIVE, Task
 from serving.vocabulary.validation import describe, first_field
 
 REQUEST_INPUT = "request"

@@ -13,7 +13,7 @@ from serving.errors import ConfigError
 from serving.profiles.compiler import approximate_counter, wordpiece_counter
 from serving.resources import instruction_tokenizer_file
 from serving.settings import Settings, load_settings
-from serving.tasks.catalog import GENERATIVE, Task
+from serving.vocabulary.catalog import GENERATIVE, Task
 from serving.vocabulary.kinds import EngineKind
 
 if TYPE_CHECKING:

@@ -25,11 +25,11 @@ from serving.pipeline.admission import TenantLimiter
 from serving.pipeline.fairshare import SharePolicy
 from serving.pipeline.scheduler import Gates, Ticket
 from serving.profiles.compiler import CompiledProfile
-from serving.tasks.catalog import Task
 from serving.tasks.jobs import TaskBackend
 from serving.tasks.schemas import ReplyRequest, SummarizeRequest
 from serving.telemetry import tracing
 from serving.telemetry.metrics import RouterMetrics
+from serving.vocabulary.catalog import Task
 
 T = TypeVar("T")
 Result = BaseModel | AsyncIterator[dict]

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from serving.errors import ProfileError
 from serving.profiles.model import TenantProfileDocument, TenantProfileSpec, spec_version
-from serving.tasks.catalog import Task
-from serving.tasks.entities import not_redacted
+from serving.vocabulary.catalog import Task
+from serving.vocabulary.entities import not_redacted
 from serving.vocabulary.validation import describe, first_field
 
 TokenCounter = Callable[[str], int]

@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from serving.tasks.catalog import GENERATIVE, Task
-from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
+from serving.vocabulary.catalog import GENERATIVE, Task
+from serving.vocabulary.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
 from serving.vocabulary.kinds import PriorityClass
 
 API_VERSION = "switchboard.dev/v1alpha1"

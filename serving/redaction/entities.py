@@ -1,5 +1,5 @@
-"""Re-export of the entity catalogue (serving.tasks.entities) for the redaction engine."""
+"""Re-export of the entity catalogue (serving.vocabulary.entities) for the redaction engine."""
 
-from serving.tasks.entities import CUSTOM_ENTITIES, DEFAULT_ENTITIES, PRESIDIO_ENTITIES, SUPPORTED_ENTITIES
+from serving.vocabulary.entities import CUSTOM_ENTITIES, DEFAULT_ENTITIES, PRESIDIO_ENTITIES, SUPPORTED_ENTITIES
 
 __all__ = ["CUSTOM_ENTITIES", "DEFAULT_ENTITIES", "PRESIDIO_ENTITIES", "SUPPORTED_ENTITIES"]

@@ -20,7 +20,6 @@ from serving.router import batches, calls, errors, generative, openai, scrape
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.middleware import RequestGuard
-from serving.tasks.catalog import DESCRIPTIONS, Task
 from serving.tasks.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
@@ -31,6 +30,7 @@ from serving.tasks.schemas import (
     TenantInfo,
 )
 from serving.telemetry.metrics import CONTENT_TYPE
+from serving.vocabulary.catalog import DESCRIPTIONS, Task
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from serving.errors import Forbidden, InvalidRequest
 from serving.pipeline import Call
 from serving.profiles.compiler import CompiledProfile
 from serving.router.context import RouterContext
-from serving.tasks.catalog import Task
+from serving.vocabulary.catalog import Task
 from serving.vocabulary.kinds import PriorityClass
 
 DEADLINE_HEADER = "x-switchboard-deadline-ms"

@@ -12,7 +12,6 @@ from serving.errors import SwitchboardError
 from serving.router.auth import Tenant
 from serving.router.calls import execute, stream
 from serving.router.errors import SSE_DOC
-from serving.tasks.catalog import Task
 from serving.tasks.schemas import (
     ReplyRequest,
     ReplyResponse,
@@ -21,6 +20,7 @@ from serving.tasks.schemas import (
     SummarizeRequest,
     SummarizeResponse,
 )
+from serving.vocabulary.catalog import Task
 
 
 def register(app: FastAPI) -> None:

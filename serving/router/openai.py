@@ -19,7 +19,6 @@ from serving.errors import InvalidRequest, NotFound, SwitchboardError
 from serving.router.auth import Tenant
 from serving.router.calls import execute, stream
 from serving.router.errors import SSE_DOC
-from serving.tasks.catalog import GENERATIVE, Task
 from serving.tasks.conversation import Speaker, Turn
 from serving.tasks.schemas import (
     REQUEST_BODIES,
@@ -30,6 +29,7 @@ from serving.tasks.schemas import (
     SummarizeResponse,
     Temperature,
 )
+from serving.vocabulary.catalog import GENERATIVE, Task
 
 PREFIX = "switchboard/"
 ROLES = {"user": Speaker.CUSTOMER, "assistant": Speaker.AGENT}

@@ -1,7 +1,3 @@
-"""Tasks, in two roles: the vocabulary (catalog, entities, schemas, jobs) and the pure policies a request uses
-(prompts, quality, conversation, restore; serving.pipeline runs them). The replica side is serving.replica; issue 16
-still wants the vocabulary in a leaf package of its own."""
-
-from serving.tasks.catalog import DESCRIPTIONS, GENERATIVE, Task
-
-__all__ = ["DESCRIPTIONS", "GENERATIVE", "Task"]
+"""Tasks: the request and response schemas, the jobs sent to a task deployment, and the pure policies a request uses
+(prompts, quality, conversation, restore; serving.pipeline runs them). The task catalogue and entity names are the
+shared vocabulary (serving.vocabulary); the replica side is serving.replica."""

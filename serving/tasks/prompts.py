@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from serving.tasks.catalog import Task
 from serving.tasks.conversation import Speaker, Turn, render
+from serving.vocabulary.catalog import Task
 
 Messages = list[dict[str, str]]
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 from pydantic.json_schema import JsonDict
 
-from serving.tasks.catalog import Task
 from serving.tasks.conversation import ConversationInput, Speaker, Turn
+from serving.vocabulary.catalog import Task
 
 # The router enforces the configured `max_text_chars` on top of this hard ceiling.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from serving.tasks.catalog import Task
+from serving.vocabulary.catalog import Task
 
 TWEETSUMM = Path("../shared/data/tweetsumm")
 DATA = {

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 from serving.training import pii_values as v
 from serving.training.pii_templates import FILLERS, SECTIONS
 
-# The entity types the detector learns (names from serving.tasks.entities); BIO tags over these.
+# The entity types the detector learns (names from serving.vocabulary.entities); BIO tags over these.
 LABELS = ("PERSON", "STREET_ADDRESS", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS", "DATE_OF_BIRTH", "CREDIT_CARD",
           "IBAN_CODE", "US_SSN", "IP_ADDRESS", "ACCOUNT_NUMBER", "CUSTOMER_ID", "POLICY_NUMBER", "PASSPORT",
           "DRIVER_LICENSE", "NATIONAL_ID", "ORDER_NUMBER", "TICKET_NUMBER", "UK_NHS")

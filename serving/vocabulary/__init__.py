@@ -1,5 +1,6 @@
-"""The shared vocabulary, a leaf under every other layer (it imports nothing from serving but serving.errors): engine
-kinds and priority classes (kinds) and how a validation error is told to whoever wrote the input (validation)."""
+"""The shared vocabulary, a leaf under every other layer (it imports nothing from serving but serving.errors): the
+tasks served (catalog), the entity types redaction knows (entities), engine kinds and priority classes (kinds), and how
+a validation error is told to whoever wrote the input (validation)."""
 
 from serving.vocabulary.kinds import GENERATIVE_ENGINES, EngineKind, PriorityClass
 from serving.vocabulary.validation import describe, first_field

@@ -51,7 +51,7 @@ async def test_with_no_key_secrets_listed_every_secret_ref_is_refused_and_unrest
 async def test_a_narrowed_redaction_policy_is_named_in_the_status():
     """NorthBank lists its own entity types: the status names every default type it leaves in clear, as the router's
     GET /v1/tenants/{id} does, so the team that owns the tenant sees the gap without reading the spec."""
-    from serving.tasks.entities import DEFAULT_ENTITIES
+    from serving.vocabulary.entities import DEFAULT_ENTITIES
     from operators.switchboard_operator import status as st
 
     body = copy.deepcopy(load_samples("northbank.yaml")[0])

@@ -440,7 +440,7 @@ def test_usage_counts_tokens_per_text_in_every_form():
     from serving.profiles import approximate_counter, compile_profile
     from serving.replica.local_backend import LocalBackend
     from serving.replica.runner import TaskRunner
-    from serving.tasks.catalog import Task
+    from serving.vocabulary.catalog import Task
     from serving.tasks.schemas import ClassifyIntentRequest
 
     [doc] = load_documents((SAMPLES / "shopright.yaml").read_text(encoding="utf-8"), "shopright.yaml")

@@ -10,7 +10,7 @@ import pytest
 
 from serving.errors import ConfigError
 from serving.redaction.model_recognizer import decode_spans, entity_map
-from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
+from serving.vocabulary.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
 from serving.training.pii_data import LABELS, check_distinct, generate
 from serving.training.pii_train import token_labels
 

@@ -9,7 +9,7 @@ import yaml
 
 from serving.errors import ProfileError
 from serving.profiles import approximate_counter, compile_profile, hash_api_key, load_documents, parse_document
-from serving.tasks.catalog import Task
+from serving.vocabulary.catalog import Task
 from tests.conftest import SAMPLES, SHOPRIGHT_KEY
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from serving.pipeline.steps import job_for
 from serving.profiles.compiler import approximate_counter, compile_profile
-from serving.tasks.catalog import Task
+from serving.vocabulary.catalog import Task
 from serving.training.quality import VERDICT_WEIGHT, guided_pieces, piece_weights, render_record, tenant_specs
 from serving.training.quality_eval import always_met, cross_tenant, figures, verdict_figures
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.tasks.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
+from serving.vocabulary.entities import DEFAULT_ENTITIES, SUPPORTED_ENTITIES
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SYNTH = DATA / "presidio_synth" / "synth_dataset_v2.json"

@@ -14,7 +14,7 @@ from serving.errors import ProfileError
 from serving.profiles import FolderProfileSource, ProfileRegistry, approximate_counter, compile_profile, parse_document
 from serving.router import RouterContext, create_app
 from serving.settings import Settings
-from serving.tasks.entities import DEFAULT_ENTITIES, DESCRIPTIONS, SUPPORTED_ENTITIES
+from serving.vocabulary.entities import DEFAULT_ENTITIES, DESCRIPTIONS, SUPPORTED_ENTITIES
 from tests.conftest import SAMPLES, SHOPRIGHT_KEY
 from tests.fakes import RecordingBackend
 

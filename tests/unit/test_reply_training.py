@@ -15,7 +15,7 @@ import pytest
 from serving.pipeline.steps import job_for
 from serving.profiles.compiler import approximate_counter, compile_profile
 from serving.profiles.model import TenantProfileSpec
-from serving.tasks.catalog import Task
+from serving.vocabulary.catalog import Task
 from serving.tasks.conversation import Speaker, Turn
 from serving.training.commands import DATA, DEFAULTS
 from serving.training.data import _TENANTS, read_jsonl, render_examples, sha256, turns_of
