@@ -1,6 +1,6 @@
 """Which queued request a task deployment serves next: interactive before batch, tenants by token-weighted fair share.
 
-Pure functions over queue state (no clock, no asyncio; the classes are the profiles' PriorityClass values);
+Pure functions over queue state (no clock, no asyncio; the classes are serving.vocabulary's PriorityClass values);
 `serving.pipeline.scheduler` holds the state and applies them.
 
 - Classes: `interactive` goes first. `batch` may hold at most `batch_max_share` of the deployment's window (so a
@@ -24,7 +24,7 @@ from serving.vocabulary.kinds import PriorityClass
 
 INTERACTIVE = PriorityClass.INTERACTIVE.value
 BATCH = PriorityClass.BATCH.value
-CLASSES = tuple(c.value for c in PriorityClass)  # the profiles' classes, interactive first
+CLASSES = tuple(c.value for c in PriorityClass)  # every class, interactive first
 
 
 @dataclass(frozen=True)
