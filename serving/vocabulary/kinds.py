@@ -8,7 +8,8 @@ from enum import StrEnum
 
 class EngineKind(StrEnum):
     """What runs the generative tasks (serving.engines builds one of these; `none` serves redact and classify-intent
-    only)."""
+    only). A TaskModel's `engine` (operators.switchboard_operator.models.Engine, a CRD enum) names a deployment's
+    engine instead, the in-process `presidio` and `embedding` included."""
 
     TRANSFORMERS = "transformers"
     VLLM = "vllm"
