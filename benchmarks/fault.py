@@ -65,6 +65,10 @@ def fault_env(engine: str, port: int, profiles: Path) -> dict[str, str]:
     for deployment in ("GENERATE", "ROUTER"):
         env[f"SWITCHBOARD_DEPLOYMENTS__{deployment}__MIN_REPLICAS"] = str(REPLICAS)
         env[f"SWITCHBOARD_DEPLOYMENTS__{deployment}__MAX_REPLICAS"] = str(REPLICAS)
+    # Logical CPUs only (the replicas share the 2 real cores either way): summarize and reply get their own generate
+    # deployments when their adapters pass the gate, so 3 x 2 generate replicas at the load test's 0.25 plus router,
+    # redact and classify-intent would reserve 2.3 of Ray's 2 and a killed replica could not be rescheduled.
+    env["SWITCHBOARD_DEPLOYMENTS__GENERATE__NUM_CPUS"] = "0.15"
     env["SWITCHBOARD_BATCH_CONCURRENCY"] = "4"
     return env
 
