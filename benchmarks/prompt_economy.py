@@ -82,14 +82,14 @@ def compiled_messages(task: str, profile, text: str, turns) -> list[dict]:
 
 
 def generic_messages(task: str, system: str, text: str, turns) -> list[dict]:
-    from serving.tasks.conversation import render
+    from serving.vocabulary.conversation import render
 
     body = text if task in ("redact", "classify-intent") else f"Conversation:\n{render(turns)}"
     return [{"role": "system", "content": f"{system}\n\n{TASK_LINES[task]}"}, {"role": "user", "content": body}]
 
 
 def abcd_turns(path: Path):
-    from serving.tasks.conversation import Speaker, Turn
+    from serving.vocabulary.conversation import Speaker, Turn
 
     conversations = json.loads(path.read_text())
     return [[Turn(speaker=Speaker(s), text=t) for s, t in c["original"] if s in ("agent", "customer") and t.strip()]
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         utterances = [row["text"] for row in csv.DictReader(f)]
     pii = [r["full_text"] for r in json.loads(sources["presidio"].read_text())]
     conversations = abcd_turns(sources["abcd"])
-    from serving.tasks.conversation import render
+    from serving.vocabulary.conversation import render
 
     inputs = {"classify-intent": median_item(utterances, count), "redact": median_item(pii, count)}
     conversation = median_item(conversations, lambda turns: count(render(turns)))

@@ -25,7 +25,7 @@ from serving.pipeline.steps import score_turns
 from serving.profiles import approximate_counter, compile_profile, parse_document
 from serving.replica.local_backend import LocalBackend
 from serving.replica.runner import TaskRunner
-from serving.tasks.conversation import Speaker, Turn, parse_transcript
+from serving.vocabulary.conversation import Speaker, Turn, parse_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 ABCD = ROOT.parent / "shared" / "data" / "abcd" / "abcd_sample.json"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from serving.errors import InvalidRequest, PayloadTooLarge
-from serving.tasks.schemas import REQUEST_BODIES
 from serving.vocabulary.catalog import Task
+from serving.vocabulary.schemas import REQUEST_BODIES
 from serving.vocabulary.validation import describe
 
 log = logging.getLogger(__name__)

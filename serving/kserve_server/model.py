@@ -36,9 +36,9 @@ from serving.profiles.registry import ProfileRegistry
 from serving.profiles.source import FolderProfileSource
 from serving.replica.local_backend import LocalBackend
 from serving.replica.runner import TaskRunner
-from serving.tasks.schemas import REQUEST_BODIES
 from serving.vocabulary.catalog import GENERATIVE, Task
 from serving.vocabulary.kinds import EngineKind
+from serving.vocabulary.schemas import REQUEST_BODIES
 from serving.vocabulary.validation import describe, first_field
 
 REQUEST_INPUT = "request"

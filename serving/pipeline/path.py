@@ -26,10 +26,10 @@ from serving.pipeline.fairshare import SharePolicy
 from serving.pipeline.scheduler import Gates, Ticket
 from serving.profiles.compiler import CompiledProfile
 from serving.tasks.jobs import TaskBackend
-from serving.tasks.schemas import ReplyRequest, SummarizeRequest
 from serving.telemetry import tracing
 from serving.telemetry.metrics import RouterMetrics
 from serving.vocabulary.catalog import Task
+from serving.vocabulary.schemas import ReplyRequest, SummarizeRequest
 
 T = TypeVar("T")
 Result = BaseModel | AsyncIterator[dict]

@@ -20,7 +20,9 @@ from serving.router import batches, calls, errors, generative, openai, scrape
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
 from serving.router.middleware import RequestGuard
-from serving.tasks.schemas import (
+from serving.telemetry.metrics import CONTENT_TYPE
+from serving.vocabulary.catalog import DESCRIPTIONS, Task
+from serving.vocabulary.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
     ErrorBody,
@@ -29,8 +31,6 @@ from serving.tasks.schemas import (
     TaskInfo,
     TenantInfo,
 )
-from serving.telemetry.metrics import CONTENT_TYPE
-from serving.vocabulary.catalog import DESCRIPTIONS, Task
 
 log = logging.getLogger(__name__)
 

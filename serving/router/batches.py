@@ -23,10 +23,10 @@ from serving.profiles.compiler import CompiledProfile
 from serving.router import errors
 from serving.router.auth import Tenant
 from serving.router.context import RouterContext
-from serving.tasks.schemas import REQUEST_BODIES, ErrorBody
 from serving.telemetry import tracing
 from serving.vocabulary.catalog import Task
 from serving.vocabulary.kinds import PriorityClass
+from serving.vocabulary.schemas import REQUEST_BODIES, ErrorBody
 from serving.vocabulary.validation import describe, first_field
 
 JSONL = "application/jsonl"

@@ -12,7 +12,8 @@ from serving.errors import SwitchboardError
 from serving.router.auth import Tenant
 from serving.router.calls import execute, stream
 from serving.router.errors import SSE_DOC
-from serving.tasks.schemas import (
+from serving.vocabulary.catalog import Task
+from serving.vocabulary.schemas import (
     ReplyRequest,
     ReplyResponse,
     ScoreQualityRequest,
@@ -20,7 +21,6 @@ from serving.tasks.schemas import (
     SummarizeRequest,
     SummarizeResponse,
 )
-from serving.vocabulary.catalog import Task
 
 
 def register(app: FastAPI) -> None:

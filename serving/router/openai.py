@@ -19,8 +19,9 @@ from serving.errors import InvalidRequest, NotFound, SwitchboardError
 from serving.router.auth import Tenant
 from serving.router.calls import execute, stream
 from serving.router.errors import SSE_DOC
-from serving.tasks.conversation import Speaker, Turn
-from serving.tasks.schemas import (
+from serving.vocabulary.catalog import GENERATIVE, Task
+from serving.vocabulary.conversation import Speaker, Turn
+from serving.vocabulary.schemas import (
     REQUEST_BODIES,
     MaxTokens,
     One,
@@ -29,7 +30,6 @@ from serving.tasks.schemas import (
     SummarizeResponse,
     Temperature,
 )
-from serving.vocabulary.catalog import GENERATIVE, Task
 
 PREFIX = "switchboard/"
 ROLES = {"user": Speaker.CUSTOMER, "assistant": Speaker.AGENT}

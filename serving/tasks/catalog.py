@@ -1,5 +1,5 @@
-"""Moved to serving.vocabulary.catalog (issue 16); this alias stays only while the modules another change has in flight
-(app.py, deployments/backend.py, pipeline/steps.py, replica/local_backend.py, training/cli.py) still name it here."""
+"""Moved to serving.vocabulary.catalog (issue 16). This alias, like serving.tasks.entities, .schemas and .conversation,
+stays only while the committed versions of modules another change has in flight still import it from here."""
 
 from serving.vocabulary.catalog import DESCRIPTIONS, GENERATIVE, Task
 

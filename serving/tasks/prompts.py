@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from serving.tasks.conversation import Speaker, Turn, render
 from serving.vocabulary.catalog import Task
+from serving.vocabulary.conversation import Speaker, Turn, render
 
 Messages = list[dict[str, str]]
 

@@ -9,9 +9,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.tasks.conversation import Speaker, Turn
 from serving.tasks.prompts import Messages, compose
 from serving.vocabulary.catalog import Task
+from serving.vocabulary.conversation import Speaker, Turn
 
 # Tenant names and glossaries the examples are rendered under, so that the model sees varied instructions in context
 # (the tenant-specific wording is the router's; the targets are the human references, which follow no tenant style).

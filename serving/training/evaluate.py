@@ -7,10 +7,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from serving.tasks.conversation import Speaker, Turn
 from serving.tasks.prompts import compose
 from serving.training.data import read_jsonl, tenant_instruction, turns_of
 from serving.vocabulary.catalog import Task
+from serving.vocabulary.conversation import Speaker, Turn
 
 
 def rouge_l(prediction: str, references: list[str]) -> float:

@@ -17,10 +17,10 @@ from serving.engines import structured
 from serving.engines.base import with_json_instruction
 from serving.profiles.compiler import approximate_counter, compile_profile
 from serving.profiles.model import TenantProfileSpec
-from serving.tasks.conversation import Speaker, Turn
 from serving.tasks.prompts import Messages, compose
 from serving.tasks.quality import evidence_quotes, output_schema
 from serving.vocabulary.catalog import Task
+from serving.vocabulary.conversation import Speaker, Turn
 
 RUBRICS = Path(__file__).resolve().parents[2] / "datasets" / "quality" / "rubrics.json"
 _NO_KEY = "0" * 64

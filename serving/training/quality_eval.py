@@ -10,8 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from serving.tasks.conversation import Speaker
 from serving.training.quality import QualityItem, render_record, tenant_specs
+from serving.vocabulary.conversation import Speaker
 
 CLASSES = ("met", "not_met")
 
@@ -119,8 +119,8 @@ async def predict(engine, items: list[QualityItem], max_tokens: int = 256, progr
     from serving.engines import GenerationRequest, SamplingParams
     from serving.errors import TaskFailed
     from serving.profiles.model import Criterion
-    from serving.tasks.conversation import render
     from serving.tasks.quality import parse_scores
+    from serving.vocabulary.conversation import render
 
     outputs: list[Verdicts | None] = []
     seconds: list[float] = []

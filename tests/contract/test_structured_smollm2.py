@@ -21,7 +21,7 @@ from serving.pipeline.steps import score_turns
 from serving.profiles import approximate_counter, compile_profile, parse_document
 from serving.replica.local_backend import LocalBackend
 from serving.replica.runner import TaskRunner
-from serving.tasks.conversation import parse_transcript, render
+from serving.vocabulary.conversation import parse_transcript, render
 from serving.tasks.quality import evidence_quotes, output_schema
 from tests.conftest import SAMPLES
 from tests.contract.test_engine_contract import HAVE_SMOLLM2, NO_SMOLLM2

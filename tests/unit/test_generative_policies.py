@@ -10,7 +10,7 @@ import yaml
 from serving.errors import TaskFailed
 from serving.profiles import approximate_counter, compile_profile, parse_document
 from serving.vocabulary.catalog import Task
-from serving.tasks.conversation import ConversationInput, Speaker, parse_transcript
+from serving.vocabulary.conversation import ConversationInput, Speaker, parse_transcript
 from serving.tasks.prompts import compose
 from serving.tasks.quality import output_schema, parse_scores
 from tests.conftest import SAMPLES

@@ -441,7 +441,7 @@ def test_usage_counts_tokens_per_text_in_every_form():
     from serving.replica.local_backend import LocalBackend
     from serving.replica.runner import TaskRunner
     from serving.vocabulary.catalog import Task
-    from serving.tasks.schemas import ClassifyIntentRequest
+    from serving.vocabulary.schemas import ClassifyIntentRequest
 
     [doc] = load_documents((SAMPLES / "shopright.yaml").read_text(encoding="utf-8"), "shopright.yaml")
     spec = doc.spec.model_copy(update={"redaction": doc.spec.redaction.model_copy(update={"apply_to_tasks": False})})

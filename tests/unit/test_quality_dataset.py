@@ -9,7 +9,7 @@ import importlib.util
 from pathlib import Path
 
 from serving.profiles.model import Criterion, GlossaryEntry
-from serving.tasks.conversation import Turn
+from serving.vocabulary.conversation import Turn
 from serving.tasks.quality import evidence_quotes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from serving.pipeline.steps import job_for
 from serving.profiles.compiler import approximate_counter, compile_profile
 from serving.profiles.model import TenantProfileSpec
 from serving.vocabulary.catalog import Task
-from serving.tasks.conversation import Speaker, Turn
+from serving.vocabulary.conversation import Speaker, Turn
 from serving.training.commands import DATA, DEFAULTS
 from serving.training.data import _TENANTS, read_jsonl, render_examples, sha256, turns_of
 from serving.training.evaluate import CANNED_REPLY, previous_agent_turn, reference_nll, reply_turns

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from serving.engines import structured as sd
-from serving.tasks.conversation import parse_transcript
+from serving.vocabulary.conversation import parse_transcript
 from serving.tasks.quality import evidence_quotes, output_schema
 from tests.unit.test_generative_policies import CONVERSATION, shopright  # noqa: F401  (fixture)
 
