@@ -3,7 +3,8 @@ with its own knobs.
 
 Two shapes of `build_app` args, one code path:
 - local (`switchboard run`): Settings, or Settings fields; redact, classify-intent and one `generate` deployment that serves the
-  three generative tasks (they share the small model);
+  three generative tasks (they share the small model); score-quality goes to the classify-intent deployment instead when
+  the trained head (models/quality-minilm) passes the quality gate;
 - cluster (the operator's serveConfigV2): `profiles: {source: kubernetes, namespace}` and `tasks: {<task>: {...}}`, one
   deployment per TaskModel, named after its task (serveConfigV2 sets their replicas and resources by that name).
 """
@@ -23,7 +24,7 @@ from serving.deployments.generate import GenerateDeployment
 from serving.deployments.ingress import Ingress
 from serving.deployments.tasks import IntentDeployment, RedactDeployment
 from serving.settings import DeploymentSettings, Settings
-from serving.tasks.catalog import GENERATIVE, Task
+from serving.vocabulary.catalog import GENERATIVE, Task
 
 APP_NAME = "switchboard"
 
@@ -86,10 +87,9 @@ def _local_application(settings: Settings, profile_source: dict | None = None) -
     """The local shape: one deployment per in-process task and one shared `generate` deployment."""
     d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
     tuned_tasks: dict[str, str] = {}
-    handles = {
-        Task.REDACT.value: _redact(settings, d.redact, Task.REDACT.value),
-        Task.CLASSIFY_INTENT.value: _intent(settings, d.classify_intent, Task.CLASSIFY_INTENT.value, profile_source),
-    }
+    head = accepted_head(settings.models.quality_head)
+    intent = _intent(settings, d.classify_intent, Task.CLASSIFY_INTENT.value, profile_source, head)
+    handles = {Task.REDACT.value: _redact(settings, d.redact, Task.REDACT.value), Task.CLASSIFY_INTENT.value: intent}
     if settings.models.generator_engine != "none":
         generate = _deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
         engine_options = {**settings.models.engine_options, "max_batch_size": d.generate.batch_size,
@@ -98,16 +98,35 @@ def _local_application(settings: Settings, profile_source: dict | None = None) -
                               str(settings.models.cache_dir.expanduser()), engine_options, traced)
         handles.update({task.value: bound for task in GENERATIVE})
         store = adapter_store(settings)
-        tuned_tasks = accepted_adapters(settings.models.adapters, store) if settings.models.generator_engine != "fake" else {}
+        adapters = {t: f for t, f in settings.models.adapters.items() if not (head and t == Task.SCORE_QUALITY.value)}
+        tuned_tasks = accepted_adapters(adapters, store) if settings.models.generator_engine != "fake" else {}
         for task, folder in tuned_tasks.items():  # a deployment per tuned task; the others share `generate`
             tuned = _deployment(GenerateDeployment).options(**deployment_options(f"generate-{task}", d.generate))
             adapter = {"adapter": folder, "adapter_task": task, "adapter_store": str(store)}
             handles[task] = tuned.bind(settings.models.generator_engine, settings.models.generator,
                                        str(settings.models.cache_dir.expanduser()), {**engine_options, **adapter},
                                        traced)
+    heads = [Task.SCORE_QUALITY.value] if head else []
+    handles.update(dict.fromkeys(heads, intent))  # the head runs in the classify replica, on its MiniLM
     gates = {task: gate_config(_local_deployment(task), d.for_task(_local_deployment(task))) for task in handles}
     gates.update({task: gate_config(f"generate-{task}", d.generate) for task in tuned_tasks})
-    return _router(settings, handles, profile_source, gates)
+    gates.update({task: gate_config(Task.CLASSIFY_INTENT.value, d.classify_intent) for task in heads})
+    return _router(settings, handles, profile_source, gates, heads)
+
+
+def accepted_head(ref: str) -> str | None:
+    """The score-quality head's folder when it exists and its held-out figures pass the quality gate; None (and the
+    reason logged, figures only) otherwise, so score-quality stays on the generative model."""
+    if not ref or ref == "none":
+        return None
+    from serving.quality.head import gate, resolve_folder
+
+    why = gate(ref)
+    if why is not None:
+        logging.getLogger(__name__).warning("score-quality head %s refused: %s; score-quality stays on the generative "
+                                            "model", ref, why)
+        return None
+    return str(resolve_folder(ref).resolve())
 
 
 def accepted_adapters(adapters: dict[str, str], store: Path | None = None) -> dict[str, str]:
@@ -191,7 +210,8 @@ def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
                            settings.models.pii)
 
 
-def _intent(settings: Settings, knobs: DeploymentSettings, name: str, profile_source: dict | None):
+def _intent(settings: Settings, knobs: DeploymentSettings, name: str, profile_source: dict | None,
+            quality_head: str | None = None):
     """The classify deployment reads the router's profile source too: it builds each taxonomy's index when the
     profile is loaded or changes, not on its first request."""
     deployment = _deployment(IntentDeployment).options(**deployment_options(name, knobs))
@@ -199,7 +219,7 @@ def _intent(settings: Settings, knobs: DeploymentSettings, name: str, profile_so
                 "interval_s": settings.profile_poll_interval_s}
     return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s,
                            settings.tracing.model_dump(mode="json"), profiles, settings.models.embedding_precision,
-                           settings.models.embedding_threads)
+                           settings.models.embedding_threads, quality_head)
 
 
 def _deployment(cls: type) -> Deployment:
@@ -207,9 +227,11 @@ def _deployment(cls: type) -> Deployment:
     return cast(Deployment, serve.deployment(cls))
 
 
-def _router(settings: Settings, handles: dict, profile_source: dict | None, gates: dict) -> Application:
+def _router(settings: Settings, handles: dict, profile_source: dict | None, gates: dict,
+            heads: list[str] | None = None) -> Application:
     router = _deployment(Ingress).options(**deployment_options("router", settings.deployments.router))
-    return router.bind(settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"}, gates)
+    return router.bind(settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"}, gates,
+                       heads or [])
 
 
 def build_app(args: Settings | dict[str, Any] | None = None) -> Application:

@@ -116,6 +116,12 @@ class ModelsSettings(BaseModel):
         description="The trained PII detector that redaction runs beside the pattern recognizers: its folder "
         "(models/pii-minilm, relative to the working directory or the project), or `none` for patterns and spaCy only.",
     )
+    quality_head: str = Field(
+        "models/quality-minilm",
+        description="The trained score-quality head (MiniLM + MLP, hosted in the classify-intent replica): its folder "
+        "(relative to the working directory or the project), or `none`. A head whose held-out figures do not pass the "
+        "quality gate is refused (the reason is logged) and score-quality stays on the generative model.",
+    )
     generator: str = Field(
         "smollm2-135m-instruct",
         description="Generative model: a prepared name (`switchboard models list`), a folder, a hub id or an s3/gs/pvc URI.",

@@ -7,15 +7,16 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Iterable
 
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from serving.errors import ModelNotReady, NotFound, Overloaded, SwitchboardError, TaskFailed
-from serving.tasks.catalog import Task
-from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob, Traced
+from serving.tasks.jobs import GenerateJob, IntentJob, QualityJob, RedactJob, Traced
 from serving.telemetry import tracing
+from serving.vocabulary.catalog import Task
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +25,25 @@ ROUTER = "router"  # the ingress deployment's name (serving.app)
 
 
 class RayBackend:
-    def __init__(self, handles: dict[str, serve.handle.DeploymentHandle], ping_timeout_s: float = 2.0):
+    def __init__(self, handles: dict[str, serve.handle.DeploymentHandle], ping_timeout_s: float = 2.0,
+                 heads: Iterable[str] = ()):
         # Ray Serve's gRPC transport between deployments: about 1.3 ms less CPU per call than an actor call on
         # this machine (benchmarks/router_overhead.py), and a caller that goes away cancels the replica's work.
         self._handles = {task: _direct(h) for task, h in handles.items()}
         self._ping_timeout_s = ping_timeout_s
+        # Tasks whose handle is a deployment hosting a trained head (score-quality in the classify replica).
+        self._heads = frozenset(heads) & frozenset(self._handles)
 
     def served(self) -> frozenset[str]:
         return frozenset(self._handles)
+
+    def head_tasks(self) -> frozenset[str]:
+        return self._heads
+
+    async def score_quality(self, job: QualityJob) -> dict:
+        if Task.SCORE_QUALITY.value not in self._heads:
+            raise NotFound("score-quality has no trained head on this platform")
+        return await self._call(Task.SCORE_QUALITY.value, job, "score_quality")
 
     async def redact(self, job: RedactJob) -> dict:
         return await self._call(Task.REDACT.value, job)

@@ -19,7 +19,8 @@ from serving.telemetry.logging import configure_logging
 
 @serve.ingress()
 class Ingress:
-    def __init__(self, settings: dict, handles: dict, profile_source: dict | None = None, gates: dict | None = None):
+    def __init__(self, settings: dict, handles: dict, profile_source: dict | None = None, gates: dict | None = None,
+                 heads: list[str] | None = None):
         # Settings were read once by the launcher; replicas rebuild them from that snapshot, not from their env.
         self.settings = Settings(**settings)
         configure_logging(self.settings.log_level)
@@ -29,7 +30,7 @@ class Ingress:
         counter = wordpiece_counter(str(instruction_tokenizer_file(generator, models.cache_dir, models.embedding)))
         self.source = _profile_source(profile_source or {}, self.settings, counter)
         self.registry = self.source.registry
-        self.backend = RayBackend(handles)
+        self.backend = RayBackend(handles, heads=heads or ())  # heads: tasks a trained head answers (score-quality)
         self.gates = build_gates(gates or {}, self.settings.scheduling)
         # What start-up built (modules, tokenizer, settings) goes to the permanent generation, so a full collection
         # walks only what requests allocate: about 0.4 s for this heap on 2 busy cores, a stall every request feels.

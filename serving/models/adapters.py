@@ -15,7 +15,8 @@ def gate_reason(metrics: dict | None) -> str | None:
     """None when the adapter may serve; otherwise why it is refused. `metrics` is the card's `metrics.json`:
     {"metric": name, "higher_is_better": bool, "adapter": figure, "base": figure, "baselines": {name: figure},
     "guards": {name: {"adapter", "base"}}, ...}; the adapter must beat the base and every trivial baseline listed,
-    and be no worse than the base on every guard."""
+    and be no worse than the base on every guard, and reach every fixed floor in `targets` ({name: {"value",
+    "at_least"}}) where the card lists one."""
     if not metrics:
         return "the adapter has no held-out figures (metrics.json); run `switchboard eval TASK` first"
     try:
@@ -34,7 +35,20 @@ def gate_reason(metrics: dict | None) -> str | None:
             return f"the adapter's metrics.json has a non-numeric baseline {baseline!r}"
         if not (adapter > figure if higher else adapter < figure):
             return f"held-out {name} {adapter:g} does not beat the {baseline} baseline's {figure:g}"
-    return guard_reason(metrics.get("guards") or {})
+    return guard_reason(metrics.get("guards") or {}) or target_reason(metrics.get("targets") or {})
+
+
+def target_reason(targets: dict) -> str | None:
+    """Fixed floors a model must reach (e.g. the score-quality head's issue targets):
+    {name: {"value": x, "at_least": y}}."""
+    for name, target in targets.items():
+        try:
+            value, floor = float(target["value"]), float(target["at_least"])
+        except (KeyError, TypeError, ValueError):
+            return f"the metrics.json has no numeric value and floor for target {name!r}"
+        if value < floor:
+            return f"held-out {name} {value:g} is under its target {floor:g}"
+    return None
 
 
 def guard_reason(guards: dict) -> str | None:

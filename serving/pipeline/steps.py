@@ -14,13 +14,14 @@ from pydantic import BaseModel
 
 from serving.errors import Forbidden, InvalidRequest, TaskFailed
 from serving.profiles.compiler import CompiledProfile
-from serving.tasks.catalog import GENERATIVE, Task
-from serving.tasks.conversation import ConversationInput, Turn, render
-from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob, TaskBackend
+from serving.tasks.jobs import GenerateJob, IntentJob, QualityJob, RedactJob, TaskBackend
 from serving.tasks.prompts import compose
-from serving.tasks.quality import evidence_quotes, output_schema, parse_scores
+from serving.tasks.quality import evidence_quotes, head_scores, output_schema, parse_scores
 from serving.tasks.restore import Restorer, renumbered, restored_stream
-from serving.tasks.schemas import (
+from serving.telemetry import tracing
+from serving.vocabulary.catalog import GENERATIVE, Task
+from serving.vocabulary.conversation import ConversationInput, Turn, render
+from serving.vocabulary.schemas import (
     ClassifyIntentRequest,
     ClassifyIntentResponse,
     CriterionResult,
@@ -35,7 +36,6 @@ from serving.tasks.schemas import (
     SummarizeResponse,
     Usage,
 )
-from serving.telemetry import tracing
 
 DEFAULT_MAX_TOKENS = {Task.SUMMARIZE: 160, Task.SCORE_QUALITY: 256, Task.REPLY: 160}
 SCORE_ATTEMPTS = 2
@@ -198,7 +198,32 @@ async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBack
 
 async def _score(profile: CompiledProfile, body: ScoreQualityRequest, backend: TaskBackend) -> ScoreQualityResponse:
     turns, redacted = await redacted_turns(backend, profile, body)
+    if Task.SCORE_QUALITY.value in head_tasks(backend):
+        return await head_score_turns(profile, turns, redacted, backend)
     return await score_turns(profile, turns, redacted, backend, body.max_tokens)
+
+
+def head_tasks(backend: TaskBackend) -> frozenset[str]:
+    """The tasks a trained head answers on this backend (none where the backend has no such notion)."""
+    heads = getattr(backend, "head_tasks", None)
+    return heads() if heads is not None else frozenset()
+
+
+async def head_score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int,
+                           backend: TaskBackend) -> ScoreQualityResponse:
+    """score-quality by the trained head: one call, verdicts in rubric order with verbatim evidence, validated as a
+    model's answer is (serving.tasks.quality.head_scores). It reads no instruction and writes no tokens."""
+    rubric = list(profile.spec.rubric)
+    job = QualityJob(tuple(turns), tuple((c.id, c.description) for c in rubric),
+                     tuple((g.term, g.definition) for g in profile.spec.glossary))
+    with tracing.step("score by head"):
+        result = await backend.score_quality(job)
+    scores = head_scores(result["criteria"], rubric, render(turns))
+    criteria = [CriterionResult(criterion=c.criterion, verdict=c.verdict, score=c.score, weight=c.weight, evidence=c.evidence)
+                for c in scores.criteria]
+    return ScoreQualityResponse(tenant=profile.tenant_id, profile_version=profile.version, criteria=criteria,
+                                overall=scores.overall, attempts=1, redacted_entities=redacted,
+                                usage=Usage(instruction_tokens=0, tokens_in=result.get("tokens_in", 0), tokens_out=0))
 
 
 async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int, backend: TaskBackend,

@@ -8,8 +8,8 @@ from typing import Any
 from serving.errors import NotFound
 from serving.replica import generation
 from serving.replica.runner import TaskRunner
-from serving.tasks.catalog import GENERATIVE, Task
-from serving.tasks.jobs import GenerateJob, IntentJob, RedactJob
+from serving.tasks.jobs import GenerateJob, IntentJob, QualityJob, RedactJob
+from serving.vocabulary.catalog import GENERATIVE, Task
 
 
 class LocalBackend:
@@ -28,7 +28,15 @@ class LocalBackend:
             tasks.add(Task.CLASSIFY_INTENT.value)
         if self.engine is not None:
             tasks.update(t.value for t in GENERATIVE)
-        return frozenset(tasks)
+        return frozenset(tasks) | self.head_tasks()
+
+    def head_tasks(self) -> frozenset[str]:
+        return frozenset({Task.SCORE_QUALITY.value}) if getattr(self.runner, "quality", None) is not None else frozenset()
+
+    async def score_quality(self, job: QualityJob) -> dict:
+        if Task.SCORE_QUALITY.value not in self.head_tasks():
+            raise NotFound("score-quality has no trained head on this platform")
+        return await asyncio.to_thread(self.runner.score_quality, job)
 
     async def redact(self, job: RedactJob) -> dict:
         return (await asyncio.to_thread(self.runner.redact_many, [job]))[0]

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-from serving.tasks.jobs import IntentJob, RedactJob
+from serving.tasks.jobs import IntentJob, QualityJob, RedactJob
 
 J = TypeVar("J")
 
@@ -26,9 +26,14 @@ def grouped(jobs: Sequence[J], key: Callable[[J], Hashable], run: Callable[[list
 class TaskRunner:
     """Owns the engines of the tasks one process serves."""
 
-    def __init__(self, redactor: Any = None, classifier: Any = None):
+    def __init__(self, redactor: Any = None, classifier: Any = None, quality: Any = None):
         self.redactor = redactor
         self.classifier = classifier
+        self.quality = quality  # the score-quality head (serving.quality.QualityHead), where this process hosts it
+
+    def score_quality(self, job: QualityJob) -> dict:
+        """{"criteria": [{criterion, verdict, evidence, probability}], "tokens_in"} from the trained head."""
+        return self.quality.answer(list(job.turns), job.criteria, job.glossary)
 
     def redact_many(self, jobs: Sequence[RedactJob]) -> list[dict]:
         return grouped(jobs, lambda j: (j.entities, j.mode, j.score_threshold, j.salt, j.strict), self._redact_group)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from serving.profiles.model import IntentTaxonomy
+from serving.vocabulary.conversation import Turn
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,22 @@ class GenerateJob:
     traced: Traced = Traced()
 
 
+@dataclass(frozen=True)
+class QualityJob:
+    """One score-quality request for a trained head: the (redacted) turns, the rubric's criteria as (id,
+    description) and the tenant glossary as (term, definition); answered with {"criteria": [{"criterion", "verdict",
+    "evidence", "probability"}], "tokens_in"}."""
+
+    turns: tuple[Turn, ...]
+    criteria: tuple[tuple[str, str], ...]
+    glossary: tuple[tuple[str, str], ...] = ()
+    traced: Traced = Traced()
+
+
 class TaskBackend(Protocol):
     """The router's view of the task deployments: Ray Serve handles in production, in-process objects in tests.
 
-    Results are plain dicts shaped like the task's response (see serving.tasks.schemas), so that the router
+    Results are plain dicts shaped like the task's response (see serving.vocabulary.schemas), so that the router
     never depends on an engine's types.
     """
 
@@ -79,6 +92,12 @@ class TaskBackend(Protocol):
 
     def stream(self, task: str, job: GenerateJob) -> AsyncIterator[dict]:
         """{"delta": str} chunks, then one {"text", "tokens_in", "tokens_out", "finish_reason"}."""
+
+    async def score_quality(self, job: QualityJob) -> dict:
+        """A trained head's verdicts (only for a task in `head_tasks()`)."""
+
+    def head_tasks(self) -> frozenset[str]:
+        """The served tasks a trained head answers (score_quality) instead of a generative model."""
 
     def served(self) -> frozenset[str]: ...
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from serving.errors import TaskFailed
 from serving.profiles.model import Criterion
-from serving.tasks.conversation import Speaker, Turn
+from serving.vocabulary.conversation import Speaker, Turn
 
 VERDICTS = ("met", "not_met", "not_applicable")
 MAX_QUOTES = 200
@@ -116,6 +116,12 @@ def _score(criterion: Criterion, item: dict, conversation_text: str) -> Criterio
     score = {"met": 1.0, "not_met": 0.0}.get(verdict)
     found = bool(evidence) and _normalise(evidence) in _normalise(conversation_text)
     return CriterionScore(criterion.id, verdict, score, criterion.weight, evidence if found else "", found)
+
+
+def head_scores(verdicts: Sequence[dict], rubric: list[Criterion], conversation_text: str) -> QualityScore:
+    """A trained head's {"criterion", "verdict", "evidence"} list, validated as a model's JSON answer is."""
+    items = [{k: v.get(k, "") for k in ("criterion", "verdict", "evidence")} for v in verdicts]
+    return parse_scores(json.dumps({"criteria": items}), rubric, conversation_text)
 
 
 def overall_score(scores: tuple[CriterionScore, ...]) -> float | None:

@@ -17,15 +17,15 @@ def test_fixed_replicas_when_min_equals_max():
 def test_router_queues_sized_from_each_deployment():
     """The router's gate per deployment: generative tasks without an adapter share the local `generate` deployment's
     queue; a task whose adapter passes the gate (summarize and reply ship one) has its own `generate-<task>`
-    deployment."""
+    deployment; score-quality, answered by its trained head, queues for the classify-intent deployment that hosts it."""
     app = build_app(Settings())
     gates = app._bound_deployment.init_args[3]
     assert gates["redact"] == {"deployment": "redact", "per_replica": 32, "max_queued": 64}
-    assert gates["score-quality"]["deployment"] == "generate"
+    assert gates["score-quality"]["deployment"] == "classify-intent"
     assert gates["summarize"]["deployment"] == "generate-summarize"
     assert gates["reply"]["deployment"] == "generate-reply"
     assert gates["reply"]["per_replica"] == Settings().deployments.generate.max_ongoing_requests
-    untuned = build_app(Settings(models={"adapters": {}}))._bound_deployment.init_args[3]
+    untuned = build_app(Settings(models={"adapters": {}, "quality_head": "none"}))._bound_deployment.init_args[3]
     assert {untuned[t]["deployment"] for t in ("summarize", "score-quality", "reply")} == {"generate"}
 
 
@@ -52,7 +52,9 @@ def _deployments(app) -> dict:
 
 def test_all_tasks_deployed_and_fit_two_cores():
     deployments = _deployments(build_app(Settings()))
-    assert set(deployments) == {"router", "redact", "classify-intent", "generate", "generate-summarize", "generate-reply"}
+    # The shared `generate` deployment serves no task by default: summarize and reply have their adapters' own,
+    # score-quality its head in classify-intent (it is deployed again when an adapter or the head is refused).
+    assert set(deployments) == {"router", "redact", "classify-intent", "generate-summarize", "generate-reply"}
     cpus = sum(d.ray_actor_options["num_cpus"] for d in deployments.values())
     assert cpus <= 2.0, f"default reservations ({cpus} CPUs) must fit a 2-core laptop"
     assert deployments["classify-intent"].max_ongoing_requests == 128
