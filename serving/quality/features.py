@@ -36,9 +36,12 @@ def criterion_query(criterion_id: str, description: str, glossary: Sequence[tupl
 
 
 def candidates(turns: Sequence[Turn], limit: int = MAX_QUOTES) -> list[Candidate]:
-    """The quotable agent sentences (`evidence_quotes`, same order and text) with their surface features."""
+    """The quotable agent sentences (`evidence_quotes`, same order and text) with their surface features; none where
+    the agent said nothing (evidence_quotes would offer the customer's words, which prove nothing about the agent)."""
+    agent = [t for t in turns if t.speaker is Speaker.AGENT]
+    if not agent:
+        return []
     quotes = evidence_quotes(list(turns), limit)
-    agent = [t for t in turns if t.speaker is Speaker.AGENT] or list(turns)
     where: dict[str, tuple[float, ...]] = {}
     total = max(len(agent) - 1, 1)
     for index, turn in enumerate(agent):

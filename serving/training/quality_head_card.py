@@ -147,6 +147,13 @@ def write_card(folder: Path, metrics: dict) -> None:
         "with \", and\") stand in for the variety of hand-written chat. In local mode the head runs in the "
         "classify-intent replica on that replica's MiniLM (no second model, no extra CPU reservation). Training "
         "takes minutes, so the checkpoint (build/quality-head/checkpoint) is only written after each MLP.", "",
+        "## Limits", "",
+        "The figures are for the data set's four tenants (their six criteria and glossaries, the texts the head was "
+        "trained with). A rubric with other criteria (the sample profiles' `verify-order` or `compliance`) gets "
+        "verdicts from query texts the head never saw: plausible on a look at a few held-out chats, not measured. "
+        "Most errors are `resolution` met -> not_met (hand-written resolutions differ most from the templates' five "
+        "per tenant) and upsell/closing phrasings outside the templates. Where no agent sentence exists every "
+        "criterion is `not_met`.", "",
         "Reproduce: `switchboard train score-quality --head` then `switchboard eval score-quality --head`.", "",
     ]
     (folder / "README.md").write_text("\n".join(lines))

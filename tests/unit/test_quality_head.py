@@ -79,6 +79,7 @@ def test_candidates_are_the_quotable_sentences_with_where_they_stand():
     first, question, _, last = (c.surface for c in found)
     assert first[:3] == (0.0, 1.0, 0.0) and first[5] == 0.0  # first agent turn, not a question
     assert question[5] == 1.0 and last[2] == 1.0 and last[4] == 1.0  # a question; the last turn's last sentence
+    assert candidates([Turn(speaker=Speaker.CUSTOMER, text="Hello? Anyone there?")]) == []  # no agent: nothing to quote
 
 
 def test_compound_sentences_join_two_and_are_positive_for_either_parts_criteria():
