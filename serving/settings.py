@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.errors import ConfigError
+from serving.vocabulary.kinds import EngineKind
+from serving.vocabulary.validation import Loc, describe
 
 DEFAULT_SECRETS_DIR = Path("/run/secrets/switchboard")
 
@@ -126,8 +128,8 @@ class ModelsSettings(BaseModel):
         "smollm2-135m-instruct",
         description="Generative model: a prepared name (`switchboard models list`), a folder, a hub id or an s3/gs/pvc URI.",
     )
-    generator_engine: Literal["transformers", "vllm", "fake", "none"] = Field(
-        "transformers", description="Engine of the generative tasks; `none` serves redact and classify-intent only."
+    generator_engine: EngineKind = Field(
+        EngineKind.TRANSFORMERS, description="Engine of the generative tasks; `none` serves redact and classify-intent only."
     )
     cache_dir: Path = Field(Path("~/.cache/switchboard/models"), description="Where prepared models live.")
     allow_network: bool = Field(
@@ -237,15 +239,12 @@ def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:
     try:
         return Settings(**kwargs, **overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError("invalid settings: " + describe(exc, name=_variable)) from None
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = "__".join(str(p).upper() for p in err["loc"])
-        lines.append(f"SWITCHBOARD_{loc}: {err['msg']}")
-    return "invalid settings: " + "; ".join(lines)
+def _variable(loc: Loc) -> str:
+    """The environment variable of a settings field: SWITCHBOARD_DEPLOYMENTS__REDACT__MIN_REPLICAS."""
+    return "SWITCHBOARD_" + "__".join(str(p).upper() for p in loc)
 
 
 __all__ = [
