@@ -200,7 +200,9 @@ def test_bulk_batch_runs_every_line_once_in_order_and_the_router_sees_replicas(p
     assert "maria.g@example.com" not in results[0]["response"]["text"]
     assert results[1]["error"]["status"] == 422 and results[2]["response"]["label"] == "card_arrival"
     metrics = httpx.get(f"{platform['base']}/metrics").text
-    assert 'switchboard_replicas{deployment="generate"} 1.0' in metrics  # read from the Serve controller
+    # Read from the Serve controller. With summarize's adapter and the score-quality head accepted (the local default)
+    # the shared `generate` deployment serves no task and is not deployed; summarize has its own.
+    assert 'switchboard_replicas{deployment="generate-summarize"} 1.0' in metrics, metrics
     assert 'switchboard_admitted_requests_total{priority="batch",task="classify-intent",tenant="northbank"} 1.0' in metrics
 
 
