@@ -25,7 +25,7 @@ LABELS = ("PERSON", "STREET_ADDRESS", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS
           "IBAN_CODE", "US_SSN", "IP_ADDRESS", "ACCOUNT_NUMBER", "CUSTOMER_ID", "POLICY_NUMBER", "PASSPORT",
           "DRIVER_LICENSE", "NATIONAL_ID", "ORDER_NUMBER", "TICKET_NUMBER", "UK_NHS")
 SLOT_LABEL = {"SORT_CODE": "ACCOUNT_NUMBER", "CARD_LAST4": "CREDIT_CARD", "SSN_LAST4": "US_SSN",
-              "ACCT_LAST4": "ACCOUNT_NUMBER", "POSTCODE": "LOCATION"}
+              "ACCT_LAST4": "ACCOUNT_NUMBER", "POSTCODE": "LOCATION", "UNIT": "STREET_ADDRESS"}
 SECTION_WEIGHTS = {"prose": 4, "identity": 3, "contact": 3, "address": 3, "dates": 2, "payment": 3, "government": 2, "ids": 3,
                    "tech": 1, "general": 2, "negative": 4}
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +94,7 @@ FILL: dict[str, Callable[[Ctx], str]] = {
     "SSN_LAST4": _card_last4,
     "ACCT_LAST4": _card_last4,
     "POSTCODE": lambda c: _say(c, c.fake.postcode()),
+    "UNIT": lambda c: _say(c, f"{c.rng.choice(('Suite', 'Apt.', 'Apt', 'Unit', 'Flat', 'Apartment'))} {c.rng.randint(1, 999)}"),
     "IP_ADDRESS": lambda c: v.ipv4(c.rng, c.fake),
     "ACCOUNT_NUMBER": lambda c: _say(c, v.account_number(c.rng)),
     "SORT_CODE": lambda c: _say(c, f"{v.digits(c.rng, 2)}-{v.digits(c.rng, 2)}-{v.digits(c.rng, 2)}"),

@@ -34,6 +34,15 @@ IDENTITY = (
     "i was transferred here by {PERSON} in sales",
     "the name on the booking is {PERSON}",
     "Kind regards, {PERSON}",
+    # several names in one turn (v3): a list of people on an account, a chain of colleagues
+    "the people on the account are {PERSON}, {PERSON} and {PERSON}",
+    "it was {PERSON} and {PERSON} who rang, not me",
+    "Authorised users: {PERSON}, {PERSON}, {PERSON}",
+    "I spoke to {PERSON}, then {PERSON}, and then someone called {PERSON}",
+    "the named drivers are {PERSON} and {PERSON}",
+    "cc {PERSON}, {PERSON}",
+    "{PERSON} and {PERSON} both have cards on this account",
+    "my kids {PERSON}, {PERSON} and {PERSON} are all on the family plan",
 )
 
 CONTACT = (
@@ -84,6 +93,15 @@ ADDRESS = (
     "zip code {POSTCODE}",
     "{STREET_ADDRESS}, {POSTCODE} is where I am",
     "what postcode do you have for me? it should be {POSTCODE}",
+    # address blocks as pasted into a chat or read out, with the unit on its own line (v3)
+    "Delivery address:\n{PERSON}\n{STREET_ADDRESS}\n{UNIT}\n{LOCATION} {POSTCODE}",
+    "Invoice to: {PERSON}  {STREET_ADDRESS}  {UNIT}  {LOCATION}  {POSTCODE}",
+    "it's {STREET_ADDRESS}, {UNIT}, {LOCATION}",
+    "the flat is {UNIT}, same building as before",
+    "{UNIT}, {STREET_ADDRESS}, {LOCATION} {POSTCODE}",
+    "I'm in {UNIT} not {UNIT}, the driver keeps getting it wrong",
+    "Send it to {STREET_ADDRESS} {UNIT} {POSTCODE} {LOCATION} please",
+    "Address line 1: {STREET_ADDRESS}\nAddress line 2: {UNIT}\nTown: {LOCATION}\nPostcode: {POSTCODE}",
 )
 
 DATES = (
