@@ -30,6 +30,9 @@ class RecordingBackend:
             tasks.update(t.value for t in GENERATIVE)
         return frozenset(tasks)
 
+    def head_tasks(self):
+        return frozenset()  # as a platform without a trained head: score-quality goes to `generate`
+
     async def ready(self):
         return {task: True for task in self.served()}
 

@@ -198,15 +198,9 @@ async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBack
 
 async def _score(profile: CompiledProfile, body: ScoreQualityRequest, backend: TaskBackend) -> ScoreQualityResponse:
     turns, redacted = await redacted_turns(backend, profile, body)
-    if Task.SCORE_QUALITY.value in head_tasks(backend):
+    if Task.SCORE_QUALITY.value in backend.head_tasks():
         return await head_score_turns(profile, turns, redacted, backend)
     return await score_turns(profile, turns, redacted, backend, body.max_tokens)
-
-
-def head_tasks(backend: TaskBackend) -> frozenset[str]:
-    """The tasks a trained head answers on this backend (none where the backend has no such notion)."""
-    heads = getattr(backend, "head_tasks", None)
-    return heads() if heads is not None else frozenset()
 
 
 async def head_score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int,

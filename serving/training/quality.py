@@ -65,13 +65,22 @@ def request_messages(spec: TenantProfileSpec, turns: list[Turn]) -> Messages:
                    [c.id for c in spec.rubric])
 
 
+def record_turns(record: dict) -> tuple[Turn, ...]:
+    """A labelled record's turns (datasets/quality schema), empty ones left out as the router drops them."""
+    return tuple(Turn(speaker=Speaker(t["speaker"]), text=t["text"]) for t in record["turns"] if t["text"].strip())
+
+
+def record_gold(record: dict) -> tuple[tuple[str, str, str], ...]:
+    """A labelled record's (criterion, verdict, evidence) in rubric order."""
+    return tuple((lab["id"], lab["verdict"], lab["evidence"]) for lab in record["labels"])
+
+
 def render_record(record: dict, specs: dict[str, TenantProfileSpec]) -> QualityItem:
     spec = specs[record["tenant"]]
-    turns = [Turn(speaker=Speaker(t["speaker"]), text=t["text"]) for t in record["turns"] if t["text"].strip()]
-    schema = output_schema(list(spec.rubric), evidence_quotes(turns))
-    gold = tuple((lab["id"], lab["verdict"], lab["evidence"]) for lab in record["labels"])
-    return QualityItem(record["id"], record["conversation"], record["tenant"], tuple(turns),
-                       tuple(request_messages(spec, turns)), schema, gold)
+    turns = record_turns(record)
+    schema = output_schema(list(spec.rubric), evidence_quotes(list(turns)))
+    return QualityItem(record["id"], record["conversation"], record["tenant"], turns,
+                       tuple(request_messages(spec, list(turns))), schema, record_gold(record))
 
 
 def guided_pieces(schema: dict, answer: str) -> list[str]:

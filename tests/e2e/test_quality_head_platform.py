@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+
+from tests.local_run import free_port, wait_ready
 
 pytestmark = pytest.mark.ray
 
@@ -43,22 +43,20 @@ def _profile(name: str, tenant: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    if not (ROOT / "models" / "quality-minilm" / "head.safetensors").is_file():
-        pytest.skip("no committed score-quality head")
     tenants = json.loads((DATA / "rubrics.json").read_text())["tenants"]
     folder = tmp_path_factory.mktemp("profiles")
     for name in TENANTS:
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(_profile(name, tenants[name])))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_PROFILES_DIR": str(folder),
            "SWITCHBOARD_MODELS__GENERATOR_ENGINE": "none", "RAY_USAGE_STATS_ENABLED": "0"}
     with open(tmp_path_factory.mktemp("logs") / "platform.log", "w+") as log:
         proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "run"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            yield _ready(f"http://127.0.0.1:{port}", proc, log)
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(base, proc, log, STARTUP_TIMEOUT_S)
+            yield {"base": base}
         finally:
             if proc.poll() is None:
                 proc.send_signal(2)  # SIGINT, as Ctrl-C: the launcher stops Ray and what it started
@@ -67,23 +65,6 @@ def platform(tmp_path_factory):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(30)
-
-
-def _ready(base: str, proc: subprocess.Popen, log) -> dict:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"switchboard run exited with {proc.returncode}:\n{log.read()[-4000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return {"base": base}
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            log.seek(0)
-            pytest.fail(f"not ready after {STARTUP_TIMEOUT_S} s:\n{log.read()[-4000:]}")
-        time.sleep(1)
 
 
 def _conversation() -> dict[str, dict]:

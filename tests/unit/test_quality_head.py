@@ -182,10 +182,9 @@ def test_the_request_path_sends_score_quality_to_the_head_and_answers_in_the_usu
 
 
 def test_a_backend_without_a_head_keeps_score_quality_on_the_generative_path():
-    from serving.pipeline.steps import head_tasks
-
-    assert head_tasks(LocalBackend(TaskRunner())) == frozenset()
-    assert head_tasks(object()) == frozenset()  # a backend that predates heads
+    backend = LocalBackend(TaskRunner())
+    assert backend.head_tasks() == frozenset()
+    assert Task.SCORE_QUALITY.value not in backend.served()
 
 
 def test_the_gate_refuses_a_head_under_its_targets(tmp_path):
