@@ -26,8 +26,13 @@ COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 serving ./serving
 COPY --chown=1000:100 operators ./operators
 COPY --chown=1000:100 manifests ./manifests
-# The PII detector redaction runs by default (models.pii = models/pii-minilm, relative to /app).
+# The PII detector redaction runs by default (models.pii = models/pii-minilm, relative to /app); the trained task
+# models the sample TaskModels name (adapter: adapters/summarize, adapters/reply, models/quality-minilm), each with
+# the held-out figures the quality gate reads.
 COPY --chown=1000:100 models/pii-minilm ./models/pii-minilm
+COPY --chown=1000:100 models/quality-minilm ./models/quality-minilm
+COPY --chown=1000:100 adapters/summarize ./adapters/summarize
+COPY --chown=1000:100 adapters/reply ./adapters/reply
 # CPU: torch's CPU build first (a plain install would pull CUDA). GPU: the gpu extra (vLLM) brings its CUDA torch.
 # Both: k8s (the operator) and cloud (s3fs, gcsfs for s3:// and gs:// models). Prepared weights are saved 0600
 # (model.safetensors): chmod lets a pod that runs as another uid (OpenShift's arbitrary uids) read them too.

@@ -6,7 +6,9 @@ Two shapes of `build_app` args, one code path:
   three generative tasks (they share the small model); score-quality goes to the classify-intent deployment instead when
   the trained head (models/quality-minilm) passes the quality gate;
 - cluster (the operator's serveConfigV2): `profiles: {source: kubernetes, namespace}` and `tasks: {<task>: {...}}`, one
-  deployment per TaskModel, named after its task (serveConfigV2 sets their replicas and resources by that name).
+  deployment per TaskModel, named after its task (serveConfigV2 sets their replicas and resources by that name); a
+  `quality-head` score-quality runs the head in a deployment of its own. The replicas that gate an adapter or a head
+  write the verdict to their TaskModel's status (serving.deployments.gate_report).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ray.serve import Application, Deployment
 
 from serving.deployments.generate import GenerateDeployment
 from serving.deployments.ingress import Ingress
-from serving.deployments.tasks import IntentDeployment, RedactDeployment
+from serving.deployments.tasks import IntentDeployment, QualityHeadDeployment, RedactDeployment
 from serving.settings import DeploymentSettings, Settings
 from serving.vocabulary.catalog import GENERATIVE, Task
 
@@ -42,10 +44,11 @@ class TaskArgs(_Args):
     task_model: str
     model: str
     model_source: str = "prepared"
-    engine: Literal["presidio", "embedding", "transformers", "vllm", "fake"]
+    engine: Literal["presidio", "embedding", "transformers", "vllm", "quality-head", "fake"]
     dtype: str = "auto"
     max_model_len: int | None = None
-    adapter: str | None = Field(None, description="LoRA adapter of a generative task: a folder, or a URI / volume.")
+    adapter: str | None = Field(None, description="LoRA adapter of a generative task, or the score-quality head of "
+                                "a quality-head one: a folder, or a URI / volume.")
     adapter_source: str = "local"
     fallback_adapter: str | None = Field(None, description="The last adapter accepted for this TaskModel: it serves "
                                          "when `adapter` is refused by the quality gate or fails to load.")
@@ -185,10 +188,12 @@ def _cluster_application(args: ClusterArgs) -> Application:
     """The operator's shape: one deployment per TaskModel; serveConfigV2 supplies replicas and resources by name."""
     settings = Settings(**args.settings)
     d, traced = settings.deployments, settings.tracing.model_dump(mode="json")
-    handles, gates = {}, {}
+    handles, gates, heads = {}, {}, []
+    cache = str(settings.models.cache_dir.expanduser())
     for task, spec in args.tasks.items():
         queued = spec.max_queued_requests if spec.max_queued_requests is not None else d.for_task(task.value).max_queued_requests
         gates[task.value] = {"deployment": task.value, "per_replica": spec.max_ongoing_requests, "max_queued": queued}
+        report = gate_report_target(args.profiles, spec)
         if task is Task.REDACT:
             handles[task.value] = _redact(settings.model_copy(update={"models": settings.models.model_copy(update={"spacy": spec.model})}),
                                           d.redact, task.value)
@@ -196,12 +201,25 @@ def _cluster_application(args: ClusterArgs) -> Application:
             models = settings.models.model_copy(update={"embedding": spec.model})
             handles[task.value] = _intent(settings.model_copy(update={"models": models}), d.classify_intent, task.value,
                                           args.profiles.model_dump())
+        elif spec.engine == "quality-head":
+            head = _deployment(QualityHeadDeployment).options(name=task.value)
+            handles[task.value] = head.bind(spec.model, spec.adapter, cache, spec.fallback_adapter, traced,
+                                            settings.models.embedding_precision, settings.models.embedding_threads,
+                                            settings.models.allow_network, report)
+            heads.append(task.value)
         else:
             options = generate_engine_options(spec, settings.models.engine_options)
             generate = _deployment(GenerateDeployment).options(name=task.value)
-            handles[task.value] = generate.bind(spec.engine, spec.model, str(settings.models.cache_dir.expanduser()),
-                                                options, traced, settings.models.allow_network)
-    return _router(settings, handles, args.profiles.model_dump(), gates)
+            handles[task.value] = generate.bind(spec.engine, spec.model, cache, options, traced,
+                                                settings.models.allow_network, report)
+    return _router(settings, handles, args.profiles.model_dump(), gates, heads)
+
+
+def gate_report_target(profiles: ProfileSourceArgs, spec: TaskArgs) -> dict[str, str] | None:
+    """Where a replica reports its quality gate's verdict: the TaskModel, in a Kubernetes namespace (pure)."""
+    if profiles.source != "kubernetes" or not profiles.namespace or not spec.adapter:
+        return None
+    return {"namespace": profiles.namespace, "taskModel": spec.task_model}
 
 
 def _redact(settings: Settings, knobs: DeploymentSettings, name: str):

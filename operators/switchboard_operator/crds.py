@@ -80,6 +80,18 @@ _TM_STATUS = {
         "readyReplicas": {"type": "integer", "description": "Replicas known to serve (the floor while Serve reports HEALTHY)."},
         "deploymentStatus": {"type": "string", "description": "Ray Serve's status of the task's deployment."},
         "rayService": {"type": "string", "description": "The RayService (same namespace) that runs this model."},
+        "qualityGate": {
+            "type": "object",
+            "description": "What the data plane's quality gate made of spec.adapter (written by the replica that "
+                           "loads it; the operator turns a refusal into Accepted=False).",
+            "properties": {
+                "requested": {"type": "string", "description": "The adapter or head the spec asked for."},
+                "serving": {"type": "string", "description": "What serves instead: the fallback, or `base`/`none`."},
+                "accepted": {"type": "boolean", "description": "Whether the requested one passed the gate and loaded."},
+                "reason": {"type": "string", "description": "Why it was refused (held-out figures, paths)."},
+                "reportedAt": {"type": "string", "format": "date-time"},
+            },
+        },
     },
 }
 

@@ -107,7 +107,8 @@ class Reconciler:
                 reason, message = rejected[meta["name"]]
                 new = st.taskmodel_rejected(old, meta.get("generation"), reason, message, at)
             else:
-                new = st.taskmodel_accepted(old, meta.get("generation"), self.options.name, at, update)
+                adapter = accepted[meta["name"]].spec.adapter if meta["name"] in accepted else None
+                new = st.taskmodel_gated(old, meta.get("generation"), self.options.name, adapter, at, update)
             if _changed(old, new):
                 await self.cluster.patch_status(PLURAL, namespace, meta["name"], new)
 
@@ -236,11 +237,14 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterO
     async def taskmodel_changed(namespace: str | None, **_: Any) -> None:
         await reconciler.reconcile(_namespaced(namespace))
 
-    # Without a finalizer (owner references do the cleanup) a deletion is seen only as a DELETED event.
+    # Without a finalizer (owner references do the cleanup) a deletion is seen only as a DELETED event; a MODIFIED one
+    # may carry a replica's quality-gate verdict (status.qualityGate) that the Accepted condition has yet to show.
     @kopf.on.event(**tm)
-    async def taskmodel_gone(namespace: str | None, type: str | None, **_: Any) -> None:
+    async def taskmodel_event(namespace: str | None, type: str | None, body: kopf.Body, **_: Any) -> None:
         if type == "DELETED":
             await reconciler.reconcile(_namespaced(namespace))
+        elif type == "MODIFIED" and st.gate_out_of_date(body.get("status"), (body.get("spec") or {}).get("adapter")):
+            await reconciler.reconcile(_namespaced(namespace))  # a replica reported its quality gate's verdict
 
     @kopf.on.event(RAY_GROUP, RAY_VERSION, RAY_PLURAL, labels=MANAGED, registry=registry)
     async def rayservice_changed(namespace: str | None, status: kopf.Status, type: str | None, **_: Any) -> None:

@@ -34,6 +34,7 @@ class Engine(str, Enum):
     TRANSFORMERS = "transformers"
     EMBEDDING = "embedding"
     PRESIDIO = "presidio"
+    QUALITY_HEAD = "quality-head"  # score-quality by a trained head on the embedding model (serving.quality)
 
 
 class Dtype(str, Enum):
@@ -48,6 +49,7 @@ ENGINES_FOR_TASK: dict[Task, tuple[Engine, ...]] = {
     Task.REDACT: (Engine.PRESIDIO,),
     Task.CLASSIFY_INTENT: (Engine.EMBEDDING,),
     **dict.fromkeys(GENERATIVE, (Engine.VLLM, Engine.TRANSFORMERS)),
+    Task.SCORE_QUALITY: (Engine.VLLM, Engine.TRANSFORMERS, Engine.QUALITY_HEAD),
 }
 
 
@@ -121,9 +123,12 @@ class TaskModelSpec(_Spec):
         None,
         pattern=MODEL_PATTERN,
         max_length=512,
-        description="LoRA adapter on top of the model: a prepared adapter name or folder, or an s3://, gs:// or pvc:// URI.",
+        description="Trained weights on top of the model, held-out figures included (the quality gate reads them): a LoRA "
+        "adapter (vllm, transformers) or the score-quality head (quality-head); a prepared name or folder, or an s3://, "
+        "gs:// or pvc:// URI.",
     )
-    engine: Engine = Field(description="Engine that runs the model: vllm, transformers, embedding or presidio.")
+    engine: Engine = Field(description="Engine that runs the model: vllm, transformers, embedding, presidio or "
+                           "quality-head (score-quality: the head in `adapter` on the sentence-embedding `model`).")
     dtype: Dtype = Field(Dtype.AUTO, description="Weights dtype (generative engines).")
     max_model_len: int | None = Field(None, ge=128, le=262_144, description="Longest context in tokens (generative engines).")
     replicas: Replicas = Field(default_factory=Replicas, description="Autoscaling bounds of the deployment.")
@@ -146,6 +151,9 @@ class TaskModelSpec(_Spec):
             raise ValueError(f"engine {self.engine.value!r} cannot serve task {self.task.value!r}; use {names}")
         if self.adapter is not None and self.task not in GENERATIVE:
             raise ValueError(f"adapter: task {self.task.value!r} takes no LoRA adapter (only generative tasks do)")
+        if self.engine is Engine.QUALITY_HEAD and self.adapter is None:
+            raise ValueError("adapter: engine 'quality-head' needs the head's folder or URI in adapter "
+                             "(e.g. models/quality-minilm); model is its sentence-embedding base")
         if self.node_pool.accelerator_type and self.resources.gpus == 0:
             raise ValueError("nodePool.acceleratorType needs resources.gpus >= 1")
         if self.target_queue_depth >= self.max_ongoing_requests:
@@ -163,8 +171,11 @@ class TaskModelSpec(_Spec):
 
     @property
     def adapter_kind(self) -> str | None:
-        """Like `source_kind`, for `adapter` (None when no adapter is set)."""
-        return None if self.adapter is None else _ref_kind(self.adapter)
+        """`uri`, or `local` (a folder in the image, relative to its working directory; the data plane reads adapters
+        from no hub); None when no adapter is set."""
+        if self.adapter is None:
+            return None
+        return "uri" if _ref_kind(self.adapter) == "uri" else "local"
 
 
 def _ref_kind(ref: str) -> str:

@@ -10,6 +10,7 @@ from operators.switchboard_operator.builders import APP_NAME
 
 ACCEPTED = "Accepted"
 READY = "Ready"
+QUALITY_GATE_REFUSED = "QualityGateRefused"
 
 
 def now() -> str:
@@ -61,6 +62,34 @@ def taskmodel_rejected(status: Mapping | None, generation: int | None, reason: s
     return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation}
 
 
+def gate_refusal(status: Mapping | None, adapter: str | None) -> str | None:
+    """Why the data plane's quality gate refused `adapter` (the spec's adapter or head), from the verdict its replica
+    wrote to status.qualityGate; None when it accepted it, has not reported, or reported on another adapter."""
+    gate = (status or {}).get("qualityGate") or {}
+    if not adapter or gate.get("requested") != adapter or gate.get("accepted", True):
+        return None
+    serving = gate.get("serving") or "base"
+    what = {"base": "the base model serves", "none": "nothing serves the task"}.get(serving, f"{serving} keeps serving")
+    return f"spec.adapter: {gate.get('reason') or 'refused by the quality gate'}; {what}"
+
+
+def taskmodel_gated(status: Mapping | None, generation: int | None, rayservice: str, adapter: str | None, at: str,
+                    update: str | None = None) -> dict[str, Any]:
+    """`taskmodel_accepted`, unless the quality gate refused the adapter: then Accepted=False, QualityGateRefused."""
+    refusal = gate_refusal(status, adapter)
+    if refusal is None:
+        return taskmodel_accepted(status, generation, rayservice, at, update)
+    return {**taskmodel_rejected(status, generation, QUALITY_GATE_REFUSED, refusal, at), "rayService": rayservice}
+
+
+def gate_out_of_date(status: Mapping | None, adapter: str | None) -> bool:
+    """Whether the Accepted condition has yet to follow the latest quality-gate verdict (a refusal it does not show,
+    or a refusal it shows that the verdict no longer makes)."""
+    refusal, accepted = gate_refusal(status, adapter), get_condition(status, ACCEPTED) or {}
+    shown = accepted.get("reason") == QUALITY_GATE_REFUSED
+    return (refusal is not None and (not shown or accepted.get("message") != refusal[:1000])) or (refusal is None and shown)
+
+
 def deployment_status(rayservice_status: Mapping[str, Any] | None, task: str) -> tuple[str | None, str]:
     """Ray Serve's status of one task's deployment in the active cluster, and its message."""
     apps = ((rayservice_status or {}).get("activeServiceStatus") or {}).get("applicationStatuses") or {}
@@ -106,11 +135,14 @@ __all__ = [
     "READY",
     "condition",
     "deployment_status",
+    "gate_out_of_date",
+    "gate_refusal",
     "get_condition",
     "profile_accepted",
     "profile_rejected",
     "set_condition",
     "taskmodel_accepted",
+    "taskmodel_gated",
     "taskmodel_ready",
     "taskmodel_rejected",
 ]

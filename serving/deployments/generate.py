@@ -86,7 +86,10 @@ def _last_good(options: dict[str, Any]) -> str | None:
 
 class GenerateDeployment:
     def __init__(self, engine: str, model: str, cache_dir: str, options: dict[str, Any] | None = None,
-                 tracing_settings: dict | None = None, allow_network: bool = False):
+                 tracing_settings: dict | None = None, allow_network: bool = False,
+                 gate_report: dict[str, str] | None = None):
+        """`gate_report`: {"namespace", "taskModel"} in a cluster, where the gate's verdict goes to the TaskModel."""
+        from serving.deployments.gate_report import report, verdict
         from serving.engines import create_engine
         from serving.models.store import ModelStore
 
@@ -95,6 +98,7 @@ class GenerateDeployment:
         store = ModelStore(cache_dir, allow_network=allow_network)  # network: cluster mode, for object storage
         path = model if engine == EngineKind.FAKE else store.resolve(model)
         options = dict(options or {})
+        refs = {key: options.get(key) for key in ("adapter", "fallback_adapter")}  # as the TaskModel names them
         for key in ("adapter", "fallback_adapter"):
             if engine != EngineKind.FAKE and "://" in str(options.get(key) or ""):  # s3:// gs:// pvc:// adapters: a local copy
                 try:
@@ -103,6 +107,7 @@ class GenerateDeployment:
                     _log.warning("generate: %s %s could not be fetched: %s", key, options[key], exc)
         # The requested adapter if the gate accepts it and it loads, else the last accepted one, else the base.
         self.engine, self.adapter = start_engine(engine, path, options, create_engine)
+        report(gate_report, verdict(refs["adapter"], refs["fallback_adapter"], self.adapter))
 
     async def generate(self, job: GenerateJob) -> dict:
         tracing.record_queue_wait(job.traced.dispatched_at, job.traced.trace, **self.labels)

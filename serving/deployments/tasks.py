@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 from ray import serve
 
+from serving.errors import SwitchboardError
 from serving.replica.runner import TaskRunner
 from serving.settings import TracingSettings
 from serving.tasks.jobs import IntentJob, QualityJob, RedactJob
@@ -86,6 +88,70 @@ class IntentDeployment:
 
     async def ping(self) -> bool:
         return True
+
+
+class QualityHeadDeployment:
+    """score-quality by the trained head on its own sentence encoder (a cluster's `quality-head` TaskModel; local mode
+    hosts the head in the classify replica instead). The head serves only if its held-out figures pass the quality
+    gate, else the last accepted head (`fallback`); with neither, score-quality answers 503 saying why."""
+
+    def __init__(self, embedding_model: str, head: str, cache_dir: str, fallback: str | None = None,
+                 tracing_settings: dict | None = None, precision: str = "auto", threads: int | None = None,
+                 allow_network: bool = False, gate_report: dict[str, str] | None = None):
+        from serving.deployments.gate_report import report, verdict
+        from serving.intent import SentenceEmbedder
+        from serving.quality import load_head
+
+        tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "score-quality")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.choice = choose_head(head, fallback, cache_dir, allow_network)
+        report(gate_report, verdict(head, fallback, self.choice, base="none"))
+        embedder = SentenceEmbedder(embedding_model, precision=precision)
+        quality = None
+        if self.choice.serving is not None:
+            quality = load_head(self.choice.serving, embedder, lambda base: SentenceEmbedder(base, precision=precision))
+        self.runner = TaskRunner(quality=quality, quality_refused=self.choice.reason)
+
+    async def score_quality(self, job: QualityJob) -> dict:
+        with tracing.batch_spans([job], "task score-quality", task="score-quality", engine="quality-head"):
+            return await asyncio.to_thread(self.runner.score_quality, job)
+
+    async def adapter_status(self) -> dict:
+        """Which head serves and why (requestedAdapter, servingAdapter, adapterAccepted, adapterReason)."""
+        return self.choice.status()
+
+    async def ping(self) -> bool:
+        return True
+
+
+def choose_head(requested: str, fallback: str | None, cache_dir: str, allow_network: bool = False):
+    """The AdapterChoice for a score-quality head: `requested` when its held-out figures pass the quality gate, else
+    `fallback` when it does, else none. s3://, gs:// and pvc:// refs are fetched or found through the model store; a
+    head that cannot be fetched is refused like one that fails the gate."""
+    from serving.models.adapters import choose_adapter
+    from serving.models.store import ModelStore
+    from serving.quality import gate, resolve_folder
+
+    def local(ref: str | None) -> str | None:
+        if not ref:
+            return None
+        try:
+            if "://" in ref:
+                return str(ModelStore(cache_dir, allow_network=allow_network).resolve(ref))
+            return str(resolve_folder(ref))
+        except SwitchboardError:
+            return ref  # the gate says what is missing there
+        except OSError:
+            return ref
+
+    choice = choose_adapter(local(requested), local(fallback), check=gate)
+    if choice.serving is None and choice.reason:  # a head has no base model to fall back to
+        choice = dataclasses.replace(choice, reason=choice.reason.replace("; serving the base model",
+                                                                          "; no accepted head to fall back to"))
+    return choice
 
 
 def intent_profile_source(args: dict):

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
+from serving.errors import ModelNotReady
 from serving.tasks.jobs import IntentJob, QualityJob, RedactJob
 
 J = TypeVar("J")
@@ -26,13 +27,17 @@ def grouped(jobs: Sequence[J], key: Callable[[J], Hashable], run: Callable[[list
 class TaskRunner:
     """Owns the engines of the tasks one process serves."""
 
-    def __init__(self, redactor: Any = None, classifier: Any = None, quality: Any = None):
+    def __init__(self, redactor: Any = None, classifier: Any = None, quality: Any = None,
+                 quality_refused: str | None = None):
         self.redactor = redactor
         self.classifier = classifier
         self.quality = quality  # the score-quality head (serving.quality.QualityHead), where this process hosts it
+        self.quality_refused = quality_refused  # why no head serves here (the quality gate's reason), if none does
 
     def score_quality(self, job: QualityJob) -> dict:
         """{"criteria": [{criterion, verdict, evidence, probability}], "tokens_in"} from the trained head."""
+        if self.quality is None:
+            raise ModelNotReady(f"score-quality has no head that passed the quality gate: {self.quality_refused or 'none loaded'}")
         return self.quality.answer(list(job.turns), job.criteria, job.glossary)
 
     def redact_many(self, jobs: Sequence[RedactJob]) -> list[dict]:

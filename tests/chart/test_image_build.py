@@ -88,6 +88,9 @@ def test_the_prepared_model_is_listed_and_readable_offline(run):
     assert run(f"find /models/{MODEL} ! -readable | wc -l").strip() == "0"
     assert run(f"find /models/{MODEL} ! -perm -o=r | wc -l").strip() == "0"  # and by whatever uid a pod runs as
     assert run("find /app/models/pii-minilm -type f -readable | wc -l").strip() != "0"  # redaction's default detector
+    for folder, card in (("models/quality-minilm", "metrics.json"), ("adapters/summarize", "metrics.json"),
+                         ("adapters/reply", "metrics.json")):  # the chart's default TaskModels name them
+        assert run(f"test -r /app/{folder}/{card} && echo ok").strip() == "ok", folder
     # Offline (HF_HUB_OFFLINE=1 is in the image): the tokenizer loads from the store with no hub in reach.
     tokens = run(f"python -c \"from transformers import AutoTokenizer; "
                  f"print(len(AutoTokenizer.from_pretrained('/models/{MODEL}')('Where is my order?').input_ids))\"")

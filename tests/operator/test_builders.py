@@ -93,7 +93,7 @@ def test_app_args_name_the_profiles_source_and_every_task():
         "taskModel": "summarize", "model": "HuggingFaceTB/SmolLM2-135M-Instruct", "modelSource": "hub",
         "engine": "transformers", "dtype": "bfloat16", "maxModelLen": 2048,
         "batching": {"maxBatchSize": 8, "batchWaitTimeoutS": 0.02},
-        "maxOngoingRequests": 8, "maxQueuedRequests": 64,
+        "maxOngoingRequests": 8, "maxQueuedRequests": 64, "adapter": "adapters/summarize", "adapterSource": "local",
     }
     assert args["tasks"]["reply"]["modelSource"] == "uri" and args["tasks"]["redact"]["modelSource"] == "prepared"
 
@@ -156,7 +156,8 @@ def test_adapter_and_pvc_refs_reach_the_data_plane_with_read_only_claims_mounted
     assert {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]} == {"/mnt/pvc/adapters", "/mnt/pvc/models"}
     assert schema_errors(crd_schema(KUBERAY_CRD, "v1"), rayservice) == []
     plain = serve_app(build_rayservice("support", accepted("cpu.yaml"), OPTIONS))["args"]["tasks"]
-    assert all("adapter" not in t and "adapterSource" not in t for t in plain.values())
+    assert plain["summarize"]["adapterSource"] == "local"  # a folder in the image (adapters/summarize)
+    assert all("adapter" not in t and "adapterSource" not in t for task, t in plain.items() if task != "summarize")
 
 
 def test_target_queue_depth_at_or_above_max_ongoing_is_refused():

