@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.platform and use_model:
         from redaction_platform import measure
 
-        platform = measure(args.pii_model, texts + held_texts)
+        platform = measure(args.pii_model, texts + held_texts, per_request=(1, 16))
         print(f"== through the platform: {platform}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({**info, "runs": runs, "heldout_runs": heldout, "platform": platform,

@@ -28,6 +28,7 @@ from serving.vocabulary.schemas import (
     IntentResult,
     RedactRequest,
     RedactResponse,
+    RedactResult,
     ReplyRequest,
     ReplyResponse,
     ScoreQualityRequest,
@@ -50,7 +51,7 @@ def check(task: Task, profile: CompiledProfile, body: BaseModel, max_text_chars:
 
 
 def text_chars(body: BaseModel) -> int:
-    if isinstance(body, ClassifyIntentRequest):  # each utterance is within the limit, not their sum
+    if isinstance(body, (ClassifyIntentRequest, RedactRequest)):  # each text is within the limit, not their sum
         return max(len(t) for t in body.utterances())
     if isinstance(body, ConversationInput):
         return sum(len(t.text) for t in body.as_turns())
@@ -134,9 +135,13 @@ def job_for(profile: CompiledProfile, task: Task, turns: list[Turn], max_tokens:
 
 
 async def _redact(profile: CompiledProfile, body: RedactRequest, backend: TaskBackend) -> RedactResponse:
-    result = await backend.redact(redact_job(profile, body.text))
-    return RedactResponse(tenant=profile.tenant_id, profile_version=profile.version, **result,
-                          usage=usage(profile, Task.REDACT))
+    """`texts` go to the replica as one job (one slot of the deployment, one spaCy pass with other requests' texts)."""
+    shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "usage": usage(profile, Task.REDACT)}
+    if body.text is not None:
+        return RedactResponse(**await backend.redact(redact_job(profile, body.text)), **shared)
+    job = dataclasses.replace(redact_job(profile, ""), texts=tuple(body.utterances()))
+    results = (await backend.redact(job))["results"]
+    return RedactResponse(**results[0], results=[RedactResult(**r) for r in results], **shared)
 
 
 async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backend: TaskBackend) -> ClassifyIntentResponse:

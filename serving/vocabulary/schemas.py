@@ -32,8 +32,32 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_REDACT_TEXTS = 256  # texts in one redact request (`texts`)
+
+
 class RedactRequest(_Body):
-    text: Text = Field(description="Text or transcript to redact.", examples=["My card is 4111 1111 1111 1111."])
+    """Exactly one of `text` (one text) or `texts` (up to 256, answered in order): a contact centre redacts every turn
+    of a conversation, or a page of transcripts, in one call that the redact deployment runs as one spaCy pass."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": {"type": "null"}}},
+        {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": {"type": "null"}}},
+    ]})
+
+    text: Text | None = Field(None, description="Text or transcript to redact.",
+                              examples=["My card is 4111 1111 1111 1111."])
+    texts: list[Text] | None = Field(None, min_length=1, max_length=MAX_REDACT_TEXTS,
+                                     description=f"Up to {MAX_REDACT_TEXTS} texts; one result each, in order.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RedactRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("send exactly one of `text` or `texts`")
+        return self
+
+    def utterances(self) -> list[str]:
+        """The texts to redact, in order (what the request counts against the tenant's requestsPerSecond)."""
+        return list(self.texts) if self.texts is not None else [self.text or ""]
 
 
 class Entity(BaseModel):
@@ -50,11 +74,20 @@ class Usage(BaseModel):
     tokens_out: int = Field(0, description="Tokens the model wrote.")
 
 
+class RedactResult(BaseModel):
+    text: str = Field(description="The redacted text.")
+    entities: list[Entity]
+
+
 class RedactResponse(BaseModel):
+    """For `text`: `text` and `entities`. For `texts`: `results`, one per text, in order, and `text`/`entities` are
+    those of the first."""
+
     tenant: str
     profile_version: str
     text: str = Field(description="The redacted text.")
     entities: list[Entity]
+    results: list[RedactResult] | None = Field(None, description="One per text of `texts`, in order.")
     usage: Usage = Usage()
 
 

@@ -51,7 +51,7 @@ def test_a_default_task_fills_lines_that_name_none():
     (b'{"body": {"text": "x"}}', "line 1: `task` is missing"),
     (b'{"task": "redact", "body": "x"}', "line 1: `body` must be a JSON object"),
     (b'{"task": "redact", "body": {"text": "x"}, "url": "/v1"}', "line 1: unknown keys ['url']"),
-    (b'{"task": "redact", "body": {"txt": "x"}}', "line 1: body.text: Field required"),
+    (b'{"task": "redact", "body": {"txt": "x"}}', "line 1: body.txt: unknown field"),
     (b'{"task": "classify-intent", "body": {"text": "x", "top_k": 99}}', "line 1: body.top_k"),
     (b'{"task": "reply", "body": {"transcript": "Customer: hi", "stream": true}}',
      "line 1: body.stream: streaming is not available"),
@@ -68,7 +68,7 @@ def test_a_bad_line_is_an_error_of_its_own(raw, expected):
 def test_an_error_record_keeps_the_custom_id_and_known_task():
     (error,) = parse_batch(jsonl({"custom_id": "c-1", "task": "redact", "body": {}}))
     assert error.record() == {"line": 1, "custom_id": "c-1", "task": "redact",
-                              "error": {"type": "invalid_request", "message": "line 1: body.text: Field required"}}
+                              "error": {"type": "invalid_request", "message": "line 1: body: send exactly one of `text` or `texts`"}}
 
 
 @pytest.mark.parametrize("raw", [b"", b"\n\n  \n"])
@@ -95,6 +95,6 @@ def test_the_deepest_nesting_allowed_still_parses():
     for _ in range(MAX_DEPTH - 2):  # the line is level 1 and its body level 2
         nested = {"a": nested}
     (deep,) = parse_batch(json.dumps({"task": "redact", "body": nested}).encode())
-    assert isinstance(deep, LineError) and "body.text: Field required" in deep.message  # read, then validated
+    assert isinstance(deep, LineError) and "body.a: unknown field" in deep.message  # read, then validated
     (deeper,) = parse_batch(json.dumps({"task": "redact", "body": {"a": nested}}).encode())
     assert f"nested deeper than {MAX_DEPTH} levels" in deeper.message
