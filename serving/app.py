@@ -27,6 +27,7 @@ from serving.deployments.ingress import Ingress
 from serving.deployments.tasks import IntentDeployment, QualityHeadDeployment, RedactDeployment
 from serving.settings import DeploymentSettings, Settings
 from serving.vocabulary.catalog import GENERATIVE, Task
+from serving.vocabulary.kinds import DeploymentEngine, EngineKind
 
 APP_NAME = "switchboard"
 
@@ -44,7 +45,7 @@ class TaskArgs(_Args):
     task_model: str
     model: str
     model_source: str = "prepared"
-    engine: Literal["presidio", "embedding", "transformers", "vllm", "quality-head", "fake"]
+    engine: DeploymentEngine | Literal[EngineKind.FAKE]
     dtype: str = "auto"
     max_model_len: int | None = None
     adapter: str | None = Field(None, description="LoRA adapter of a generative task, or the score-quality head of "
@@ -201,7 +202,7 @@ def _cluster_application(args: ClusterArgs) -> Application:
             models = settings.models.model_copy(update={"embedding": spec.model})
             handles[task.value] = _intent(settings.model_copy(update={"models": models}), d.classify_intent, task.value,
                                           args.profiles.model_dump())
-        elif spec.engine == "quality-head":
+        elif spec.engine == DeploymentEngine.QUALITY_HEAD:
             head = _deployment(QualityHeadDeployment).options(name=task.value)
             handles[task.value] = head.bind(spec.model, spec.adapter, cache, spec.fallback_adapter, traced,
                                             settings.models.embedding_precision, settings.models.embedding_threads,

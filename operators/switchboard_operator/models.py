@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic.alias_generators import to_camel
 
 from serving.vocabulary.catalog import GENERATIVE, Task
+from serving.vocabulary.kinds import DeploymentEngine
 
 GROUP = "switchboard.dev"
 VERSION = "v1alpha1"
@@ -29,12 +30,7 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
-class Engine(str, Enum):
-    VLLM = "vllm"
-    TRANSFORMERS = "transformers"
-    EMBEDDING = "embedding"
-    PRESIDIO = "presidio"
-    QUALITY_HEAD = "quality-head"  # score-quality by a trained head on the embedding model (serving.quality)
+Engine = DeploymentEngine  # the CRD's `engine` enum is the data plane's (serving.vocabulary.kinds)
 
 
 class Dtype(str, Enum):

@@ -8,8 +8,8 @@ from enum import StrEnum
 
 class EngineKind(StrEnum):
     """What runs the generative tasks (serving.engines builds one of these; `none` serves redact and classify-intent
-    only). A TaskModel's `engine` (operators.switchboard_operator.models.Engine, a CRD enum) names a deployment's
-    engine instead, the in-process `presidio` and `embedding` included."""
+    only). A TaskModel's `engine` (DeploymentEngine below) names a deployment's engine instead, the in-process
+    `presidio`, `embedding` and `quality-head` included."""
 
     TRANSFORMERS = "transformers"
     VLLM = "vllm"
@@ -19,6 +19,17 @@ class EngineKind(StrEnum):
 
 # The kinds serving.engines.create_engine builds (every kind but `none`).
 GENERATIVE_ENGINES = (EngineKind.TRANSFORMERS, EngineKind.VLLM, EngineKind.FAKE)
+
+
+class DeploymentEngine(StrEnum):
+    """What runs one task's deployment in a cluster: a TaskModel's `engine` (the CRD's enum, operators.switchboard_
+    operator.models) and the data plane's TaskArgs.engine, which also takes `fake` (tests)."""
+
+    VLLM = "vllm"
+    TRANSFORMERS = "transformers"
+    EMBEDDING = "embedding"
+    PRESIDIO = "presidio"
+    QUALITY_HEAD = "quality-head"  # score-quality by a trained head on the embedding model (serving.quality)
 
 
 # A request's class: `interactive` is served first; `batch` (the bulk path's lines) waits behind it within a share
