@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import re
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -25,9 +27,10 @@ LABELS = ("PERSON", "STREET_ADDRESS", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS
           "IBAN_CODE", "US_SSN", "IP_ADDRESS", "ACCOUNT_NUMBER", "CUSTOMER_ID", "POLICY_NUMBER", "PASSPORT",
           "DRIVER_LICENSE", "NATIONAL_ID", "ORDER_NUMBER", "TICKET_NUMBER", "UK_NHS")
 SLOT_LABEL = {"SORT_CODE": "ACCOUNT_NUMBER", "CARD_LAST4": "CREDIT_CARD", "SSN_LAST4": "US_SSN",
-              "ACCT_LAST4": "ACCOUNT_NUMBER", "POSTCODE": "LOCATION", "UNIT": "STREET_ADDRESS"}
+              "ACCT_LAST4": "ACCOUNT_NUMBER", "POSTCODE": "LOCATION", "UNIT": "STREET_ADDRESS", "SURNAME": "PERSON", "FIRST_LOWER": "PERSON",
+              "SPEAKER": "PERSON", "FOREIGN_CITY": "LOCATION", "COUNTRY": "LOCATION"}
 SECTION_WEIGHTS = {"prose": 4, "identity": 3, "contact": 3, "address": 3, "dates": 2, "payment": 3, "government": 2, "ids": 3,
-                   "tech": 1, "general": 2, "negative": 4}
+                   "tech": 1, "general": 3, "negative": 4, "transcript": 1}
 ROOT = Path(__file__).resolve().parents[2]
 SYNTH = ROOT.parent / "shared" / "data" / "presidio_synth"
 HELDOUT = ROOT / "datasets" / "pii" / "heldout.jsonl"
@@ -43,8 +46,9 @@ def bio_tags() -> list[str]:
 class Ctx:
     """What one example's slots share: the random source, one faker locale, the channel and the names used."""
 
-    def __init__(self, rng: random.Random, fake, speech: bool, en=None):
+    def __init__(self, rng: random.Random, fake, speech: bool, en=None, scripts: list | None = None):
         self.rng, self.fake, self.speech = rng, fake, speech
+        self.scripts = scripts or [self.fake]  # fakers of v.SCRIPT_LOCALES, for towns in their own script
         self.names: list[str] = []
         self.en = en or fake  # English faker for prose (lorem words, jobs, catch phrases)
 
@@ -57,6 +61,21 @@ def _person(ctx: Ctx) -> str:
     name = v.person(ctx.rng, ctx.fake)
     ctx.names.append(name)
     return name.lower() if ctx.speech or ctx.rng.random() < 0.12 else name
+
+
+def _surname(ctx: Ctx) -> str:
+    name = ctx.fake.last_name()
+    ctx.names.append(name)
+    return name.lower() if ctx.speech else name
+
+
+def _speaker(ctx: Ctx) -> str:
+    """A chat speaker label: the first name, the full name, or the same speaker again."""
+    if ctx.names and ctx.rng.random() < 0.5:
+        return ctx.rng.choice(ctx.names)
+    name = ctx.fake.first_name() if ctx.rng.random() < 0.6 else v.person(ctx.rng, ctx.fake)
+    ctx.names.append(name)
+    return name
 
 
 def _email(ctx: Ctx) -> str:
@@ -96,6 +115,11 @@ FILL: dict[str, Callable[[Ctx], str]] = {
     "POSTCODE": lambda c: _say(c, c.fake.postcode()),
     "UNIT": lambda c: _say(c, f"{c.rng.choice(('Suite', 'Apt.', 'Apt', 'Unit', 'Flat', 'Apartment'))} {c.rng.randint(1, 999)}"),
     "IP_ADDRESS": lambda c: v.ipv4(c.rng, c.fake),
+    "SURNAME": _surname,
+    "FIRST_LOWER": lambda c: c.fake.first_name().lower(),
+    "SPEAKER": _speaker,
+    "FOREIGN_CITY": lambda c: v.foreign_city(c.rng, c.scripts),
+    "COUNTRY": lambda c: c.fake.country(),
     "ACCOUNT_NUMBER": lambda c: _say(c, v.account_number(c.rng)),
     "SORT_CODE": lambda c: _say(c, f"{v.digits(c.rng, 2)}-{v.digits(c.rng, 2)}-{v.digits(c.rng, 2)}"),
     "CUSTOMER_ID": lambda c: _say(c, v.customer_id(c.rng)),
@@ -165,10 +189,11 @@ def _literal(text: str, ctx: Ctx) -> str:
     return re.sub(r"[,.?!:;#|]", "", text) if ctx.rng.random() < 0.7 else text
 
 
-def example(rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...]], en=None) -> dict:
+def example(rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...]], en=None,
+            scripts: list | None = None) -> dict:
     """One turn: one to three sentences from weighted sections, sharing a locale and a channel."""
     speech = rng.random() < 0.45
-    ctx = Ctx(rng, rng.choice(fakes), speech, en)
+    ctx = Ctx(rng, rng.choice(fakes), speech, en, scripts)
     sections = list(SECTION_WEIGHTS)
     chosen = rng.choices(sections, weights=[SECTION_WEIGHTS[s] for s in sections], k=rng.choice((1, 1, 2, 2, 3)))
     text, spans = "", []
@@ -186,8 +211,18 @@ def example(rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...
     return {"channel": "call" if speech else "chat", "text": text, "spans": spans}
 
 
+def pinned_hash_seed(module: str, argv: list[str] | None) -> None:
+    """Run this command again with PYTHONHASHSEED=0 unless it already is: some faker locales (it_IT's towns) pick from
+    sets, whose order follows Python's per-process string hashing, so without a fixed hash seed the same `--seed`
+    gives different towns in a few hundred turns."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, "-m", module, *(sys.argv[1:] if argv is None else argv)],
+                  {**os.environ, "PYTHONHASHSEED": "0"})
+
+
 def generate(n: int, seed: int, locales: tuple[str, ...] = v.LOCALES) -> Iterator[dict]:
-    """`n` examples, deterministic for a seed (and the locales, all of pii_values.LOCALES by default)."""
+    """`n` examples, deterministic for a seed (and the locales, all of pii_values.LOCALES by default) in a process
+    whose PYTHONHASHSEED is fixed (see pinned_hash_seed)."""
     from faker import Faker
 
     rng = random.Random(seed)
@@ -198,8 +233,13 @@ def generate(n: int, seed: int, locales: tuple[str, ...] = v.LOCALES) -> Iterato
         fake = Faker(locale)
         fake.seed_instance(seed * 1000 + i)
         fakes.append(_Fallback(fake, fallback))
+    scripts = []
+    for i, locale in enumerate(v.SCRIPT_LOCALES):
+        fake = Faker(locale)
+        fake.seed_instance(seed * 1000 + 500 + i)
+        scripts.append(fake)
     for i in range(n):
-        yield {"id": f"gen-{seed}-{i:06d}", **example(rng, fakes, SECTIONS, fallback)}
+        yield {"id": f"gen-{seed}-{i:06d}", **example(rng, fakes, SECTIONS, fallback, scripts)}
 
 
 def skeleton(template: str) -> str:
@@ -237,6 +277,7 @@ def write(examples: list[dict], out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pinned_hash_seed("serving.training.pii_data", argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--n", type=int, default=24000)

@@ -92,6 +92,11 @@ ADDRESS = (
     "and the postcode is {POSTCODE}",
     "zip code {POSTCODE}",
     "{STREET_ADDRESS}, {POSTCODE} is where I am",
+    # postcode before the street line or after the country, as some countries and forms write it (v4)
+    "Billing address: {PERSON}\n    {POSTCODE} {STREET_ADDRESS}\n   {LOCATION}",
+    "{STREET_ADDRESS}\n{LOCATION}\n{COUNTRY} {POSTCODE}",
+    "my address: {POSTCODE} {STREET_ADDRESS}, {LOCATION}",
+    "send it to {STREET_ADDRESS}, {COUNTRY} {POSTCODE}",
     "what postcode do you have for me? it should be {POSTCODE}",
     # address blocks as pasted into a chat or read out, with the unit on its own line (v3)
     "Delivery address:\n{PERSON}\n{STREET_ADDRESS}\n{UNIT}\n{LOCATION} {POSTCODE}",
@@ -211,6 +216,34 @@ GENERAL = (
     "{PERSON} works for {ORG} now.",
     "The letter from {ORG} was addressed to {PERSON} at {STREET_ADDRESS}.",
     "{PERSON}'s new album was recorded in {LOCATION}.",
+    # surnames alone and names in running prose (v4): reviews, trivia, small talk about people
+    "{SURNAME} and {SURNAME} built the first version in a garage.",
+    "nobody writes endings like early {SURNAME} did",
+    "The best chapter is the one {SURNAME} wrote about {LOCATION}.",
+    "I think {SURNAME} was right about the whole thing, {SURNAME} was not.",
+    "we read {PERSON}'s letters in class and {SURNAME}'s reply was the best part",
+    "the debate about {FIRST_LOWER} has gone on for years",
+    "ask {FIRST_LOWER} in the warehouse, {FIRST_LOWER} will know",
+    "{SURNAME}, {SURNAME} and {SURNAME} signed the petition.",
+    "My neighbour {SURNAME} recommended you.",
+    "I'm {PERSON}, originally from {FOREIGN_CITY}, and I moved here {QTY} years ago.",
+    "the team moved from {FOREIGN_CITY} to our office in {LOCATION}",
+    "Our supplier is based in {FOREIGN_CITY}.",
+    "the parcel went to {FOREIGN_CITY} by mistake",
+    "we want to open a branch in {LOCATION} next to the station",
+    "The economy of {LOCATION} depends on tourism, {PROSE}",
+    "{ORG} is recruiting in {LOCATION} and {LOCATION}.",
+    "she was born in {FOREIGN_CITY} and grew up in {LOCATION}",
+)
+
+# chat transcripts pasted into a ticket, with the speakers' names as labels (v4)
+TRANSCRIPT = (
+    "{SPEAKER}: hi, is my order on its way?\n{SPEAKER}: let me check that for you",
+    "{SPEAKER}: {PROSE}\n{SPEAKER}: ok thanks",
+    "{SPEAKER}: I was charged twice\n{SPEAKER}: sorry to hear that, {PERSON}\n{SPEAKER}: can you fix it?",
+    "[{CLOCK}] {SPEAKER}: anyone there?\n[{CLOCK}] {SPEAKER}: yes, how can I help?",
+    "{SPEAKER}: my address is {STREET_ADDRESS}\n{SPEAKER}: thanks, updated",
+    "{SPEAKER}: What a day.\n{SPEAKER}: tell me about it",
 )
 
 NEGATIVE = (
@@ -260,6 +293,7 @@ PROSE = (
 )
 
 SECTIONS = {"prose": PROSE, "identity": IDENTITY, "contact": CONTACT, "address": ADDRESS, "dates": DATES, "payment": PAYMENT,
-            "government": GOVERNMENT, "ids": IDS, "tech": TECH, "general": GENERAL, "negative": NEGATIVE}
+            "government": GOVERNMENT, "ids": IDS, "tech": TECH, "general": GENERAL, "negative": NEGATIVE,
+            "transcript": TRANSCRIPT}
 
 FILLERS = ("um", "uh", "yeah", "so", "right", "okay", "er", "hmm", "yes", "well")

@@ -243,6 +243,9 @@ def train(out: Path, work: Path, n: int, seed: int, budget_s: float, threads: in
 
 
 def main(argv: list[str] | None = None) -> int:
+    from serving.training.pii_data import pinned_hash_seed
+
+    pinned_hash_seed("serving.training.pii_train", argv)  # the same training file for the same --seed
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/pii-minilm"))
     parser.add_argument("--n", type=int, default=16000, help="generated examples (train + validation)")

@@ -305,6 +305,16 @@ def city_line(rng: random.Random, fake) -> str:
     return fake.country()
 
 
+# Non-Latin scripts a customer may paste a town in (Greek, Cyrillic, Georgian, Armenian, Hebrew).
+SCRIPT_LOCALES = ("el_GR", "ru_RU", "uk_UA", "ka_GE", "hy_AM", "he_IL")
+
+
+def foreign_city(rng: random.Random, fakers: list) -> str:
+    """A town written in its own script (one of `fakers`, SCRIPT_LOCALES), sometimes upper case, as pasted."""
+    city = rng.choice(fakers).city()
+    return city.upper() if rng.random() < 0.4 else city
+
+
 def person(rng: random.Random, fake) -> str:
     r = rng.random()
     if r < 0.5:
