@@ -26,7 +26,7 @@ PORT = 8310
 
 
 def measure(pii_model: str, texts: list[str], requests: int = 800, concurrency: int = 16,
-            per_request: tuple[int, ...] = (1,), replicas: int = 1) -> dict:
+            per_request: tuple[int, ...] = (1,), replicas: int = 2) -> dict:
     """{"levels": [one run_level result per texts-per-request, with texts_per_s], ...}; `requests` counts texts."""
     import httpx
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pii-model", default=str(ROOT / "models" / "pii-minilm"), help="the detector's folder, or `none`")
     parser.add_argument("--requests", type=int, default=800, help="texts per level")
     parser.add_argument("--per-request", type=int, nargs="+", default=[1, 16], help="texts per request, one level each")
-    parser.add_argument("--replicas", type=int, default=1, help="redact replicas")
+    parser.add_argument("--replicas", type=int, default=2, help="redact replicas (2: the local default max)")
     args = parser.parse_args(argv)
     texts = [r["full_text"] for r in json.loads((DATA / "presidio_synth" / "synth_dataset_v2.json").read_text())]
     print(json.dumps(measure(args.pii_model, texts, args.requests, per_request=tuple(args.per_request),
