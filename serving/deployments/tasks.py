@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from pathlib import Path
 
 from ray import serve
@@ -13,6 +14,8 @@ from serving.replica.runner import TaskRunner
 from serving.settings import TracingSettings
 from serving.tasks.jobs import IntentJob, QualityJob, RedactJob
 from serving.telemetry import tracing
+
+_log = logging.getLogger(__name__)
 
 
 class RedactDeployment:
@@ -93,7 +96,8 @@ class IntentDeployment:
 class QualityHeadDeployment:
     """score-quality by the trained head on its own sentence encoder (a cluster's `quality-head` TaskModel; local mode
     hosts the head in the classify replica instead). The head serves only if its held-out figures pass the quality
-    gate, else the last accepted head (`fallback`); with neither, score-quality answers 503 saying why."""
+    gate, else the last accepted head (`fallback`); with neither, score-quality answers 503 saying why. The head runs
+    on the encoder its card names; `embedding_model` (the TaskModel's `model`) should be that one (a warning if not)."""
 
     def __init__(self, embedding_model: str, head: str, cache_dir: str, fallback: str | None = None,
                  tracing_settings: dict | None = None, precision: str = "auto", threads: int | None = None,
@@ -109,10 +113,12 @@ class QualityHeadDeployment:
             torch.set_num_threads(threads)
         self.choice = choose_head(head, fallback, cache_dir, allow_network)
         report(gate_report, verdict(head, fallback, self.choice, base="none"))
-        embedder = SentenceEmbedder(embedding_model, precision=precision)
         quality = None
-        if self.choice.serving is not None:
-            quality = load_head(self.choice.serving, embedder, lambda base: SentenceEmbedder(base, precision=precision))
+        if self.choice.serving is not None:  # the head runs on the encoder its card names, loaded once
+            quality = load_head(self.choice.serving, None, lambda base: SentenceEmbedder(base, precision=precision))
+            if quality.base_model != embedding_model:
+                _log.warning("score-quality: the TaskModel's model %s is not the head's base %s; the head's base serves",
+                             embedding_model, quality.base_model)
         self.runner = TaskRunner(quality=quality, quality_refused=self.choice.reason)
 
     async def score_quality(self, job: QualityJob) -> dict:
@@ -142,10 +148,8 @@ def choose_head(requested: str, fallback: str | None, cache_dir: str, allow_netw
             if "://" in ref:
                 return str(ModelStore(cache_dir, allow_network=allow_network).resolve(ref))
             return str(resolve_folder(ref))
-        except SwitchboardError:
-            return ref  # the gate says what is missing there
-        except OSError:
-            return ref
+        except (SwitchboardError, OSError):
+            return ref  # not fetched or not there: the gate refuses it, saying what is missing
 
     choice = choose_adapter(local(requested), local(fallback), check=gate)
     if choice.serving is None and choice.reason:  # a head has no base model to fall back to
