@@ -30,11 +30,14 @@ DATA = REPO / "datasets" / "quality" / "sample_rubrics_heldout.jsonl"
 SAMPLES = REPO / "manifests" / "samples"
 
 
-def profile_inputs(tenant: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def profile_inputs(tenant: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    """The head's inputs as the pipeline builds them from the profile: criteria (a violation replaces the
+    description of a criterion met by an absence), the glossary, and those criteria's ids."""
     from serving.profiles import parse_document
 
     spec = parse_document(__import__("yaml").safe_load((SAMPLES / f"{tenant}.yaml").read_text())).spec
-    return [(c.id, c.description) for c in spec.rubric], [(g.term, g.definition) for g in spec.glossary]
+    return ([(c.id, c.violation or c.description) for c in spec.rubric], [(g.term, g.definition) for g in spec.glossary],
+            [c.id for c in spec.rubric if c.violation])
 
 
 def score(records: list[dict], predict) -> dict:
@@ -69,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def by_head(record: dict) -> dict[str, str]:
         nonlocal evidence_ok, evidence_n
-        criteria, glossary = inputs[record["tenant"]]
+        criteria, glossary, absent = inputs[record["tenant"]]
         turns = [Turn(**t) for t in record["turns"]]
-        answer = head.score(turns, criteria, glossary)
+        answer = head.score(turns, criteria, glossary, absent)
         agent = [t.text for t in turns if t.speaker.value == "agent"]
         for c in answer:
-            if c["verdict"] == "met":
+            if c["evidence"]:
                 evidence_n += 1
                 evidence_ok += any(c["evidence"] in a for a in agent)
         return {c["criterion"]: c["verdict"] for c in answer}
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     systems["head"]["evidence_valid"] = round(100 * evidence_ok / max(evidence_n, 1), 1)
     for name, s in systems.items():
         print(f"{name:15s} accuracy {s['accuracy']:5.1f} % over {s['verdicts']} verdicts  {s['per_criterion']}")
-    print(f"head evidence valid (met verdicts quoting an agent turn verbatim): {systems['head']['evidence_valid']} %")
+    print(f"head evidence valid (quotes of an agent turn, verbatim): {systems['head']['evidence_valid']} %")
     write_result(args.out, {"benchmark": "quality_sample_rubrics", "machine": info, "data": str(DATA), "sha256": sha256(DATA), "head": args.head, "systems": systems})
     return 0
 

@@ -219,7 +219,7 @@ RUBRIC = [
     {"id": "resolution", "description": "The agent resolves the request or gives a concrete next step and timeline.",
      "weight": 3},
     {"id": "compliance", "description": "The agent gives no investment advice and makes no promises on rates or fees.",
-     "weight": 2},
+     "weight": 2, "violation": "The agent gives investment advice or promises a rate, a return or a fee."},
     {"id": "upsell", "description": "Where it fits, the agent makes an upsell as this tenant defines it, without pressure.",
      "weight": 1},
 ]

@@ -213,8 +213,9 @@ async def head_score_turns(profile: CompiledProfile, turns: list[Turn], redacted
     """score-quality by the trained head: one call, verdicts in rubric order with verbatim evidence, validated as a
     model's answer is (serving.tasks.quality.head_scores). It reads no instruction and writes no tokens."""
     rubric = list(profile.spec.rubric)
-    job = QualityJob(tuple(turns), tuple((c.id, c.description) for c in rubric),
-                     tuple((g.term, g.definition) for g in profile.spec.glossary))
+    job = QualityJob(tuple(turns), tuple((c.id, c.violation or c.description) for c in rubric),
+                     tuple((g.term, g.definition) for g in profile.spec.glossary),
+                     absent=tuple(c.id for c in rubric if c.violation))
     with tracing.step("score by head"):
         result = await backend.score_quality(job)
     scores = head_scores(result["criteria"], rubric, render(turns))

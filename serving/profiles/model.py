@@ -101,6 +101,10 @@ class Criterion(_Spec):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
     description: ShortText
     weight: float = Field(1.0, gt=0, le=100)
+    violation: ShortText | None = Field(None, description=(
+        "For a criterion met by what the agent does not do (e.g. compliance): the behaviour that breaks it, such as "
+        "'The agent gives investment advice.' The trained score-quality head then calls the criterion met unless an "
+        "agent sentence does this, and quotes that sentence as the evidence of the not_met."))
 
 
 class RedactionMode(str, Enum):

@@ -98,18 +98,20 @@ class QualityHead:
         return quotes, mlp(self.weights, rows).reshape(len(criteria), len(quotes))
 
     def score(self, turns: Sequence[Turn], criteria: Sequence[tuple[str, str]],
-              glossary: Sequence[tuple[str, str]]) -> list[dict]:
-        """{"criterion", "verdict", "evidence", "probability"} per criterion, in rubric order."""
+              glossary: Sequence[tuple[str, str]], absent: Sequence[str] = ()) -> list[dict]:
+        """{"criterion", "verdict", "evidence", "probability"} per criterion, in rubric order. `criteria`: (id, text)
+        with the violation as the text of a criterion in `absent` (met unless an agent sentence does it)."""
         quotes, p = self.probabilities(turns, criteria, glossary)
-        return decide([i for i, _ in criteria], quotes, p.tolist(), self.threshold)
+        return decide([i for i, _ in criteria], quotes, p.tolist(), self.threshold, absent)
 
     def answer(self, turns: Sequence[Turn], criteria: Sequence[tuple[str, str]],
-               glossary: Sequence[tuple[str, str]]) -> dict:
+               glossary: Sequence[tuple[str, str]], absent: Sequence[str] = ()) -> dict:
         """{"criteria": score(...), "tokens_in": encoder tokens of the sentences read}."""
         quotes, p = self.probabilities(turns, criteria, glossary)
         counter = getattr(self.embedder, "count_tokens", None)
         tokens = sum(counter(quotes)) if counter is not None and quotes else 0
-        return {"criteria": decide([i for i, _ in criteria], quotes, p.tolist(), self.threshold), "tokens_in": tokens}
+        return {"criteria": decide([i for i, _ in criteria], quotes, p.tolist(), self.threshold, absent),
+                "tokens_in": tokens}
 
     def _query_vectors(self, texts: list[str]) -> list[np.ndarray]:
         with self._lock:

@@ -38,7 +38,7 @@ class TaskRunner:
         """{"criteria": [{criterion, verdict, evidence, probability}], "tokens_in"} from the trained head."""
         if self.quality is None:
             raise ModelNotReady(f"score-quality has no head that passed the quality gate: {self.quality_refused or 'none loaded'}")
-        return self.quality.answer(list(job.turns), job.criteria, job.glossary)
+        return self.quality.answer(list(job.turns), job.criteria, job.glossary, job.absent)
 
     def redact_many(self, jobs: Sequence[RedactJob]) -> list[dict]:
         return grouped(jobs, lambda j: (j.entities, j.mode, j.score_threshold, j.salt, j.strict), self._redact_group)

@@ -128,6 +128,34 @@ def test_met_takes_the_best_sentence_at_or_over_the_threshold_and_not_met_has_no
         decide(["greeting"], quotes, [[0.9]], 0.5)
 
 
+def test_a_criterion_met_by_an_absence_is_met_unless_a_sentence_does_the_violation_which_is_then_quoted():
+    quotes = ["Hi, I'm Dana.", "This fund will surely beat 8 percent."]
+    out = decide(["greeting", "compliance"], quotes, [[0.9, 0.1], [0.1, 0.8]], 0.5, absent={"compliance"})
+    assert [(d["verdict"], d["evidence"]) for d in out] == [("met", "Hi, I'm Dana."),
+                                                             ("not_met", "This fund will surely beat 8 percent.")]
+    clean = decide(["compliance"], quotes, [[0.1, 0.3]], 0.5, absent={"compliance"})
+    assert (clean[0]["verdict"], clean[0]["evidence"]) == ("met", "")
+    assert decide(["compliance"], [], [[]], 0.5, absent={"compliance"})[0]["verdict"] == "met"  # nothing said
+
+
+def test_the_request_path_sends_a_violation_as_the_query_and_names_the_criterion_absent():
+    from serving.pipeline import steps
+    from serving.profiles.model import Criterion
+    from serving.vocabulary.schemas import ScoreQualityRequest
+
+    spec = tenant_specs()["shopright"]
+    rule = Criterion(id="compliance", description="No promises on delivery dates.", violation="The agent promises a date.")
+    spec = spec.model_copy(update={"rubric": [*spec.rubric, rule],
+                                   "redaction": spec.redaction.model_copy(update={"apply_to_tasks": False})})
+    head = _FixedHead()
+    body = ScoreQualityRequest(turns=[{"speaker": "agent", "text": "It will surely arrive Monday."}])
+    response = asyncio.run(steps.run(Task.SCORE_QUALITY, compile_profile("shopright", spec, approximate_counter), body,
+                                     LocalBackend(TaskRunner(quality=head))))
+    assert ("compliance", "The agent promises a date.") in head.seen[1] and head.seen[3] == ("compliance",)
+    verdict = next(c for c in response.criteria if c.criterion == "compliance")
+    assert (verdict.verdict, verdict.evidence) == ("not_met", "It will surely arrive Monday.")
+
+
 def test_any_probabilities_give_an_answer_valid_under_the_rubric_schema():
     rng = random.Random(7)
     specs = tenant_specs()
@@ -154,11 +182,11 @@ def test_the_threshold_is_chosen_on_validation_accuracy_nearest_one_half_among_t
 
 
 class _FixedHead:
-    def answer(self, turns, criteria, glossary):
-        self.seen = (turns, criteria, glossary)
+    def answer(self, turns, criteria, glossary, absent=()):
+        self.seen = (turns, criteria, glossary, absent)
         quotes = evidence_quotes(list(turns))
         return {"criteria": decide([c for c, _ in criteria], quotes, [[1.0] + [0.0] * (len(quotes) - 1)] * len(criteria),
-                                   0.5), "tokens_in": 11}
+                                   0.5, absent), "tokens_in": 11}
 
 
 def test_the_request_path_sends_score_quality_to_the_head_and_answers_in_the_usual_shape():
