@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -35,3 +38,24 @@ def wait_ready(base: str, proc: subprocess.Popen, log: IO[str], timeout_s: float
             log.seek(0)
             pytest.fail(f"not ready after {timeout_s} s:\n{log.read()[-4000:]}")
         time.sleep(1)
+
+
+@contextlib.contextmanager
+def serving(cmd: list[str], env: dict[str, str], log_path: Path, port: int, timeout_s: float,
+            cwd: Path) -> Iterator[str]:
+    """Run `cmd` (a platform on 127.0.0.1:`port`), yield its base URL once /readyz answers, and stop it on exit with
+    SIGINT, as Ctrl-C would (the launcher stops Ray and what it started); killed if it is still up after 60 s."""
+    with open(log_path, "w+") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(base, proc, log, timeout_s)
+            yield base
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(2)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(30)

@@ -107,7 +107,8 @@ class Reconciler:
                 reason, message = rejected[meta["name"]]
                 new = st.taskmodel_rejected(old, meta.get("generation"), reason, message, at)
             else:
-                adapter = accepted[meta["name"]].spec.adapter if meta["name"] in accepted else None
+                model = accepted.get(meta["name"])
+                adapter = model.spec.adapter if model is not None else None
                 new = st.taskmodel_gated(old, meta.get("generation"), self.options.name, adapter, at, update)
             if _changed(old, new):
                 await self.cluster.patch_status(PLURAL, namespace, meta["name"], new)

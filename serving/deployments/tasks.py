@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -151,11 +150,7 @@ def choose_head(requested: str, fallback: str | None, cache_dir: str, allow_netw
         except (SwitchboardError, OSError):
             return ref  # not fetched or not there: the gate refuses it, saying what is missing
 
-    choice = choose_adapter(local(requested), local(fallback), check=gate)
-    if choice.serving is None and choice.reason:  # a head has no base model to fall back to
-        choice = dataclasses.replace(choice, reason=choice.reason.replace("; serving the base model",
-                                                                          "; no accepted head to fall back to"))
-    return choice
+    return choose_adapter(local(requested), local(fallback), check=gate, none_left="no accepted head to fall back to")
 
 
 def intent_profile_source(args: dict):

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from tests.e2e.test_quality_head_platform import DATA, TENANTS, _conversation, _key, _profile
+from tests.e2e.test_quality_head_platform import _conversation, _key, quality_profiles
 from tests.k8s_helpers import load_samples
-from tests.local_run import free_port, wait_ready
+from tests.local_run import free_port, serving
 
 pytestmark = pytest.mark.ray
 
@@ -62,29 +60,13 @@ def serve_args(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    tenants = json.loads((DATA / "rubrics.json").read_text())["tenants"]
-    folder = tmp_path_factory.mktemp("profiles")
-    for name in TENANTS:
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(_profile(name, tenants[name])))
+    folder = quality_profiles(tmp_path_factory.mktemp("profiles"))
     args_file = tmp_path_factory.mktemp("args") / "args.json"
     args_file.write_text(json.dumps(serve_args(folder)))
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    with open(tmp_path_factory.mktemp("logs") / "cluster-shape.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(args_file), str(port)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(base, proc, log, STARTUP_TIMEOUT_S)
-            yield {"base": base}
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(2)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(30)
+    with serving([sys.executable, "-c", LAUNCH, str(args_file), str(port)], {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+                 tmp_path_factory.mktemp("logs") / "cluster-shape.log", port, STARTUP_TIMEOUT_S, ROOT) as base:
+        yield {"base": base}
 
 
 def test_the_quality_head_taskmodel_scores_by_each_tenants_glossary(platform):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.local_run import free_port, wait_ready
+from tests.local_run import free_port, serving
 
 pytestmark = pytest.mark.ray
 
@@ -41,30 +40,23 @@ def _profile(name: str, tenant: dict) -> dict:
                      "tasks": ["score-quality"], "rubric": tenant["rubric"], "glossary": tenant["glossary"]}}
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def quality_profiles(folder: Path) -> Path:
+    """The TENANTS' TenantProfiles (datasets/quality/rubrics.json rubrics and glossaries) written into `folder`."""
     tenants = json.loads((DATA / "rubrics.json").read_text())["tenants"]
-    folder = tmp_path_factory.mktemp("profiles")
     for name in TENANTS:
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(_profile(name, tenants[name])))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    folder = quality_profiles(tmp_path_factory.mktemp("profiles"))
     port = free_port()
     env = {**os.environ, "SWITCHBOARD_PORT": str(port), "SWITCHBOARD_PROFILES_DIR": str(folder),
            "SWITCHBOARD_MODELS__GENERATOR_ENGINE": "none", "RAY_USAGE_STATS_ENABLED": "0"}
-    with open(tmp_path_factory.mktemp("logs") / "platform.log", "w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "run"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(base, proc, log, STARTUP_TIMEOUT_S)
-            yield {"base": base}
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(2)  # SIGINT, as Ctrl-C: the launcher stops Ray and what it started
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(30)
+    with serving([sys.executable, "-m", "serving.cli", "run"], env, tmp_path_factory.mktemp("logs") / "platform.log",
+                 port, STARTUP_TIMEOUT_S, ROOT) as base:
+        yield {"base": base}
 
 
 def _conversation() -> dict[str, dict]:
