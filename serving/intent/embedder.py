@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -55,8 +54,11 @@ def resolve_precision(precision: str, device: str = "cpu") -> str:
 class SentenceEmbedder:
     """A sentence-transformers model loaded offline from an installed model package or a local folder.
 
-    `precision="bfloat16"` runs the encoder's matrix products in bfloat16 (torch CPU autocast; weights, layer norms
-    and the pooled, normalised output stay float32); `auto` picks it where the CPU computes bfloat16 natively.
+    `precision="bfloat16"` holds the transformer's weights in bfloat16 and runs it so; its token vectors are cast to
+    float32 before mean pooling and normalisation (a forward hook), so the output rows are float32 of unit norm.
+    `auto` picks it where the CPU computes bfloat16 natively. Measured on an Intel Xeon with AMX, one thread, 512
+    BANKING77 test utterances: 1.12 ms of CPU per utterance, against 1.55 with torch CPU autocast (which casts every
+    weight on every call) and 2.71 in float32; cosine to the float32 rows at least 0.9999.
     `batch_size` 16: each batch is padded to its longest utterance, and on 32- and 256-utterance BANKING77 groups
     (sorted by length by sentence-transformers) 16 took about 20 % less CPU per utterance than 64 (bfloat16, one
     thread: 4.1-4.5 against 5.4 ms).
@@ -77,23 +79,17 @@ class SentenceEmbedder:
         self._model: Any = SentenceTransformer(str(folder), device=device)
         if overlay:
             _apply_overlay(self._model, Path(model_ref), overlay)
+        if self.precision == "bfloat16":
+            _hold_in_bfloat16(self._model)
         dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dimension = int(dimension())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._autocast():
-            vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                         normalize_embeddings=True, show_progress_bar=False)
+        vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                     normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def _autocast(self) -> Any:
-        import torch
-
-        if self.precision == "bfloat16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens the encoder reads per text: its tokenizer's ids with [CLS]/[SEP], capped at the model's max length."""
@@ -102,6 +98,21 @@ class SentenceEmbedder:
         ids = self._model.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
         cap = int(self._model.max_seq_length)
         return [min(len(row), cap) for row in ids]
+
+
+def _hold_in_bfloat16(model: Any) -> None:
+    """The transformer module (model[0]) in bfloat16; its token vectors leave it as float32, so pooling and the
+    normalisation that follow run in float32."""
+    import torch
+
+    transformer = model[0]
+    transformer.to(torch.bfloat16)
+
+    def to_float32(_module: Any, _inputs: Any, features: dict) -> dict:
+        features["token_embeddings"] = features["token_embeddings"].float()
+        return features
+
+    transformer.register_forward_hook(to_float32)
 
 
 def _overlay(model_ref: str) -> dict | None:
