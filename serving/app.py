@@ -48,11 +48,17 @@ class TaskArgs(_Args):
     engine: DeploymentEngine | Literal[EngineKind.FAKE]
     dtype: str = "auto"
     max_model_len: int | None = None
-    adapter: str | None = Field(None, description="LoRA adapter of a generative task, or the score-quality head of "
-                                "a quality-head one: a folder, or a URI / volume.")
+    adapter: str | None = Field(
+        None,
+        description="LoRA adapter of a generative task, or the score-quality head of "
+        "a quality-head one: a folder, or a URI / volume.",
+    )
     adapter_source: str = "local"
-    fallback_adapter: str | None = Field(None, description="The last adapter accepted for this TaskModel: it serves "
-                                         "when `adapter` is refused by the quality gate or fails to load.")
+    fallback_adapter: str | None = Field(
+        None,
+        description="The last adapter accepted for this TaskModel: it serves "
+        "when `adapter` is refused by the quality gate or fails to load.",
+    )
     batching: Batching = Batching()
     max_ongoing_requests: int = Field(32, ge=1, description="As in the deployment's options; sizes the router's gate.")
     max_queued_requests: int | None = Field(None, ge=0, description="Requests the router queues for this task.")
@@ -96,10 +102,18 @@ def _local_application(settings: Settings, profile_source: dict | None = None) -
     handles = {Task.REDACT.value: _redact(settings, d.redact, Task.REDACT.value), Task.CLASSIFY_INTENT.value: intent}
     if settings.models.generator_engine != "none":
         generate = _deployment(GenerateDeployment).options(**deployment_options("generate", d.generate))
-        engine_options = {**settings.models.engine_options, "max_batch_size": d.generate.batch_size,
-                          "batch_wait_s": d.generate.batch_wait_s}
-        bound = generate.bind(settings.models.generator_engine, settings.models.generator,
-                              str(settings.models.cache_dir.expanduser()), engine_options, traced)
+        engine_options = {
+            **settings.models.engine_options,
+            "max_batch_size": d.generate.batch_size,
+            "batch_wait_s": d.generate.batch_wait_s,
+        }
+        bound = generate.bind(
+            settings.models.generator_engine,
+            settings.models.generator,
+            str(settings.models.cache_dir.expanduser()),
+            engine_options,
+            traced,
+        )
         handles.update({task.value: bound for task in GENERATIVE})
         store = adapter_store(settings)
         adapters = {t: f for t, f in settings.models.adapters.items() if not (head and t == Task.SCORE_QUALITY.value)}
@@ -107,9 +121,13 @@ def _local_application(settings: Settings, profile_source: dict | None = None) -
         for task, folder in tuned_tasks.items():  # a deployment per tuned task; the others share `generate`
             tuned = _deployment(GenerateDeployment).options(**deployment_options(f"generate-{task}", d.generate))
             adapter = {"adapter": folder, "adapter_task": task, "adapter_store": str(store)}
-            handles[task] = tuned.bind(settings.models.generator_engine, settings.models.generator,
-                                       str(settings.models.cache_dir.expanduser()), {**engine_options, **adapter},
-                                       traced)
+            handles[task] = tuned.bind(
+                settings.models.generator_engine,
+                settings.models.generator,
+                str(settings.models.cache_dir.expanduser()),
+                {**engine_options, **adapter},
+                traced,
+            )
     heads = [Task.SCORE_QUALITY.value] if head else []
     handles.update(dict.fromkeys(heads, intent))  # the head runs in the classify replica, on its MiniLM
     gates = {task: gate_config(_local_deployment(task), d.for_task(_local_deployment(task))) for task in handles}
@@ -127,8 +145,9 @@ def accepted_head(ref: str) -> str | None:
 
     why = gate(ref)
     if why is not None:
-        logging.getLogger(__name__).warning("score-quality head %s refused: %s; score-quality stays on the generative "
-                                            "model", ref, why)
+        logging.getLogger(__name__).warning(
+            "score-quality head %s refused: %s; score-quality stays on the generative model", ref, why
+        )
         return None
     return str(resolve_folder(ref).resolve())
 
@@ -166,14 +185,22 @@ def _local_deployment(task: str) -> str:
 
 def gate_config(deployment: str, knobs: DeploymentSettings) -> dict[str, Any]:
     """The router's queue in front of one deployment (see serving.pipeline.scheduler)."""
-    return {"deployment": deployment, "per_replica": knobs.max_ongoing_requests, "max_queued": knobs.max_queued_requests}
+    return {
+        "deployment": deployment,
+        "per_replica": knobs.max_ongoing_requests,
+        "max_queued": knobs.max_queued_requests,
+    }
 
 
 def generate_engine_options(spec: TaskArgs, extra: dict[str, Any]) -> dict[str, Any]:
     """Engine options of a generative TaskModel (pure): the settings' extras, then batching, dtype and context length
     from the spec, in each engine's own terms (`auto` dtype leaves the engine's default: float32 for transformers on
     CPU, the checkpoint's for vLLM)."""
-    options = {**extra, "max_batch_size": spec.batching.max_batch_size, "batch_wait_s": spec.batching.batch_wait_timeout_s}
+    options = {
+        **extra,
+        "max_batch_size": spec.batching.max_batch_size,
+        "batch_wait_s": spec.batching.batch_wait_timeout_s,
+    }
     if spec.dtype != "auto" and spec.engine != "fake":
         options["dtype"] = spec.dtype
     if spec.max_model_len is not None:
@@ -192,27 +219,47 @@ def _cluster_application(args: ClusterArgs) -> Application:
     handles, gates, heads = {}, {}, []
     cache = str(settings.models.cache_dir.expanduser())
     for task, spec in args.tasks.items():
-        queued = spec.max_queued_requests if spec.max_queued_requests is not None else d.for_task(task.value).max_queued_requests
+        queued = (
+            spec.max_queued_requests
+            if spec.max_queued_requests is not None
+            else d.for_task(task.value).max_queued_requests
+        )
         gates[task.value] = {"deployment": task.value, "per_replica": spec.max_ongoing_requests, "max_queued": queued}
         report = gate_report_target(args.profiles, spec)
         if task is Task.REDACT:
-            handles[task.value] = _redact(settings.model_copy(update={"models": settings.models.model_copy(update={"spacy": spec.model})}),
-                                          d.redact, task.value)
+            handles[task.value] = _redact(
+                settings.model_copy(update={"models": settings.models.model_copy(update={"spacy": spec.model})}),
+                d.redact,
+                task.value,
+            )
         elif task is Task.CLASSIFY_INTENT:
             models = settings.models.model_copy(update={"embedding": spec.model})
-            handles[task.value] = _intent(settings.model_copy(update={"models": models}), d.classify_intent, task.value,
-                                          args.profiles.model_dump())
+            handles[task.value] = _intent(
+                settings.model_copy(update={"models": models}),
+                d.classify_intent,
+                task.value,
+                args.profiles.model_dump(),
+            )
         elif spec.engine == DeploymentEngine.QUALITY_HEAD:
             head = _deployment(QualityHeadDeployment).options(name=task.value)
-            handles[task.value] = head.bind(spec.model, spec.adapter, cache, spec.fallback_adapter, traced,
-                                            settings.models.embedding_precision, settings.models.embedding_threads,
-                                            settings.models.allow_network, report)
+            handles[task.value] = head.bind(
+                spec.model,
+                spec.adapter,
+                cache,
+                spec.fallback_adapter,
+                traced,
+                settings.models.embedding_precision,
+                settings.models.embedding_threads,
+                settings.models.allow_network,
+                report,
+            )
             heads.append(task.value)
         else:
             options = generate_engine_options(spec, settings.models.engine_options)
             generate = _deployment(GenerateDeployment).options(name=task.value)
-            handles[task.value] = generate.bind(spec.engine, spec.model, cache, options, traced,
-                                                settings.models.allow_network, report)
+            handles[task.value] = generate.bind(
+                spec.engine, spec.model, cache, options, traced, settings.models.allow_network, report
+            )
     return _router(settings, handles, args.profiles.model_dump(), gates, heads)
 
 
@@ -225,20 +272,40 @@ def gate_report_target(profiles: ProfileSourceArgs, spec: TaskArgs) -> dict[str,
 
 def _redact(settings: Settings, knobs: DeploymentSettings, name: str):
     deployment = _deployment(RedactDeployment).options(**deployment_options(name, knobs))
-    return deployment.bind(settings.models.spacy, knobs.batch_size, knobs.batch_wait_s, settings.tracing.model_dump(mode="json"),
-                           settings.models.pii)
+    return deployment.bind(
+        settings.models.spacy,
+        knobs.batch_size,
+        knobs.batch_wait_s,
+        settings.tracing.model_dump(mode="json"),
+        settings.models.pii,
+    )
 
 
-def _intent(settings: Settings, knobs: DeploymentSettings, name: str, profile_source: dict | None,
-            quality_head: str | None = None):
+def _intent(
+    settings: Settings,
+    knobs: DeploymentSettings,
+    name: str,
+    profile_source: dict | None,
+    quality_head: str | None = None,
+):
     """The classify deployment reads the router's profile source too: it builds each taxonomy's index when the
     profile is loaded or changes, not on its first request."""
     deployment = _deployment(IntentDeployment).options(**deployment_options(name, knobs))
-    profiles = {**(profile_source or {"source": "folder"}), "folder": str(settings.profiles_dir),
-                "interval_s": settings.profile_poll_interval_s}
-    return deployment.bind(settings.models.embedding, knobs.batch_size, knobs.batch_wait_s,
-                           settings.tracing.model_dump(mode="json"), profiles, settings.models.embedding_precision,
-                           settings.models.embedding_threads, quality_head)
+    profiles = {
+        **(profile_source or {"source": "folder"}),
+        "folder": str(settings.profiles_dir),
+        "interval_s": settings.profile_poll_interval_s,
+    }
+    return deployment.bind(
+        settings.models.embedding,
+        knobs.batch_size,
+        knobs.batch_wait_s,
+        settings.tracing.model_dump(mode="json"),
+        profiles,
+        settings.models.embedding_precision,
+        settings.models.embedding_threads,
+        quality_head,
+    )
 
 
 def _deployment(cls: type) -> Deployment:
@@ -246,11 +313,13 @@ def _deployment(cls: type) -> Deployment:
     return cast(Deployment, serve.deployment(cls))
 
 
-def _router(settings: Settings, handles: dict, profile_source: dict | None, gates: dict,
-            heads: list[str] | None = None) -> Application:
+def _router(
+    settings: Settings, handles: dict, profile_source: dict | None, gates: dict, heads: list[str] | None = None
+) -> Application:
     router = _deployment(Ingress).options(**deployment_options("router", settings.deployments.router))
-    return router.bind(settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"}, gates,
-                       heads or [])
+    return router.bind(
+        settings.model_dump(mode="json"), handles, profile_source or {"source": "folder"}, gates, heads or []
+    )
 
 
 def build_app(args: Settings | dict[str, Any] | None = None) -> Application:

@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
 
     task = sub.add_parser("task-server", help="Serve one task on KServe's model server (Open Inference Protocol v2).")
     task.add_argument("--task", required=True, choices=[t.value for t in Task])
-    task.add_argument("--engine", choices=[k.value for k in GENERATIVE_ENGINES], help="Generative engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE).")
+    task.add_argument(
+        "--engine",
+        choices=[k.value for k in GENERATIVE_ENGINES],
+        help="Generative engine (SWITCHBOARD_MODELS__GENERATOR_ENGINE).",
+    )
     task.add_argument("--model", help="Generative model: prepared name, folder or URI (SWITCHBOARD_MODELS__GENERATOR).")
     task.add_argument("--profiles-dir", help="Folder of TenantProfile YAML (SWITCHBOARD_PROFILES_DIR).")
     task.add_argument("--host", default="0.0.0.0", help="Bind address (default 0.0.0.0, as in a KServe container).")
@@ -83,7 +87,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             for doc in load_documents(path.read_text(encoding="utf-8"), str(path)):
                 compiled = compile_profile(doc.metadata.name, doc.spec, approximate_counter)
-                print(f"{path}: {doc.spec.tenant_id} ok, version {compiled.version}, tokens {compiled.instruction_tokens()}")
+                print(
+                    f"{path}: {doc.spec.tenant_id} ok, version {compiled.version}, tokens {compiled.instruction_tokens()}"
+                )
         except (ProfileError, OSError) as exc:
             failed += 1
             print(getattr(exc, "message", str(exc)), file=sys.stderr)
@@ -93,13 +99,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_task_server(args: argparse.Namespace) -> int:
     from serving.kserve_server.server import run
 
-    return run(args.task, args.profiles_dir, args.engine, args.model, args.host, args.http_port, grpc_port=args.grpc_port)
+    return run(
+        args.task, args.profiles_dir, args.engine, args.model, args.host, args.http_port, grpc_port=args.grpc_port
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from serving.settings import load_settings
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "profiles_dir": args.profiles_dir}.items() if v}
+    overrides = {
+        k: v for k, v in {"host": args.host, "port": args.port, "profiles_dir": args.profiles_dir}.items() if v
+    }
     settings = load_settings(**overrides)
     settings = settings.model_copy(update={"profiles_dir": settings.profiles_dir.resolve()})
     _preflight(settings)
@@ -127,7 +137,9 @@ def _serve_forever(settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault(CALLBACK_ENV, CALLBACK)  # Ray's HTTP proxy inherits it: a dead router replica's requests retried
+    os.environ.setdefault(
+        CALLBACK_ENV, CALLBACK
+    )  # Ray's HTTP proxy inherits it: a dead router replica's requests retried
     started = time.monotonic()
     ray.init(address=settings.ray_address, include_dashboard=False, logging_level=logging.WARNING)
     try:

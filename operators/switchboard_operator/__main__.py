@@ -19,7 +19,10 @@ ENV_PREFIX = "SWITCHBOARD_OPERATOR_"
 
 def options_from_env(environ: dict[str, str]) -> RouterOptions:
     """RouterOptions from SWITCHBOARD_OPERATOR_<FIELD> variables; RAY_ENV_<NAME> entries go to the Ray containers."""
-    fields = {k.lower(): v for k, v in ((k.removeprefix(ENV_PREFIX), v) for k, v in environ.items() if k.startswith(ENV_PREFIX))}
+    fields = {
+        k.lower(): v
+        for k, v in ((k.removeprefix(ENV_PREFIX), v) for k, v in environ.items() if k.startswith(ENV_PREFIX))
+    }
     env = tuple(sorted((k.removeprefix("ray_env_").upper(), v) for k, v in fields.items() if k.startswith("ray_env_")))
     known: dict[str, Any] = {k: v for k, v in fields.items() if k in RouterOptions.model_fields}
     if "serve_service_annotations" in known:  # a JSON object (the chart writes toJson of the values)
@@ -51,15 +54,29 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--namespace", "-n", action="append", help="Namespace to serve (repeatable); default: all.")
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf liveness endpoint.")
-    parser.add_argument("--peering", help="kopf peering object (KopfPeering per namespace, ClusterKopfPeering when "
-                        "cluster-wide): replicas elect one active operator; unset runs standalone (one replica only).")
+    parser.add_argument(
+        "--peering",
+        help="kopf peering object (KopfPeering per namespace, ClusterKopfPeering when "
+        "cluster-wide): replicas elect one active operator; unset runs standalone (one replica only).",
+    )
     args = parser.parse_args(argv)
     registry = kopf.OperatorRegistry()
     register(registry, Cluster(api_client()), options_from_env(dict(os.environ)))
-    peering = {"standalone": True} if not args.peering else {
-        "peering_name": args.peering, "priority": peering_priority(os.environ.get("POD_NAME") or os.uname().nodename)}
-    kopf.run(registry=registry, clusterwide=not args.namespace, namespaces=args.namespace or (),
-             liveness_endpoint=args.liveness, **peering)
+    peering = (
+        {"standalone": True}
+        if not args.peering
+        else {
+            "peering_name": args.peering,
+            "priority": peering_priority(os.environ.get("POD_NAME") or os.uname().nodename),
+        }
+    )
+    kopf.run(
+        registry=registry,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        liveness_endpoint=args.liveness,
+        **peering,
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ IMPORT_PATH = "serving.app:build_app"
 HEALTH_CHECK_PERIOD_S = 2.0
 
 
-def build_rayservice(namespace: str, models: Iterable[AcceptedModel], options: RouterOptions,
-                     current: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_rayservice(
+    namespace: str, models: Iterable[AcceptedModel], options: RouterOptions, current: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The RayService; `current` (the one in the cluster) fixes the order of its worker groups (see group_order)."""
     models = sorted(models, key=lambda m: m.spec.task.value)
     return {
@@ -51,17 +52,27 @@ def serve_service(options: RouterOptions) -> dict[str, Any]:
     """The router's stable Service, owned by KubeRay: it sets the selector to the serving cluster's pods
     (`ray.io/cluster: <active cluster>`, `ray.io/serve: "true"`) and moves it only once a new cluster is ready, so
     traffic never reaches a pending cluster. Its one port is the head container's `serve` port (8000)."""
-    metadata: dict[str, Any] = {"name": options.serve_service_name,
-                                "labels": {**pod_labels(options), "app.kubernetes.io/component": "router"}}
+    metadata: dict[str, Any] = {
+        "name": options.serve_service_name,
+        "labels": {**pod_labels(options), "app.kubernetes.io/component": "router"},
+    }
     if options.serve_service_annotations:
         metadata["annotations"] = dict(options.serve_service_annotations)
-    return {"metadata": metadata,
-            "spec": {"type": options.serve_service_type, "ports": [{"name": "serve", "port": 8000, "protocol": "TCP"}]}}
+    return {
+        "metadata": metadata,
+        "spec": {"type": options.serve_service_type, "ports": [{"name": "serve", "port": 8000, "protocol": "TCP"}]},
+    }
 
 
 def _metadata(namespace: str, models: list[AcceptedModel], options: RouterOptions) -> dict[str, Any]:
-    accepted = {m.name: {"uid": m.uid, "spec": m.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
-                         **({"fallbackAdapter": m.fallback_adapter} if m.fallback_adapter else {})} for m in models}
+    accepted = {
+        m.name: {
+            "uid": m.uid,
+            "spec": m.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            **({"fallbackAdapter": m.fallback_adapter} if m.fallback_adapter else {}),
+        }
+        for m in models
+    }
     return {
         "name": options.name,
         "namespace": namespace,
@@ -83,8 +94,10 @@ def accepted_from(rayservice: dict[str, Any] | None) -> dict[str, AcceptedModel]
         return {}
     try:
         data = json.loads(raw)
-        return {name: AcceptedModel(name, e["uid"], TaskModelSpec.model_validate(e["spec"]), e.get("fallbackAdapter"))
-                for name, e in data.items()}
+        return {
+            name: AcceptedModel(name, e["uid"], TaskModelSpec.model_validate(e["spec"]), e.get("fallbackAdapter"))
+            for name, e in data.items()
+        }
     except (ValueError, KeyError, TypeError):
         return {}
 
@@ -183,7 +196,10 @@ def _router_deployment(options: RouterOptions) -> dict[str, Any]:
             "max_replicas": max(options.router_max_replicas, options.router_min_replicas),
             "target_ongoing_requests": options.router_target_ongoing_requests,
         },
-        "ray_actor_options": {"num_cpus": options.router_num_cpus, "resources": {pool_resource(options.router_pool): 0.001}},
+        "ray_actor_options": {
+            "num_cpus": options.router_num_cpus,
+            "resources": {pool_resource(options.router_pool): 0.001},
+        },
     }
 
 

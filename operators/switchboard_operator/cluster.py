@@ -27,20 +27,34 @@ class Cluster:
         return [i for i in (result or {}).get("items", []) if not i.get("metadata", {}).get("deletionTimestamp")]
 
     async def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._call(self._custom.get_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name)
+        return await self._call(
+            self._custom.get_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name
+        )
 
     async def create_rayservice(self, namespace: str, body: dict[str, Any]) -> None:
-        await self._call(self._custom.create_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, body)
+        await self._call(
+            self._custom.create_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, body
+        )
 
     async def patch_rayservice(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        await self._call(self._custom.patch_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name, patch)
+        await self._call(
+            self._custom.patch_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name, patch
+        )
 
     async def delete_rayservice(self, namespace: str, name: str) -> None:
-        await self._call(self._custom.delete_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name)
+        await self._call(
+            self._custom.delete_namespaced_custom_object, RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name
+        )
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._call(
-            self._custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace, plural, name, {"status": status}
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"status": status},
         )
 
     async def secret_has_key(self, namespace: str, name: str, key: str) -> bool | None:
@@ -68,6 +82,8 @@ class Cluster:
                 return None
             if exc.status in (400, 403, 422):
                 raise kopf.PermanentError(f"API server refused {fn.__name__}: {exc.status} {exc.reason}") from None
-            raise kopf.TemporaryError(f"API server error in {fn.__name__}: {exc.status} {exc.reason}", delay=10) from None
+            raise kopf.TemporaryError(
+                f"API server error in {fn.__name__}: {exc.status} {exc.reason}", delay=10
+            ) from None
         except HTTPError as exc:
             raise kopf.TemporaryError(f"API server unreachable in {fn.__name__}: {exc}", delay=10) from None

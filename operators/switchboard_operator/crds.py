@@ -19,7 +19,9 @@ _SCALARS = (str, int, float, bool)
 
 # Cross-field rules the API server checks (CEL), by JSON path inside `spec` ("" is the spec itself).
 _TP_RULES = {
-    "apiKey": [{"rule": "has(self.sha256) != has(self.secretRef)", "message": "set exactly one of sha256 or secretRef"}],
+    "apiKey": [
+        {"rule": "has(self.sha256) != has(self.secretRef)", "message": "set exactly one of sha256 or secretRef"}
+    ],
     "instructions": [
         {
             "rule": "self.all(k, k in [%s])" % ", ".join(f"'{t.value}'" for t in GENERATIVE),
@@ -77,13 +79,16 @@ _TM_STATUS = {
     "properties": {
         "conditions": _CONDITIONS,
         "observedGeneration": {"type": "integer", "format": "int64", "description": "Generation the status describes."},
-        "readyReplicas": {"type": "integer", "description": "Replicas known to serve (the floor while Serve reports HEALTHY)."},
+        "readyReplicas": {
+            "type": "integer",
+            "description": "Replicas known to serve (the floor while Serve reports HEALTHY).",
+        },
         "deploymentStatus": {"type": "string", "description": "Ray Serve's status of the task's deployment."},
         "rayService": {"type": "string", "description": "The RayService (same namespace) that runs this model."},
         "qualityGate": {
             "type": "object",
             "description": "What the data plane's quality gate made of spec.adapter (written by the replica that "
-                           "loads it; the operator turns a refusal into Accepted=False).",
+            "loads it; the operator turns a refusal into Accepted=False).",
             "properties": {
                 "requested": {"type": "string", "description": "The adapter or head the spec asked for."},
                 "serving": {"type": "string", "description": "What serves instead: the fallback, or `base`/`none`."},
@@ -123,7 +128,11 @@ def _clean(node: Any) -> Any:
     node = _unwrap_optional(node)
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key in _DROP or (key == "default" and not _scalar_default(value)) or (key == "additionalProperties" and value is False):
+        if (
+            key in _DROP
+            or (key == "default" and not _scalar_default(value))
+            or (key == "additionalProperties" and value is False)
+        ):
             continue
         if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
@@ -173,8 +182,14 @@ def _crd(kind: str, plural: str, short: str, spec: dict, status: dict, columns: 
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(),
-                      "shortNames": [short], "categories": ["switchboard"]},
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": ["switchboard"],
+            },
             "versions": [
                 {
                     "name": VERSION,
@@ -214,7 +229,9 @@ _AGE = _column("AGE", ".metadata.creationTimestamp", "date")
 def tenant_profile_crd() -> dict[str, Any]:
     spec = _with_rules(structural_schema(TenantProfileSpec), _TP_RULES)
     spec["properties"]["instructions"]["maxProperties"] = len(Task)  # bounds the CEL rule's cost
-    spec["description"] = "A tenant: API key reference, per-task instructions, glossary, taxonomy, rubric, redaction, limits."
+    spec["description"] = (
+        "A tenant: API key reference, per-task instructions, glossary, taxonomy, rubric, redaction, limits."
+    )
     columns = [
         _column("TENANT", ".spec.tenantId", priority=1),
         _column("ACCEPTED", _ACCEPTED),
@@ -244,12 +261,18 @@ def task_model_crd() -> dict[str, Any]:
 def kopf_peering_crd(cluster: bool) -> dict[str, Any]:
     """kopf's peering CRDs (kopf.dev/v1, as kopf's docs define them): the operator replicas elect the active one."""
     kind = "ClusterKopfPeering" if cluster else "KopfPeering"
-    schema = {"type": "object", "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
+    schema = {
+        "type": "object",
+        "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{kind.lower()}s.kopf.dev", "labels": {"app.kubernetes.io/part-of": "switchboard"},
-                     "annotations": {"helm.sh/resource-policy": "keep"}},
+        "metadata": {
+            "name": f"{kind.lower()}s.kopf.dev",
+            "labels": {"app.kubernetes.io/part-of": "switchboard"},
+            "annotations": {"helm.sh/resource-policy": "keep"},
+        },
         "spec": {
             "group": "kopf.dev",
             "scope": "Cluster" if cluster else "Namespaced",
@@ -290,8 +313,12 @@ DEFAULT_OUT = (Path("manifests/crds"), Path("charts/switchboard-crds/templates")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, action="append",
-                        help="Folder to write the CRDs to (repeatable; default: manifests/crds and the CRD chart).")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        action="append",
+        help="Folder to write the CRDs to (repeatable; default: manifests/crds and the CRD chart).",
+    )
     args = parser.parse_args(argv)
     for folder in args.out or DEFAULT_OUT:
         for path in write(folder):

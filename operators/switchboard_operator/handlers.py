@@ -49,7 +49,9 @@ class Reconciler:
                 raise
             await self._write_statuses(namespace, items, accepted, rejected, plan)
 
-    async def _check_claims(self, namespace: str, items: list[dict], accepted: dict, rejected: dict, last_good: dict) -> None:
+    async def _check_claims(
+        self, namespace: str, items: list[dict], accepted: dict, rejected: dict, last_good: dict
+    ) -> None:
         """A pvc:// model or adapter whose claim does not exist would leave its pool's pods Pending (and the whole
         new cluster with them): such a TaskModel is refused with the claim named; its last accepted spec keeps serving."""
         uids = {i["metadata"]["name"]: i["metadata"].get("uid", "") for i in items}
@@ -97,8 +99,9 @@ class Reconciler:
         await self.cluster.patch_rayservice(namespace, name, patch)
         return plan
 
-    async def _write_statuses(self, namespace: str, items: list[dict], accepted: dict, rejected: dict,
-                              plan: UpdatePlan | None = None) -> None:
+    async def _write_statuses(
+        self, namespace: str, items: list[dict], accepted: dict, rejected: dict, plan: UpdatePlan | None = None
+    ) -> None:
         at = st.now()
         update = plan.summary() if plan is not None else None
         for item in items:
@@ -138,7 +141,9 @@ def select(items: list[dict], last_good: dict[str, AcceptedModel]) -> tuple[dict
     for item in items:
         meta = item["metadata"]
         try:
-            model = AcceptedModel(meta["name"], meta.get("uid", ""), TaskModelSpec.model_validate(item.get("spec") or {}))
+            model = AcceptedModel(
+                meta["name"], meta.get("uid", ""), TaskModelSpec.model_validate(item.get("spec") or {})
+            )
             accepted[meta["name"]] = model.succeeding(last_good.get(meta["name"]))
         except ValidationError as exc:
             message = describe(exc, "spec")
@@ -158,7 +163,9 @@ def _managed_part(rayservice: dict[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {
             "labels": {k: v for k, v in (meta.get("labels") or {}).items() if k.startswith("app.kubernetes.io/")},
-            "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k == builders.ACCEPTED_SPECS_ANNOTATION},
+            "annotations": {
+                k: v for k, v in (meta.get("annotations") or {}).items() if k == builders.ACCEPTED_SPECS_ANNOTATION
+            },
             "ownerReferences": meta.get("ownerReferences", []),
         },
         "spec": rayservice.get("spec", {}),
@@ -188,8 +195,9 @@ class ProfileCheck(NamedTuple):
     not_redacted: tuple[str, ...] = ()
 
 
-async def check_profile(body: dict[str, Any], cluster: Cluster,
-                        key_secrets: tuple[str, ...] | None = None) -> ProfileCheck:
+async def check_profile(
+    body: dict[str, Any], cluster: Cluster, key_secrets: tuple[str, ...] | None = None
+) -> ProfileCheck:
     """Validate and compile a TenantProfile as the router will.
 
     `key_secrets`: the Secrets the router's Role lets it read (the chart's router.keySecrets); None: unrestricted."""
@@ -200,9 +208,15 @@ async def check_profile(body: dict[str, Any], cluster: Cluster,
         return ProfileCheck(False, "InvalidSpec", {}, exc.message)
     ref = doc.spec.api_key.secret_ref
     if ref is not None and key_secrets is not None and ref.name not in key_secrets:
-        return ProfileCheck(False, "SecretNotReadable", {}, (
-            f"spec.apiKey.secretRef: the router may read only the Secrets in "
-            f"router.keySecrets ({', '.join(key_secrets) or 'none'}), not {ref.name!r}"))
+        return ProfileCheck(
+            False,
+            "SecretNotReadable",
+            {},
+            (
+                f"spec.apiKey.secretRef: the router may read only the Secrets in "
+                f"router.keySecrets ({', '.join(key_secrets) or 'none'}), not {ref.name!r}"
+            ),
+        )
     if ref is not None:
         found = await cluster.secret_has_key(body["metadata"]["namespace"], ref.name, ref.key)
         if not found:
@@ -255,7 +269,9 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterO
     @kopf.on.resume(**tp)
     @kopf.on.create(**tp)
     @kopf.on.update(**tp)
-    async def tenantprofile_changed(body: kopf.Body, meta: kopf.Meta, namespace: str | None, name: str, **_: Any) -> None:
+    async def tenantprofile_changed(
+        body: kopf.Body, meta: kopf.Meta, namespace: str | None, name: str, **_: Any
+    ) -> None:
         namespace = _namespaced(namespace)
         ok, detail, tokens, message, not_redacted = await check_profile(dict(body), cluster, options.key_secrets)
         old, generation, at = dict(body.get("status") or {}), meta.get("generation"), st.now()
@@ -269,5 +285,6 @@ def register(registry: kopf.OperatorRegistry, cluster: Cluster, options: RouterO
             raise kopf.TemporaryError(message, delay=30)
 
     return reconciler
+
 
 __all__ = ["ProfileCheck", "Reconciler", "check_profile", "register", "select"]

@@ -90,14 +90,20 @@ def plan_update(current: dict[str, Any] | None, desired: dict[str, Any]) -> Upda
     serve = (current.get("spec") or {}).get("serveConfigV2") != (desired.get("spec") or {}).get("serveConfigV2")
     old_groups, new_groups = old.get("workerGroupSpecs") or [], new.get("workerGroupSpecs") or []
     if cluster_hash(old) == cluster_hash(new):
-        return UpdatePlan(ClusterAction.NONE, serve, _ignored_bounds(old_groups, new_groups) + _service_change(current, desired))
-    if len(new_groups) > len(old_groups) and cluster_hash(old) == cluster_hash({**new, "workerGroupSpecs": new_groups[: len(old_groups)]}):
-        appended = tuple(f"worker group {g.get('groupName')!r} added" for g in new_groups[len(old_groups):])
+        return UpdatePlan(
+            ClusterAction.NONE, serve, _ignored_bounds(old_groups, new_groups) + _service_change(current, desired)
+        )
+    if len(new_groups) > len(old_groups) and cluster_hash(old) == cluster_hash(
+        {**new, "workerGroupSpecs": new_groups[: len(old_groups)]}
+    ):
+        appended = tuple(f"worker group {g.get('groupName')!r} added" for g in new_groups[len(old_groups) :])
         return UpdatePlan(ClusterAction.UPDATE_IN_PLACE, serve, _service_change(current, desired), appended)
     return UpdatePlan(ClusterAction.NEW_CLUSTER, serve, (), _hashed_differences(old, new))
 
 
-def serving_cluster_after(running: dict[str, Any], current: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
+def serving_cluster_after(
+    running: dict[str, Any], current: dict[str, Any] | None, desired: dict[str, Any]
+) -> dict[str, Any]:
     """The `rayClusterConfig` that serves once KubeRay is done with the change (`running`: the serving RayCluster's).
 
     Unchanged hash: the running cluster as it was (bounds not copied). Appended groups: the desired spec copied onto
@@ -143,7 +149,9 @@ def _hashed_differences(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, 
             continue
         for key in sorted(set(_muted(before)) | set(_muted(group))):
             if _muted(before).get(key) != _muted(group).get(key):
-                reasons.append(f"worker group {group.get('groupName')!r} {_path(before.get(key), group.get(key), key)} changed")
+                reasons.append(
+                    f"worker group {group.get('groupName')!r} {_path(before.get(key), group.get(key), key)} changed"
+                )
     return tuple(reasons) or ("the cluster spec changed",)
 
 
@@ -163,4 +171,11 @@ def _path(old: Any, new: Any, prefix: str) -> str:
     return prefix
 
 
-__all__ = ["KUBERAY_VERSION_REQUIRED", "ClusterAction", "UpdatePlan", "cluster_hash", "plan_update", "serving_cluster_after"]
+__all__ = [
+    "KUBERAY_VERSION_REQUIRED",
+    "ClusterAction",
+    "UpdatePlan",
+    "cluster_hash",
+    "plan_update",
+    "serving_cluster_after",
+]

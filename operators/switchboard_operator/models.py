@@ -18,7 +18,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "TaskModel"
 PLURAL = "taskmodels"
 
-MODEL_PATTERN = r"^((s3|gs|pvc)://[A-Za-z0-9][A-Za-z0-9._/-]*|[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?)$"
+MODEL_PATTERN = (
+    r"^((s3|gs|pvc)://[A-Za-z0-9][A-Za-z0-9._/-]*|[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?)$"
+)
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 LabelValue = Annotated[str, StringConstraints(max_length=63)]
 Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
@@ -100,8 +102,12 @@ class NodePool(_Spec):
     name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")] = Field(
         "cpu", description="Pool name; becomes the Ray worker group name."
     )
-    node_selector: dict[str, LabelValue] = Field(default_factory=dict, description="Node labels the worker pods require.")
-    tolerations: list[Toleration] = Field(default_factory=list, max_length=20, description="Taints the worker pods tolerate.")
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict, description="Node labels the worker pods require."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=20, description="Taints the worker pods tolerate."
+    )
     accelerator_type: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")] | None = Field(
         None, description="Ray accelerator type (e.g. H100, L4); replicas are placed only on such workers."
     )
@@ -123,10 +129,14 @@ class TaskModelSpec(_Spec):
         "adapter (vllm, transformers) or the score-quality head (quality-head); a prepared name or folder, or an s3://, "
         "gs:// or pvc:// URI.",
     )
-    engine: Engine = Field(description="Engine that runs the model: vllm, transformers, embedding, presidio or "
-                           "quality-head (score-quality: the head in `adapter` on the sentence-embedding `model`).")
+    engine: Engine = Field(
+        description="Engine that runs the model: vllm, transformers, embedding, presidio or "
+        "quality-head (score-quality: the head in `adapter` on the sentence-embedding `model`)."
+    )
     dtype: Dtype = Field(Dtype.AUTO, description="Weights dtype (generative engines).")
-    max_model_len: int | None = Field(None, ge=128, le=262_144, description="Longest context in tokens (generative engines).")
+    max_model_len: int | None = Field(
+        None, ge=128, le=262_144, description="Longest context in tokens (generative engines)."
+    )
     replicas: Replicas = Field(default_factory=Replicas, description="Autoscaling bounds of the deployment.")
     target_queue_depth: float = Field(
         8, gt=0, le=10_000, description="Ongoing+queued requests per replica that autoscaling aims at."
@@ -148,8 +158,10 @@ class TaskModelSpec(_Spec):
         if self.adapter is not None and self.task not in GENERATIVE:
             raise ValueError(f"adapter: task {self.task.value!r} takes no LoRA adapter (only generative tasks do)")
         if self.engine is Engine.QUALITY_HEAD and self.adapter is None:
-            raise ValueError("adapter: engine 'quality-head' needs the head's folder or URI in adapter "
-                             "(e.g. models/quality-minilm); model is its sentence-embedding base")
+            raise ValueError(
+                "adapter: engine 'quality-head' needs the head's folder or URI in adapter "
+                "(e.g. models/quality-minilm); model is its sentence-embedding base"
+            )
         if self.node_pool.accelerator_type and self.resources.gpus == 0:
             raise ValueError("nodePool.acceleratorType needs resources.gpus >= 1")
         if self.target_queue_depth >= self.max_ongoing_requests:

@@ -49,16 +49,23 @@ class RouterOptions(BaseModel):
     router_target_ongoing_requests: float = Field(64, gt=0)
     router_max_ongoing_requests: int = Field(256, ge=1)
     serve_service_name: str | None = Field(
-        None, description="Name of the router's Service (spec.serveService); unset: KubeRay's <name>-serve-svc.")
-    serve_service_type: str = Field("ClusterIP", pattern="^(ClusterIP|NodePort|LoadBalancer)$",
-                                    description="Type of the router's Service.")
+        None, description="Name of the router's Service (spec.serveService); unset: KubeRay's <name>-serve-svc."
+    )
+    serve_service_type: str = Field(
+        "ClusterIP", pattern="^(ClusterIP|NodePort|LoadBalancer)$", description="Type of the router's Service."
+    )
     serve_service_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations on that Service.")
     storage_secret: str | None = Field(
-        None, description="Secret whose keys become the Ray containers' environment (AWS_ACCESS_KEY_ID, "
-        "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL...): credentials for s3:// and gs:// models and adapters.")
+        None,
+        description="Secret whose keys become the Ray containers' environment (AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL...): credentials for s3:// and gs:// models and adapters.",
+    )
     key_secrets: tuple[str, ...] | None = Field(
-        None, description="Secrets the router may read (its Role's resourceNames); None: not restricted.")
-    service_account: str | None = Field(None, description="ServiceAccount of the Ray pods (the router watches profiles).")
+        None, description="Secrets the router may read (its Role's resourceNames); None: not restricted."
+    )
+    service_account: str | None = Field(
+        None, description="ServiceAccount of the Ray pods (the router watches profiles)."
+    )
     env: tuple[tuple[str, str], ...] = Field((), description="Environment of every Ray container (OTel, log level).")
 
 

@@ -18,7 +18,9 @@ PVC_ROOT = "/mnt/pvc"  # serving.models.ModelStore's default pvc_root: pvc://cla
 PROXY_CALLBACK = ("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "serving.deployments.proxy.middlewares")
 
 
-def ray_cluster_config(models: list[AcceptedModel], options: RouterOptions, order: tuple[str, ...] = ()) -> dict[str, Any]:
+def ray_cluster_config(
+    models: list[AcceptedModel], options: RouterOptions, order: tuple[str, ...] = ()
+) -> dict[str, Any]:
     return {
         "rayVersion": options.ray_version,
         "enableInTreeAutoscaling": True,
@@ -27,10 +29,19 @@ def ray_cluster_config(models: list[AcceptedModel], options: RouterOptions, orde
     }
 
 
-def _container(name: str, options: RouterOptions, resources: dict[str, Any], ports: list[dict] | None = None,
-               image: str | None = None) -> dict:
-    container: dict[str, Any] = {"name": name, "image": image or options.image, "resources": resources,
-                                 "securityContext": RESTRICTED_CONTAINER}
+def _container(
+    name: str,
+    options: RouterOptions,
+    resources: dict[str, Any],
+    ports: list[dict] | None = None,
+    image: str | None = None,
+) -> dict:
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image or options.image,
+        "resources": resources,
+        "securityContext": RESTRICTED_CONTAINER,
+    }
     # The model store may fetch s3:// and gs:// folders in the cluster (local mode stays offline).
     fixed = (("SWITCHBOARD_MODELS__ALLOW_NETWORK", "true"), PROXY_CALLBACK)
     container["env"] = [{"name": k, "value": v} for k, v in (*options.env, *fixed)]
@@ -55,9 +66,13 @@ def _head_group(options: RouterOptions) -> dict[str, Any]:
         "requests": {"cpu": options.head_cpu, "memory": options.head_memory},
         "limits": {"memory": options.head_memory},
     }
-    ports = [{"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},
-             {"containerPort": 10001, "name": "client"}, {"containerPort": 8000, "name": "serve"},
-             {"containerPort": 8080, "name": "metrics"}]
+    ports = [
+        {"containerPort": 6379, "name": "gcs"},
+        {"containerPort": 8265, "name": "dashboard"},
+        {"containerPort": 10001, "name": "client"},
+        {"containerPort": 8000, "name": "serve"},
+        {"containerPort": 8080, "name": "metrics"},
+    ]
     return {
         "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
         "template": _pod_template(options, {"containers": [_container("ray-head", options, resources, ports)]}),
@@ -66,11 +81,18 @@ def _head_group(options: RouterOptions) -> dict[str, Any]:
 
 def pod_labels(options: RouterOptions) -> dict[str, str]:
     """Labels of every Ray pod: the chart's router Service and NetworkPolicy select on them."""
-    return {"app.kubernetes.io/name": "switchboard", "app.kubernetes.io/component": "ray", "switchboard.dev/rayservice": options.name}
+    return {
+        "app.kubernetes.io/name": "switchboard",
+        "app.kubernetes.io/component": "ray",
+        "switchboard.dev/rayservice": options.name,
+    }
 
 
 def _pod_template(options: RouterOptions, pod: dict[str, Any]) -> dict[str, Any]:
-    pod = {"securityContext": {"runAsNonRoot": True, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}, **pod}
+    pod = {
+        "securityContext": {"runAsNonRoot": True, "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        **pod,
+    }
     if options.image_pull_secrets:
         pod = {"imagePullSecrets": [{"name": n} for n in options.image_pull_secrets], **pod}
     if options.service_account:
@@ -110,7 +132,9 @@ def pools(models: list[AcceptedModel], options: RouterOptions, order: tuple[str,
     return [by_name[name] for name in kept + sorted(set(by_name) - set(kept))]
 
 
-def worker_groups(models: list[AcceptedModel], options: RouterOptions, order: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def worker_groups(
+    models: list[AcceptedModel], options: RouterOptions, order: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     return [_worker_group(pool, options) for pool in pools(models, options, order)]
 
 
@@ -155,12 +179,18 @@ def _worker_group(pool: _Pool, options: RouterOptions) -> dict[str, Any]:
     pod: dict[str, Any] = {"containers": [container]}
     claims = pvc_claims(pool.models, pool.fallbacks)
     if claims:
-        container["volumeMounts"] = [{"name": f"pvc-{c}", "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True} for c in claims]
-        pod["volumes"] = [{"name": f"pvc-{c}", "persistentVolumeClaim": {"claimName": c, "readOnly": True}} for c in claims]
+        container["volumeMounts"] = [
+            {"name": f"pvc-{c}", "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True} for c in claims
+        ]
+        pod["volumes"] = [
+            {"name": f"pvc-{c}", "persistentVolumeClaim": {"claimName": c, "readOnly": True}} for c in claims
+        ]
     if pool.spec.node_selector:
         pod["nodeSelector"] = dict(pool.spec.node_selector)
     if pool.spec.tolerations:
-        pod["tolerations"] = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in pool.spec.tolerations]
+        pod["tolerations"] = [
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in pool.spec.tolerations
+        ]
     return {
         "groupName": pool.spec.name,
         "replicas": low,
@@ -188,4 +218,12 @@ def ray_resources_param(resources: dict[str, int]) -> str:
     return "'" + json.dumps(resources, separators=(",", ":")) + "'"
 
 
-__all__ = ["PVC_ROOT", "group_order", "pod_labels", "pools", "ray_cluster_config", "ray_resources_param", "worker_groups"]
+__all__ = [
+    "PVC_ROOT",
+    "group_order",
+    "pod_labels",
+    "pools",
+    "ray_cluster_config",
+    "ray_resources_param",
+    "worker_groups",
+]

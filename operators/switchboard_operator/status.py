@@ -17,9 +17,17 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def condition(type_: str, ok: bool | None, reason: str, message: str, generation: int | None, at: str) -> dict[str, Any]:
+def condition(
+    type_: str, ok: bool | None, reason: str, message: str, generation: int | None, at: str
+) -> dict[str, Any]:
     status = "Unknown" if ok is None else ("True" if ok else "False")
-    cond: dict[str, Any] = {"type": type_, "status": status, "reason": reason, "message": message[:1000], "lastTransitionTime": at}
+    cond: dict[str, Any] = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message[:1000],
+        "lastTransitionTime": at,
+    }
     if generation is not None:
         cond["observedGeneration"] = generation
     return cond
@@ -31,7 +39,9 @@ def set_condition(conditions: list[Mapping[str, Any]] | None, new: dict[str, Any
     for old in conditions or []:
         if old.get("type") == new["type"]:
             same = old.get("status") == new["status"]
-            out.append({**new, "lastTransitionTime": old.get("lastTransitionTime", new["lastTransitionTime"])} if same else new)
+            out.append(
+                {**new, "lastTransitionTime": old.get("lastTransitionTime", new["lastTransitionTime"])} if same else new
+            )
             replaced = True
         else:
             out.append(dict(old))
@@ -43,8 +53,9 @@ def get_condition(status: Mapping[str, Any] | None, type_: str) -> dict[str, Any
 
 
 # --- TaskModel ------------------------------------------------------------------------------------
-def taskmodel_accepted(status: Mapping | None, generation: int | None, rayservice: str, at: str,
-                       update: str | None = None) -> dict[str, Any]:
+def taskmodel_accepted(
+    status: Mapping | None, generation: int | None, rayservice: str, at: str, update: str | None = None
+) -> dict[str, Any]:
     """Accepted; `update` says what KubeRay does with the change just applied (kept until the next change)."""
     message = f"part of RayService {rayservice}"
     previous = get_condition(status, ACCEPTED)
@@ -53,11 +64,16 @@ def taskmodel_accepted(status: Mapping | None, generation: int | None, rayservic
     elif previous and previous.get("reason") == "Built" and str(previous.get("message", "")).startswith(message + ";"):
         message = previous["message"]
     cond = condition(ACCEPTED, True, "Built", message, generation, at)
-    return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
-            "rayService": rayservice}
+    return {
+        "conditions": set_condition((status or {}).get("conditions"), cond),
+        "observedGeneration": generation,
+        "rayService": rayservice,
+    }
 
 
-def taskmodel_rejected(status: Mapping | None, generation: int | None, reason: str, message: str, at: str) -> dict[str, Any]:
+def taskmodel_rejected(
+    status: Mapping | None, generation: int | None, reason: str, message: str, at: str
+) -> dict[str, Any]:
     cond = condition(ACCEPTED, False, reason, message, generation, at)
     return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation}
 
@@ -73,8 +89,14 @@ def gate_refusal(status: Mapping | None, adapter: str | None) -> str | None:
     return f"spec.adapter: {gate.get('reason') or 'refused by the quality gate'}; {what}"
 
 
-def taskmodel_gated(status: Mapping | None, generation: int | None, rayservice: str, adapter: str | None, at: str,
-                    update: str | None = None) -> dict[str, Any]:
+def taskmodel_gated(
+    status: Mapping | None,
+    generation: int | None,
+    rayservice: str,
+    adapter: str | None,
+    at: str,
+    update: str | None = None,
+) -> dict[str, Any]:
     """`taskmodel_accepted`, unless the quality gate refused the adapter: then Accepted=False, QualityGateRefused."""
     refusal = gate_refusal(status, adapter)
     if refusal is None:
@@ -87,7 +109,9 @@ def gate_out_of_date(status: Mapping | None, adapter: str | None) -> bool:
     or a refusal it shows that the verdict no longer makes)."""
     refusal, accepted = gate_refusal(status, adapter), get_condition(status, ACCEPTED) or {}
     shown = accepted.get("reason") == QUALITY_GATE_REFUSED
-    return (refusal is not None and (not shown or accepted.get("message") != refusal[:1000])) or (refusal is None and shown)
+    return (refusal is not None and (not shown or accepted.get("message") != refusal[:1000])) or (
+        refusal is None and shown
+    )
 
 
 def deployment_status(rayservice_status: Mapping[str, Any] | None, task: str) -> tuple[str | None, str]:
@@ -98,8 +122,9 @@ def deployment_status(rayservice_status: Mapping[str, Any] | None, task: str) ->
     return entry.get("status"), entry.get("message", "")
 
 
-def taskmodel_ready(status: Mapping | None, rayservice_status: Mapping | None, task: str, min_replicas: int,
-                    at: str) -> dict[str, Any]:
+def taskmodel_ready(
+    status: Mapping | None, rayservice_status: Mapping | None, task: str, min_replicas: int, at: str
+) -> dict[str, Any]:
     """Ready from the RayService: True when Serve reports the task HEALTHY, Unknown before it reports anything."""
     state, message = deployment_status(rayservice_status, task)
     if state is None:
@@ -108,26 +133,46 @@ def taskmodel_ready(status: Mapping | None, rayservice_status: Mapping | None, t
         healthy = state == "HEALTHY"
         cond = condition(READY, healthy, state.title().replace("_", ""), message or f"deployment {state}", None, at)
     ready = min_replicas if state == "HEALTHY" else 0
-    return {"conditions": set_condition((status or {}).get("conditions"), cond), "readyReplicas": ready,
-            "deploymentStatus": state or "Unknown"}
+    return {
+        "conditions": set_condition((status or {}).get("conditions"), cond),
+        "readyReplicas": ready,
+        "deploymentStatus": state or "Unknown",
+    }
 
 
 # --- TenantProfile --------------------------------------------------------------------------------
-def profile_accepted(status: Mapping | None, generation: int | None, tokens: dict[str, int], version: str,
-                     at: str, not_redacted: Sequence[str] = ()) -> dict[str, Any]:
+def profile_accepted(
+    status: Mapping | None,
+    generation: int | None,
+    tokens: dict[str, int],
+    version: str,
+    at: str,
+    not_redacted: Sequence[str] = (),
+) -> dict[str, Any]:
     """Accepted: tokens, version, and `notRedacted`, the default entity types the profile's redaction leaves in clear
     (the same list as the router's GET /v1/tenants/{id}); empty when the complete default set is redacted."""
     cond = condition(ACCEPTED, True, "Compiled", f"profile version {version}", generation, at)
-    return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
-            "instructionTokens": dict(tokens), "instructionTokensTotal": sum(tokens.values()), "version": version,
-            "notRedacted": list(not_redacted), "message": "accepted"}
+    return {
+        "conditions": set_condition((status or {}).get("conditions"), cond),
+        "observedGeneration": generation,
+        "instructionTokens": dict(tokens),
+        "instructionTokensTotal": sum(tokens.values()),
+        "version": version,
+        "notRedacted": list(not_redacted),
+        "message": "accepted",
+    }
 
 
-def profile_rejected(status: Mapping | None, generation: int | None, reason: str, message: str, at: str) -> dict[str, Any]:
+def profile_rejected(
+    status: Mapping | None, generation: int | None, reason: str, message: str, at: str
+) -> dict[str, Any]:
     """Rejected: the message says why; tokens and version stay those of the last accepted spec."""
     cond = condition(ACCEPTED, False, reason, message, generation, at)
-    return {"conditions": set_condition((status or {}).get("conditions"), cond), "observedGeneration": generation,
-            "message": message[:1000]}
+    return {
+        "conditions": set_condition((status or {}).get("conditions"), cond),
+        "observedGeneration": generation,
+        "message": message[:1000],
+    }
 
 
 __all__ = [

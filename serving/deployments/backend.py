@@ -25,8 +25,9 @@ ROUTER = "router"  # the ingress deployment's name (serving.app)
 
 
 class RayBackend:
-    def __init__(self, handles: dict[str, serve.handle.DeploymentHandle], ping_timeout_s: float = 2.0,
-                 heads: Iterable[str] = ()):
+    def __init__(
+        self, handles: dict[str, serve.handle.DeploymentHandle], ping_timeout_s: float = 2.0, heads: Iterable[str] = ()
+    ):
         # Ray Serve's gRPC transport between deployments: about 1.3 ms less CPU per call than an actor call on
         # this machine (benchmarks/router_overhead.py), and a caller that goes away cancels the replica's work.
         self._handles = {task: _direct(h) for task, h in handles.items()}
@@ -56,7 +57,10 @@ class RayBackend:
 
     async def stream(self, task: str, job: GenerateJob):
         handle = self._handle(task).options(stream=True)
-        with tracing.step(f"dispatch {task}", tracing.SpanKind.CLIENT, task=task, deployment="generate"), _translated(task):
+        with (
+            tracing.step(f"dispatch {task}", tracing.SpanKind.CLIENT, task=task, deployment="generate"),
+            _translated(task),
+        ):
             async for chunk in handle.stream.remote(_stamped(job)):
                 yield chunk
 
@@ -66,8 +70,9 @@ class RayBackend:
         deployments = {_deployment(h): h for h in self._handles.values()}
         states = await self._states()
         names = list(deployments)
-        results = dict(zip(names, await asyncio.gather(*(self._ready(deployments[n], states.get(n)) for n in names)),
-                           strict=True))
+        results = dict(
+            zip(names, await asyncio.gather(*(self._ready(deployments[n], states.get(n)) for n in names)), strict=True)
+        )
         return {task: results[_deployment(h)] for task, h in sorted(self._handles.items())}
 
     async def replicas(self) -> dict[str, int]:
@@ -126,9 +131,20 @@ def _serve_details() -> dict:
         return client.get_serve_details() if client is not None else {}
     except (ImportError, AttributeError):  # a Ray without the client API: the public, slower path
         status = serve.status()
-        return {"applications": {name: {"deployments": {
-            d: {"status": s.status, "replicas": [{"state": r} for r, n in s.replica_states.items() for _ in range(n)]}
-            for d, s in app.deployments.items()}} for name, app in status.applications.items()}}
+        return {
+            "applications": {
+                name: {
+                    "deployments": {
+                        d: {
+                            "status": s.status,
+                            "replicas": [{"state": r} for r, n in s.replica_states.items() for _ in range(n)],
+                        }
+                        for d, s in app.deployments.items()
+                    }
+                }
+                for name, app in status.applications.items()
+            }
+        }
 
 
 def deployment_states(details: dict, names: set[str]) -> dict[str, DeploymentState]:

@@ -22,8 +22,12 @@ def verdict(requested: str | None, fallback: str | None, choice: Any, base: str 
     if not requested:
         return None
     serving = requested if choice.accepted else (fallback if choice.serving else base)
-    found: dict[str, Any] = {"requested": requested, "serving": serving or base, "accepted": bool(choice.accepted),
-                             "reportedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    found: dict[str, Any] = {
+        "requested": requested,
+        "serving": serving or base,
+        "accepted": bool(choice.accepted),
+        "reportedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     if choice.reason:
         found["reason"] = str(choice.reason)[:1000]
     return found
@@ -40,10 +44,15 @@ def report(target: dict[str, str] | None, found: dict[str, Any] | None, api: Any
 
             config.load_incluster_config()  # the Ray pod's ServiceAccount (the chart grants patch on taskmodels/status)
             api = client.CustomObjectsApi()
-        api.patch_namespaced_custom_object_status(GROUP, VERSION, target["namespace"], PLURAL, target["taskModel"],
-                                                  {"status": {"qualityGate": found}})
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, target["namespace"], PLURAL, target["taskModel"], {"status": {"qualityGate": found}}
+        )
         return True
     except Exception as exc:  # noqa: BLE001 - any failure to report must not stop the replica serving
-        _log.warning("could not report the quality gate to TaskModel %s/%s: %s", target.get("namespace"),
-                     target.get("taskModel"), exc)
+        _log.warning(
+            "could not report the quality gate to TaskModel %s/%s: %s",
+            target.get("namespace"),
+            target.get("taskModel"),
+            exc,
+        )
         return False

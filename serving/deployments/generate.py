@@ -85,9 +85,16 @@ def _last_good(options: dict[str, Any]) -> str | None:
 
 
 class GenerateDeployment:
-    def __init__(self, engine: str, model: str, cache_dir: str, options: dict[str, Any] | None = None,
-                 tracing_settings: dict | None = None, allow_network: bool = False,
-                 gate_report: dict[str, str] | None = None):
+    def __init__(
+        self,
+        engine: str,
+        model: str,
+        cache_dir: str,
+        options: dict[str, Any] | None = None,
+        tracing_settings: dict | None = None,
+        allow_network: bool = False,
+        gate_report: dict[str, str] | None = None,
+    ):
         """`gate_report`: {"namespace", "taskModel"} in a cluster, where the gate's verdict goes to the TaskModel."""
         from serving.deployments.gate_report import report, verdict
         from serving.engines import create_engine
@@ -100,7 +107,9 @@ class GenerateDeployment:
         options = dict(options or {})
         refs = {key: options.get(key) for key in ("adapter", "fallback_adapter")}  # as the TaskModel names them
         for key in ("adapter", "fallback_adapter"):
-            if engine != EngineKind.FAKE and "://" in str(options.get(key) or ""):  # s3:// gs:// pvc:// adapters: a local copy
+            if engine != EngineKind.FAKE and "://" in str(
+                options.get(key) or ""
+            ):  # s3:// gs:// pvc:// adapters: a local copy
                 try:
                     options[key] = str(store.resolve(options[key]))
                 except (SwitchboardError, OSError) as exc:  # not fetched: the gate refuses it, the next one serves
@@ -114,8 +123,11 @@ class GenerateDeployment:
         with tracing.continued(job.traced.trace, "task generate", **self.labels):
             with tracing.step("engine generate", **self.labels):
                 result = await generation.generate(self.engine, job)
-                tracing.annotate(tokens_in=result["tokens_in"], tokens_out=result["tokens_out"],
-                                 finish_reason=result["finish_reason"])
+                tracing.annotate(
+                    tokens_in=result["tokens_in"],
+                    tokens_out=result["tokens_out"],
+                    finish_reason=result["finish_reason"],
+                )
             return result
 
     async def stream(self, job: GenerateJob) -> AsyncIterator[dict]:
@@ -123,8 +135,11 @@ class GenerateDeployment:
         with tracing.continued(job.traced.trace, "task generate (stream)", **self.labels):
             async for chunk in generation.stream(self.engine, job):
                 if "delta" not in chunk:
-                    tracing.annotate(tokens_in=chunk["tokens_in"], tokens_out=chunk["tokens_out"],
-                                     finish_reason=chunk["finish_reason"])
+                    tracing.annotate(
+                        tokens_in=chunk["tokens_in"],
+                        tokens_out=chunk["tokens_out"],
+                        finish_reason=chunk["finish_reason"],
+                    )
                 yield chunk
 
     async def ping(self) -> bool:

@@ -19,8 +19,14 @@ from serving.telemetry.logging import configure_logging
 
 @serve.ingress()
 class Ingress:
-    def __init__(self, settings: dict, handles: dict, profile_source: dict | None = None, gates: dict | None = None,
-                 heads: list[str] | None = None):
+    def __init__(
+        self,
+        settings: dict,
+        handles: dict,
+        profile_source: dict | None = None,
+        gates: dict | None = None,
+        heads: list[str] | None = None,
+    ):
         # Settings were read once by the launcher; replicas rebuild them from that snapshot, not from their env.
         self.settings = Settings(**settings)
         configure_logging(self.settings.log_level)
@@ -37,8 +43,10 @@ class Ingress:
         gc.freeze()
 
     def __serve_build_asgi_app__(self):
-        return create_app(RouterContext(self.settings, self.registry, self.source, self.backend, gates=self.gates),
-                          behind_serve_proxy=True)
+        return create_app(
+            RouterContext(self.settings, self.registry, self.source, self.backend, gates=self.gates),
+            behind_serve_proxy=True,
+        )
 
 
 def _profile_source(args: dict, settings: Settings, counter):

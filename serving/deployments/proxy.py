@@ -58,11 +58,21 @@ class HeaderLimits:
         headers = scope.get("headers") or [] if scope.get("type") == "http" else []
         size = sum(len(k) + len(v) for k, v in headers)
         if len(headers) > self.max_headers:
-            await _refuse(scope, send, 431, "request_header_fields_too_large",
-                          f"{len(headers)} headers; at most {self.max_headers} are accepted")
+            await _refuse(
+                scope,
+                send,
+                431,
+                "request_header_fields_too_large",
+                f"{len(headers)} headers; at most {self.max_headers} are accepted",
+            )
         elif size > self.max_bytes:
-            await _refuse(scope, send, 431, "request_header_fields_too_large",
-                          f"headers of {size} bytes; at most {self.max_bytes} are accepted")
+            await _refuse(
+                scope,
+                send,
+                431,
+                "request_header_fields_too_large",
+                f"headers of {size} bytes; at most {self.max_bytes} are accepted",
+            )
         else:
             await self.app(scope, receive, send)
 
@@ -151,13 +161,19 @@ class _Attempt:
 
 
 async def _unavailable(scope: MutableMapping[str, Any], send: Send) -> None:
-    await _refuse(scope, send, 503, "unavailable",
-                  "the router replica serving this request stopped before answering; retry after the Retry-After delay",
-                  retry_after_s=RETRY_AFTER_S)
+    await _refuse(
+        scope,
+        send,
+        503,
+        "unavailable",
+        "the router replica serving this request stopped before answering; retry after the Retry-After delay",
+        retry_after_s=RETRY_AFTER_S,
+    )
 
 
-async def _refuse(scope: MutableMapping[str, Any], send: Send, status: int, code: str, message: str,
-                  retry_after_s: int | None = None) -> None:
+async def _refuse(
+    scope: MutableMapping[str, Any], send: Send, status: int, code: str, message: str, retry_after_s: int | None = None
+) -> None:
     """The router's error body (OpenAI-shaped on the OpenAI routes), with the id Ray's proxy gave the request."""
     request_id = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode(errors="replace")[:64] or None
     if scope.get("path", "").startswith(("/v1/chat/", "/v1/models")):

@@ -20,8 +20,14 @@ _log = logging.getLogger(__name__)
 class RedactDeployment:
     """Presidio + spaCy + customer-service recognizers; batches concurrent requests into one spaCy pass."""
 
-    def __init__(self, spacy_model: str, batch_size: int = 16, batch_wait_s: float = 0.005, tracing_settings: dict | None = None,
-                 pii_model: str = "none"):
+    def __init__(
+        self,
+        spacy_model: str,
+        batch_size: int = 16,
+        batch_wait_s: float = 0.005,
+        tracing_settings: dict | None = None,
+        pii_model: str = "none",
+    ):
         from serving.redaction import Redactor
 
         tracing.setup_tracing(TracingSettings(**(tracing_settings or {})), "redact")
@@ -47,9 +53,17 @@ class IntentDeployment:
     and builds every taxonomy's index before it reports ready, then again whenever a profile changes, so no request
     pays for building one."""
 
-    def __init__(self, embedding_model: str, batch_size: int = 32, batch_wait_s: float = 0.005,
-                 tracing_settings: dict | None = None, profiles: dict | None = None, precision: str = "auto",
-                 threads: int | None = None, quality_head: str | None = None):
+    def __init__(
+        self,
+        embedding_model: str,
+        batch_size: int = 32,
+        batch_wait_s: float = 0.005,
+        tracing_settings: dict | None = None,
+        profiles: dict | None = None,
+        precision: str = "auto",
+        threads: int | None = None,
+        quality_head: str | None = None,
+    ):
         from serving.intent import IntentClassifier, SentenceEmbedder
         from serving.intent.warmup import start_warming
 
@@ -63,7 +77,9 @@ class IntentDeployment:
         if quality_head:  # the score-quality head, on this replica's encoder when it is the head's base model
             from serving.quality import load_head
 
-            quality = load_head(quality_head, classifier.embedder, lambda base: SentenceEmbedder(base, precision=precision))
+            quality = load_head(
+                quality_head, classifier.embedder, lambda base: SentenceEmbedder(base, precision=precision)
+            )
         self.runner = TaskRunner(classifier=classifier, quality=quality)
         # (ray's stubs miss these setters, as above)
         self.classify.set_max_batch_size(batch_size)  # type: ignore[attr-defined]
@@ -71,8 +87,9 @@ class IntentDeployment:
         self._followers: list[asyncio.Task] = []
         if profiles is not None:
             source = intent_profile_source(profiles)
-            self.warmer = start_warming(classifier, source, source.registry, float(profiles.get("interval_s", 0.5)),
-                                        spawn=self._follow)
+            self.warmer = start_warming(
+                classifier, source, source.registry, float(profiles.get("interval_s", 0.5)), spawn=self._follow
+            )
 
     def _follow(self, coroutine) -> None:
         """Run a profile follower on the replica's event loop (the constructor runs on it)."""
@@ -98,9 +115,18 @@ class QualityHeadDeployment:
     gate, else the last accepted head (`fallback`); with neither, score-quality answers 503 saying why. The head runs
     on the encoder its card names; `embedding_model` (the TaskModel's `model`) should be that one (a warning if not)."""
 
-    def __init__(self, embedding_model: str, head: str, cache_dir: str, fallback: str | None = None,
-                 tracing_settings: dict | None = None, precision: str = "auto", threads: int | None = None,
-                 allow_network: bool = False, gate_report: dict[str, str] | None = None):
+    def __init__(
+        self,
+        embedding_model: str,
+        head: str,
+        cache_dir: str,
+        fallback: str | None = None,
+        tracing_settings: dict | None = None,
+        precision: str = "auto",
+        threads: int | None = None,
+        allow_network: bool = False,
+        gate_report: dict[str, str] | None = None,
+    ):
         from serving.deployments.gate_report import report, verdict
         from serving.intent import SentenceEmbedder
         from serving.quality import load_head
@@ -116,8 +142,11 @@ class QualityHeadDeployment:
         if self.choice.serving is not None:  # the head runs on the encoder its card names, loaded once
             quality = load_head(self.choice.serving, None, lambda base: SentenceEmbedder(base, precision=precision))
             if quality.base_model != embedding_model:
-                _log.warning("score-quality: the TaskModel's model %s is not the head's base %s; the head's base serves",
-                             embedding_model, quality.base_model)
+                _log.warning(
+                    "score-quality: the TaskModel's model %s is not the head's base %s; the head's base serves",
+                    embedding_model,
+                    quality.base_model,
+                )
         self.runner = TaskRunner(quality=quality, quality_refused=self.choice.reason)
 
     async def score_quality(self, job: QualityJob) -> dict:

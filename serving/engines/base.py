@@ -32,7 +32,11 @@ class SamplingParams:
         _check(isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 32_768, "max_tokens", "must be 1..32768")
         _check(math.isfinite(self.temperature) and 0 <= self.temperature <= 5, "temperature", "must be 0..5")
         _check(math.isfinite(self.top_p) and 0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
-        _check(all(isinstance(s, str) and s for s in self.stop) and len(self.stop) <= 8, "stop", "up to 8 non-empty strings")
+        _check(
+            all(isinstance(s, str) and s for s in self.stop) and len(self.stop) <= 8,
+            "stop",
+            "up to 8 non-empty strings",
+        )
 
     @property
     def greedy(self) -> bool:
@@ -160,7 +164,9 @@ def json_instruction(schema: dict[str, Any]) -> str:
     if not properties:
         return f"Answer with JSON only, no prose. It must validate against this JSON Schema: {json.dumps(schema)}"
     required = set(schema.get("required") or [])
-    keys = "; ".join(f"{name} ({_describe(spec)}{', required' if name in required else ''})" for name, spec in properties.items())
+    keys = "; ".join(
+        f"{name} ({_describe(spec)}{', required' if name in required else ''})" for name, spec in properties.items()
+    )
     return f"Answer with one JSON object only, no prose and no code fences. Its keys: {keys}."
 
 
@@ -193,7 +199,9 @@ def parse_json_output(text: str, schema: dict[str, Any]) -> Any:
         start = min((i for i in (candidate.find("{"), candidate.find("[")) if i >= 0), default=0)
         value = json.JSONDecoder().raw_decode(candidate[start:])[0]
     except (ValueError, json.JSONDecodeError) as exc:
-        raise TaskFailed(f"model output is not valid JSON ({type(exc).__name__} at char {getattr(exc, 'pos', '?')})") from None
+        raise TaskFailed(
+            f"model output is not valid JSON ({type(exc).__name__} at char {getattr(exc, 'pos', '?')})"
+        ) from None
     error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
     if error is not None:
         raise TaskFailed(f"model output does not match the schema: {error.validator!r} failed at {error.json_path}")

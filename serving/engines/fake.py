@@ -127,7 +127,9 @@ class FakeEngine:
         words = len(text.split())
         parsed = parse_json_output(text, request.json_schema or {})
         finish: FinishReason = "length" if words > request.sampling.max_tokens else "stop"
-        return GenerationResult(text, _tokens_in(request), min(words, request.sampling.max_tokens), finish, parsed=parsed)
+        return GenerationResult(
+            text, _tokens_in(request), min(words, request.sampling.max_tokens), finish, parsed=parsed
+        )
 
 
 def _tokens_in(request: GenerationRequest) -> int:

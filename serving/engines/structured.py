@@ -169,8 +169,12 @@ def string_token(text: str) -> tuple[str, str]:
 
 
 def string_content_ok(content: Any, step: FreeString) -> bool:
-    return (isinstance(content, str) and not _UNSAFE.search(content) and len(content) >= step.min_length
-            and (step.max_length is None or len(content) <= step.max_length))
+    return (
+        isinstance(content, str)
+        and not _UNSAFE.search(content)
+        and len(content) >= step.min_length
+        and (step.max_length is None or len(content) <= step.max_length)
+    )
 
 
 def extend_string(content: str, kind: str, piece: str, step: FreeString) -> tuple[str, bool]:

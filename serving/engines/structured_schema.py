@@ -13,8 +13,21 @@ from typing import Any, Union
 # ---- the plan ------------------------------------------------------------------------------------------------------
 
 DEFAULT_MAX_ITEMS = 8  # an array without maxItems gets at most this many items
-_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default", "examples", "deprecated",
-                          "readOnly", "writeOnly", "additionalProperties"})
+_ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "additionalProperties",
+    }
+)
 _KEYWORDS = {
     "object": {"type", "properties", "required"},
     "array": {"type", "items", "prefixItems", "minItems", "maxItems"},
@@ -128,8 +141,13 @@ def _string(schema: dict) -> String:
 
 
 def _number(schema: dict) -> Number:
-    node = Number(schema["type"] == "integer", schema.get("minimum"), schema.get("maximum"),
-                  schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum"))
+    node = Number(
+        schema["type"] == "integer",
+        schema.get("minimum"),
+        schema.get("maximum"),
+        schema.get("exclusiveMinimum"),
+        schema.get("exclusiveMaximum"),
+    )
     bounds(node)  # refuses bounds that admit no value
     return node
 

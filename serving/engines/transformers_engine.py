@@ -71,7 +71,9 @@ class TransformersEngine:
         self.json_retries = json_retries
         self.stats = EngineStats()
         self._closed = False
-        self._tokenizer, self._model = load_model(Path(model_path), dtype, num_threads, Path(adapter) if adapter else None)
+        self._tokenizer, self._model = load_model(
+            Path(model_path), dtype, num_threads, Path(adapter) if adapter else None
+        )
         self._eos_ids = eos_ids(self._model, self._tokenizer)
         self._vocab: Vocab | None = None  # built on the worker thread by the first structured request
         # The model's own limit, or a shorter one from the TaskModel (maxModelLen): prompts past it are refused.
@@ -166,7 +168,9 @@ class TransformersEngine:
 
     async def warm_up(self) -> None:
         """A short padded batch: the first passes over new shapes are several times slower on CPU."""
-        warm = [GenerationRequest(prompt=text, sampling=SamplingParams(max_tokens=4)) for text in ("Hello", "Hi there!")]
+        warm = [
+            GenerationRequest(prompt=text, sampling=SamplingParams(max_tokens=4)) for text in ("Hello", "Hi there!")
+        ]
         await asyncio.gather(*(self.generate(request) for request in warm))
 
     async def close(self) -> None:

@@ -40,7 +40,9 @@ def build_vocab(tokenizer: Any, model: Any, eos_ids: set[int]) -> Vocab:
 
     size = model.get_output_embeddings().weight.shape[0]
     special = set(tokenizer.all_special_ids)
-    texts = tokenizer.batch_decode([[i] for i in range(min(size, len(tokenizer)))]) + [""] * max(0, size - len(tokenizer))
+    texts = tokenizer.batch_decode([[i] for i in range(min(size, len(tokenizer)))]) + [""] * max(
+        0, size - len(tokenizer)
+    )
     texts = ["" if i in special else text for i, text in enumerate(texts)]
     kinds = [structured.string_token(text) for text in texts]
     for eos in eos_ids:

@@ -52,9 +52,16 @@ class VLLMEngine:
 
     kind = EngineKind.VLLM
 
-    def __init__(self, model_path: str | os.PathLike, *, max_batch_size: int | None = None,
-                 batch_wait_s: float | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB,
-                 adapter: str | os.PathLike | None = None, **engine_options: Any):
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        max_batch_size: int | None = None,
+        batch_wait_s: float | None = None,
+        kv_cache_gib: float = DEFAULT_KV_CACHE_GIB,
+        adapter: str | os.PathLike | None = None,
+        **engine_options: Any,
+    ):
         os.environ["HF_HUB_OFFLINE"] = "1"
         self.model = str(model_path)
         self.adapter = str(adapter) if adapter else None
@@ -90,7 +97,9 @@ class VLLMEngine:
         self.stats.requests += 1
         try:
             params = self._sampling(request)
-            async for output in self._engine.generate({"prompt_token_ids": prompt_ids}, params, request_id, lora_request=self._lora):
+            async for output in self._engine.generate(
+                {"prompt_token_ids": prompt_ids}, params, request_id, lora_request=self._lora
+            ):
                 text = output.outputs[0].text
                 if len(text) > len(previous):
                     yield text[len(previous) :]
@@ -186,8 +195,9 @@ class VLLMEngine:
         return GenerationResult(text, tokens_in, len(completion.token_ids), finish, parsed=parsed)
 
 
-def engine_args(model: str, *, max_batch_size: int | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB,
-                **options: Any) -> dict[str, Any]:
+def engine_args(
+    model: str, *, max_batch_size: int | None = None, kv_cache_gib: float = DEFAULT_KV_CACHE_GIB, **options: Any
+) -> dict[str, Any]:
     """Keyword arguments of `AsyncEngineArgs` for `model` (pure): defaults, then the adapter's knobs, then options."""
     if kv_cache_gib <= 0:
         raise ConfigError(f"kv_cache_gib must be > 0, not {kv_cache_gib}", field="kv_cache_gib")

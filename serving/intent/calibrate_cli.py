@@ -38,7 +38,9 @@ def read_validation(path: Path) -> list[tuple[str, str | None]]:
     rows = _jsonl(path, raw) if path.suffix in (".jsonl", ".json") else _csv(path, raw)
     if not rows:
         raise ConfigError(f"--validation {path}: no rows")
-    return [(text, None if str(label or "").strip().lower() in OUT_OF_SCOPE else str(label).strip()) for text, label in rows]
+    return [
+        (text, None if str(label or "").strip().lower() in OUT_OF_SCOPE else str(label).strip()) for text, label in rows
+    ]
 
 
 def _jsonl(path: Path, raw: str) -> list[tuple[str, str | None]]:
@@ -131,9 +133,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _describe(c, current: float, source: str) -> str:
-    lines = [f"threshold: {c.threshold:.4f}   (profile has {current}; set spec.intents.threshold)",
-             (f"{source}: {c.in_scope_n} in-scope utterances, accuracy {c.accuracy_closed:.1%} closed-set, "
-              f"{c.accuracy_at_threshold:.1%} at the threshold")]
+    lines = [
+        f"threshold: {c.threshold:.4f}   (profile has {current}; set spec.intents.threshold)",
+        (
+            f"{source}: {c.in_scope_n} in-scope utterances, accuracy {c.accuracy_closed:.1%} closed-set, "
+            f"{c.accuracy_at_threshold:.1%} at the threshold"
+        ),
+    ]
     if c.oos_n:
         precision = "n/a" if c.oos_precision is None else f"{c.oos_precision:.1%}"
         lines.append(f"out of scope: {c.oos_n} utterances, recall {c.oos_recall:.1%}, precision {precision}")

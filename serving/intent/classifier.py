@@ -55,7 +55,9 @@ def taxonomy_fingerprint(taxonomy: IntentTaxonomy) -> str:
     """A content hash of what the index is built from: the labels (names, descriptions, examples) and the head
     artifact's identity, if the taxonomy names one. `threshold` and `top_k` are read per query, so changing them (as
     `switchboard calibrate` does) keeps the index."""
-    digest = hashlib.sha256(taxonomy.model_dump_json(by_alias=True, exclude_none=True, include={"labels", "head"}).encode())
+    digest = hashlib.sha256(
+        taxonomy.model_dump_json(by_alias=True, exclude_none=True, include={"labels", "head"}).encode()
+    )
     if taxonomy.head:
         path = Path(taxonomy.head)
         stat = path.stat() if path.is_file() else None
@@ -63,7 +65,9 @@ def taxonomy_fingerprint(taxonomy: IntentTaxonomy) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_index(taxonomy: IntentTaxonomy, embedder: Embedder, known: Mapping[str, np.ndarray] | None = None) -> IntentIndex:
+def build_index(
+    taxonomy: IntentTaxonomy, embedder: Embedder, known: Mapping[str, np.ndarray] | None = None
+) -> IntentIndex:
     """Embed the label descriptions and examples in one batch (texts found in `known`, e.g. an earlier version of the
     same taxonomy, are not embedded again); load the head if the taxonomy names one."""
     labels = tuple(intent.name for intent in taxonomy.labels)
@@ -71,10 +75,18 @@ def build_index(taxonomy: IntentTaxonomy, embedder: Embedder, known: Mapping[str
     examples = [(i, text) for i, intent in enumerate(taxonomy.labels) for text in intent.examples]
     texts = tuple(descriptions + [text for _, text in examples])
     vectors = _embed_unknown(texts, embedder, known or {})
-    desc, ex = vectors[: len(labels)], vectors[len(labels):]
+    desc, ex = vectors[: len(labels)], vectors[len(labels) :]
     owner = np.array([i for i, _ in examples], dtype=np.int64)
-    return IntentIndex(labels, desc, ex, owner, _prototypes(desc, ex, owner), taxonomy_fingerprint(taxonomy),
-                       _load_head(taxonomy.head, labels), texts)
+    return IntentIndex(
+        labels,
+        desc,
+        ex,
+        owner,
+        _prototypes(desc, ex, owner),
+        taxonomy_fingerprint(taxonomy),
+        _load_head(taxonomy.head, labels),
+        texts,
+    )
 
 
 def _embed_unknown(texts: tuple[str, ...], embedder: Embedder, known: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -207,11 +219,16 @@ class IntentClassifier:
         counter = getattr(self.embedder, "count_tokens", None)
         return list(counter(list(texts))) if counter else [approximate_counter(t) for t in texts]
 
-    def classify_batch(self, texts: list[str], taxonomy: IntentTaxonomy, top_k: int | None = None,
-                       threshold: float | None = None) -> list[IntentPrediction]:
+    def classify_batch(
+        self, texts: list[str], taxonomy: IntentTaxonomy, top_k: int | None = None, threshold: float | None = None
+    ) -> list[IntentPrediction]:
         if not texts:
             return []
         index = self.index_for(taxonomy)
         vectors = self.embedder.embed(list(texts))
-        return classify(index, vectors, taxonomy.threshold if threshold is None else threshold,
-                        taxonomy.top_k if top_k is None else top_k)
+        return classify(
+            index,
+            vectors,
+            taxonomy.threshold if threshold is None else threshold,
+            taxonomy.top_k if top_k is None else top_k,
+        )

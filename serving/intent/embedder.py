@@ -64,8 +64,9 @@ class SentenceEmbedder:
     thread: 4.1-4.5 against 5.4 ms).
     """
 
-    def __init__(self, model_ref: str = DEFAULT_MODEL, *, batch_size: int = 16, device: str = "cpu",
-                 precision: str = "auto"):
+    def __init__(
+        self, model_ref: str = DEFAULT_MODEL, *, batch_size: int = 16, device: str = "cpu", precision: str = "auto"
+    ):
         overlay = _overlay(model_ref)
         folder = resolve_model_folder(overlay["base"] if overlay else model_ref)
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -81,14 +82,21 @@ class SentenceEmbedder:
             _apply_overlay(self._model, Path(model_ref), overlay)
         if self.precision == "bfloat16":
             _hold_in_bfloat16(self._model)
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        )
         self.dimension = int(dimension())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -135,19 +143,25 @@ def _apply_overlay(model: Any, folder: Path, overlay: dict) -> None:
 
     weights = folder / overlay.get("weights", OVERLAY_WEIGHTS)
     if not weights.is_file():
-        raise ConfigError(f"{weights}: overlay weights missing (a whole fine-tuned encoder is not kept in the repository; "
-                          f"build it with `python -m serving.intent.finetune --out {folder}`)", field="embedding_model")
+        raise ConfigError(
+            f"{weights}: overlay weights missing (a whole fine-tuned encoder is not kept in the repository; "
+            f"build it with `python -m serving.intent.finetune --out {folder}`)",
+            field="embedding_model",
+        )
     expected = overlay.get("weights_sha256")
     if expected and hashlib.sha256(weights.read_bytes()).hexdigest() != expected:
-        raise ConfigError(f"{weights}: SHA-256 differs from {OVERLAY_FILE}'s weights_sha256 (a partial copy?)",
-                          field="embedding_model")
+        raise ConfigError(
+            f"{weights}: SHA-256 differs from {OVERLAY_FILE}'s weights_sha256 (a partial copy?)",
+            field="embedding_model",
+        )
     bert = model[0].auto_model
     own = bert.state_dict()
     tensors = load_file(str(weights))
     wrong = sorted(k for k, v in tensors.items() if k not in own or tuple(own[k].shape) != tuple(v.shape))
     if wrong:
-        raise ConfigError(f"{weights}: tensors that do not fit base {overlay['base']!r}: {wrong[:5]}",
-                          field="embedding_model")
+        raise ConfigError(
+            f"{weights}: tensors that do not fit base {overlay['base']!r}: {wrong[:5]}", field="embedding_model"
+        )
     bert.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=False)
 
 

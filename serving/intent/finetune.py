@@ -72,10 +72,12 @@ def contrastive_loss(model, anchors: list[str], positives: list[str], scale: flo
     import torch
     import torch.nn.functional as F
 
-    features = model.preprocess(anchors + positives) if hasattr(model, "preprocess") else model.tokenize(anchors + positives)
+    features = (
+        model.preprocess(anchors + positives) if hasattr(model, "preprocess") else model.tokenize(anchors + positives)
+    )
     out = model(features)["sentence_embedding"]
     x = F.normalize(out, dim=-1)
-    a, p = x[: len(anchors)], x[len(anchors):]
+    a, p = x[: len(anchors)], x[len(anchors) :]
     logits = scale * a @ p.T
     target = torch.arange(len(anchors))
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
@@ -98,8 +100,9 @@ def save_overlay(model, out: Path, meta: dict) -> None:
     tensors = {k: v.to(torch.float16).contiguous() for k, v in trainable_state(model).items()}
     save_file(tensors, str(out / OVERLAY_WEIGHTS))
     digest = hashlib.sha256((out / OVERLAY_WEIGHTS).read_bytes()).hexdigest()
-    (out / OVERLAY_FILE).write_text(json.dumps({**meta, "weights": OVERLAY_WEIGHTS, "weights_sha256": digest},
-                                               indent=2) + "\n", encoding="utf-8")
+    (out / OVERLAY_FILE).write_text(
+        json.dumps({**meta, "weights": OVERLAY_WEIGHTS, "weights_sha256": digest}, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def build_model(base: str, max_seq_length: int):
@@ -115,9 +118,20 @@ def build_model(base: str, max_seq_length: int):
     return model
 
 
-def train(data_dir: Path, out: Path, work: Path, *, budget_minutes: float, base: str = DEFAULT_MODEL,
-          labels_per_step: int = 64, peak_lr: float = 3e-5, scale: float = 20.0, max_seq_length: int = 64,
-          seed: int = 0, checkpoint_minutes: float = 5.0) -> dict:
+def train(
+    data_dir: Path,
+    out: Path,
+    work: Path,
+    *,
+    budget_minutes: float,
+    base: str = DEFAULT_MODEL,
+    labels_per_step: int = 64,
+    peak_lr: float = 3e-5,
+    scale: float = 20.0,
+    max_seq_length: int = 64,
+    seed: int = 0,
+    checkpoint_minutes: float = 5.0,
+) -> dict:
     import torch
 
     torch.manual_seed(seed)
@@ -144,20 +158,36 @@ def train(data_dir: Path, out: Path, work: Path, *, budget_minutes: float, base:
         state["step"] += 1
         state["losses"].append(round(float(loss.detach()), 4))
         if state["step"] % 10 == 0:
-            print(f"step {state['step']} loss {sum(state['losses'][-10:]) / 10:.4f} "
-                  f"elapsed {elapsed / 60:.1f} min", file=sys.stderr, flush=True)
+            print(
+                f"step {state['step']} loss {sum(state['losses'][-10:]) / 10:.4f} elapsed {elapsed / 60:.1f} min",
+                file=sys.stderr,
+                flush=True,
+            )
         if time.monotonic() - last_ckpt > checkpoint_minutes * 60:
             state["elapsed_s"] = time.monotonic() - started
             _checkpoint(work, model, optimizer, state)
             last_ckpt = time.monotonic()
     state["elapsed_s"] = time.monotonic() - started
     _checkpoint(work, model, optimizer, state)
-    meta = {"base": base, "base_sha256": _base_sha(base), "held_out_domains": list(HELD_OUT_DOMAINS),
-            "training_rows": len(rows), "training_labels": len(groups), "steps": state["step"],
-            "labels_per_step": labels_per_step, "peak_lr": peak_lr, "scale": scale, "max_seq_length": max_seq_length,
-            "seed": seed, "minutes": round(state["elapsed_s"] / 60, 1), "budget_minutes": budget_minutes,
-            "frozen": "embeddings, pooler", "batches": "whole domains (in-batch hard negatives)", "loss_first_10": _mean(state["losses"][:10]),
-            "loss_last_10": _mean(state["losses"][-10:])}
+    meta = {
+        "base": base,
+        "base_sha256": _base_sha(base),
+        "held_out_domains": list(HELD_OUT_DOMAINS),
+        "training_rows": len(rows),
+        "training_labels": len(groups),
+        "steps": state["step"],
+        "labels_per_step": labels_per_step,
+        "peak_lr": peak_lr,
+        "scale": scale,
+        "max_seq_length": max_seq_length,
+        "seed": seed,
+        "minutes": round(state["elapsed_s"] / 60, 1),
+        "budget_minutes": budget_minutes,
+        "frozen": "embeddings, pooler",
+        "batches": "whole domains (in-batch hard negatives)",
+        "loss_first_10": _mean(state["losses"][:10]),
+        "loss_last_10": _mean(state["losses"][-10:]),
+    }
     save_overlay(model, out, meta)
     return meta
 
@@ -206,8 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    meta = train(args.data, args.out, args.work, budget_minutes=args.budget_minutes,
-                 labels_per_step=args.labels_per_step, peak_lr=args.lr, seed=args.seed)
+    meta = train(
+        args.data,
+        args.out,
+        args.work,
+        budget_minutes=args.budget_minutes,
+        labels_per_step=args.labels_per_step,
+        peak_lr=args.lr,
+        seed=args.seed,
+    )
     print(json.dumps(meta))
     return 0
 

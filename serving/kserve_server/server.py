@@ -22,9 +22,17 @@ if TYPE_CHECKING:
 DEFAULT_HTTP_PORT = 8080  # what a KServe predictor container is expected to listen on
 
 
-def run(task: str, profiles_dir: str | os.PathLike | None = None, engine: str | None = None, model: str | None = None,
-        host: str = "0.0.0.0", port: int = DEFAULT_HTTP_PORT, *, grpc_port: int | None = None,
-        settings: Settings | None = None) -> int:
+def run(
+    task: str,
+    profiles_dir: str | os.PathLike | None = None,
+    engine: str | None = None,
+    model: str | None = None,
+    host: str = "0.0.0.0",
+    port: int = DEFAULT_HTTP_PORT,
+    *,
+    grpc_port: int | None = None,
+    settings: Settings | None = None,
+) -> int:
     """Serve `task` until SIGTERM/SIGINT; unset arguments come from the settings (SWITCHBOARD_* variables)."""
     settings = settings or load_settings()
     task_model = build_model(task, profiles_dir, engine, model, settings)
@@ -37,8 +45,9 @@ def run(task: str, profiles_dir: str | os.PathLike | None = None, engine: str | 
     return 0
 
 
-def build_model(task: str, profiles_dir: str | os.PathLike | None, engine: str | None, model: str | None,
-                settings: Settings) -> "TaskPredictor":
+def build_model(
+    task: str, profiles_dir: str | os.PathLike | None, engine: str | None, model: str | None, settings: Settings
+) -> "TaskPredictor":
     """The TaskPredictor for `task`, its model reference resolved to a folder (not loaded yet)."""
     kind = engine or settings.models.generator_engine
     generative = Task(task) in GENERATIVE
@@ -46,7 +55,9 @@ def build_model(task: str, profiles_dir: str | os.PathLike | None, engine: str |
         raise ConfigError(f"task {task!r} needs a generative engine: pass --engine", field="engine")
     with _argv_hidden():
         from serving.kserve_server.model import TaskPredictor
-    model_path = resolve_model(kind, model or settings.models.generator, settings.models.cache_dir) if generative else None
+    model_path = (
+        resolve_model(kind, model or settings.models.generator, settings.models.cache_dir) if generative else None
+    )
     return TaskPredictor(
         task,
         Path(profiles_dir or settings.profiles_dir).resolve(),
@@ -78,8 +89,9 @@ def token_counter(embedding_model: str, model_path: str | Path | None = None) ->
     """The router's counter (the generative model's tokenizer, else the embedding model's) when one is on disk, else
     the approximation."""
     try:
-        return wordpiece_counter(str(instruction_tokenizer_file(str(model_path) if model_path else None, ".",
-                                                                embedding_model)))
+        return wordpiece_counter(
+            str(instruction_tokenizer_file(str(model_path) if model_path else None, ".", embedding_model))
+        )
     except (ConfigError, OSError, ImportError):
         return approximate_counter
 

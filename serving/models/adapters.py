@@ -99,15 +99,23 @@ class AdapterChoice:
 
     def status(self) -> dict:
         """The status fields a deployment reports (camelCase, as a TaskModel status carries them)."""
-        return {"requestedAdapter": self.requested, "servingAdapter": self.serving, "adapterAccepted": self.accepted,
-                "adapterReason": self.reason}
+        return {
+            "requestedAdapter": self.requested,
+            "servingAdapter": self.serving,
+            "adapterAccepted": self.accepted,
+            "adapterReason": self.reason,
+        }
 
 
 BASE_SERVES = "serving the base model"  # what a refusal ends with when no accepted adapter is left
 
 
-def choose_adapter(requested: str | None, last_good: str | None = None,
-                   check: Callable[[Path], str | None] | None = None, none_left: str = BASE_SERVES) -> AdapterChoice:
+def choose_adapter(
+    requested: str | None,
+    last_good: str | None = None,
+    check: Callable[[Path], str | None] | None = None,
+    none_left: str = BASE_SERVES,
+) -> AdapterChoice:
     """The requested adapter when the gate accepts it; otherwise the last accepted one (if it still passes), otherwise
     none (the base model), with the reason; `none_left` says what then happens (a head has no base to fall back to)."""
     check = check or check_adapter
@@ -119,8 +127,9 @@ def choose_adapter(requested: str | None, last_good: str | None = None,
     return _fall_back(requested, f"adapter {requested} refused: {why}", last_good, check, none_left)
 
 
-def after_load_failure(choice: AdapterChoice, error: str, last_good: str | None = None,
-                       check: Callable[[Path], str | None] | None = None) -> AdapterChoice:
+def after_load_failure(
+    choice: AdapterChoice, error: str, last_good: str | None = None, check: Callable[[Path], str | None] | None = None
+) -> AdapterChoice:
     """The next choice when `choice.serving` could not be loaded: the last accepted adapter (unless that is the one
     that failed), otherwise the base model."""
     failed = choice.serving
@@ -130,8 +139,9 @@ def after_load_failure(choice: AdapterChoice, error: str, last_good: str | None 
     return _fall_back(choice.requested, reason, None if last_good == failed else last_good, check or check_adapter)
 
 
-def _fall_back(requested: str | None, reason: str, last_good: str | None, check,
-               none_left: str = BASE_SERVES) -> AdapterChoice:
+def _fall_back(
+    requested: str | None, reason: str, last_good: str | None, check, none_left: str = BASE_SERVES
+) -> AdapterChoice:
     if last_good and last_good != requested and check(Path(last_good)) is None:
         return AdapterChoice(requested, last_good, False, f"{reason}; serving the last accepted adapter {last_good}")
     return AdapterChoice(requested, None, False, f"{reason}; {none_left}")

@@ -13,8 +13,10 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     """Mount the `models` command (and its sub-commands) on the main parser's sub-parsers."""
     models = subparsers.add_parser("models", help="List, prepare and locate models in the local model store.")
     models.add_argument(
-        "--cache-dir", type=Path, default=None, help="Model store folder (default $SWITCHBOARD_MODELS__CACHE_DIR "
-        "or ~/.cache/switchboard/models)."
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="Model store folder (default $SWITCHBOARD_MODELS__CACHE_DIR or ~/.cache/switchboard/models).",
     )
     models.set_defaults(func=lambda args: models.print_help() or 2)
     sub = models.add_subparsers(title="models commands")

@@ -75,7 +75,9 @@ def parse_model_ref(raw: str) -> ModelRef:
         return _parse_hub(raw, text)
     if _NAME.match(text):
         return ModelRef("prepared", raw, name=text)
-    raise _bad(raw, "a prepared model name uses lower-case letters, digits, '.', '_' and '-' (e.g. smollm2-135m-instruct)")
+    raise _bad(
+        raw, "a prepared model name uses lower-case letters, digits, '.', '_' and '-' (e.g. smollm2-135m-instruct)"
+    )
 
 
 def _parse_uri(raw: str, text: str) -> ModelRef:

@@ -49,11 +49,13 @@ def share_of(limits: Limits, routers: int) -> Limits:
     """One router replica's part of a tenant's limits (at least one request at a time)."""
     if routers <= 1:
         return limits
-    return limits.model_copy(update={
-        "requests_per_second": limits.requests_per_second / routers,
-        "concurrent_requests": max(1, math.ceil(limits.concurrent_requests / routers)),
-        "tokens_per_minute": max(1, limits.tokens_per_minute // routers),
-    })
+    return limits.model_copy(
+        update={
+            "requests_per_second": limits.requests_per_second / routers,
+            "concurrent_requests": max(1, math.ceil(limits.concurrent_requests / routers)),
+            "tokens_per_minute": max(1, limits.tokens_per_minute // routers),
+        }
+    )
 
 
 class TenantLimiter:
@@ -72,14 +74,17 @@ class TenantLimiter:
         with self._lock:
             state = self._state(tenant, limits, now)
             if state.in_flight >= limits.concurrent_requests:
-                raise RateLimited(f"tenant {tenant!r} has {state.in_flight} requests in flight, its limit "
-                                  f"(concurrentRequests)", retry_after=1)
+                raise RateLimited(
+                    f"tenant {tenant!r} has {state.in_flight} requests in flight, its limit (concurrentRequests)",
+                    retry_after=1,
+                )
             tokens = refill(state.tokens, limits.tokens_per_minute / 60, limits.tokens_per_minute, now)
             if tokens.level <= 0:
                 refilled_in = -tokens.level / (limits.tokens_per_minute / 60) + 1e-3
                 raise RateLimited(f"tenant {tenant!r} is over its tokensPerMinute", retry_after=refilled_in)
-            requests, wait = take(state.requests, min(float(units), _burst(limits)), limits.requests_per_second,
-                                  _burst(limits), now)
+            requests, wait = take(
+                state.requests, min(float(units), _burst(limits)), limits.requests_per_second, _burst(limits), now
+            )
             if wait is not None:
                 raise RateLimited(f"tenant {tenant!r} is over its requestsPerSecond", retry_after=wait)
             state.requests, state.tokens, state.in_flight = requests, tokens, state.in_flight + 1

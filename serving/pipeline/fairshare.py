@@ -68,8 +68,9 @@ class FairClock:
         return max(self.now, self.finish.get(tenant, 0.0))
 
 
-def next_class(waiting: Sequence[Waiter], in_flight: Mapping[str, int], window: int, policy: SharePolicy,
-               recent_live: bool = False) -> str | None:
+def next_class(
+    waiting: Sequence[Waiter], in_flight: Mapping[str, int], window: int, policy: SharePolicy, recent_live: bool = False
+) -> str | None:
     """The class to serve next, or None when the window is full or nothing queued may go. `recent_live`: the caller
     saw interactive traffic within `policy.live_hold_s` (queued or running interactive work counts by itself)."""
     if sum(in_flight.values()) >= window:
@@ -116,6 +117,15 @@ def retry_after_s(queued: int, window: int, mean_service_s: float) -> float:
 
 
 __all__ = [
-    "BATCH", "CLASSES", "INTERACTIVE", "FairClock", "SharePolicy", "Waiter",
-    "corrected", "dispatched", "next_class", "next_waiter", "retry_after_s",
+    "BATCH",
+    "CLASSES",
+    "INTERACTIVE",
+    "FairClock",
+    "SharePolicy",
+    "Waiter",
+    "corrected",
+    "dispatched",
+    "next_class",
+    "next_waiter",
+    "retry_after_s",
 ]

@@ -71,9 +71,14 @@ class Pipeline:
         if call.stream:
             return await self._stream(call)
         units = len(getattr(call.body, "utterances", lambda: [0])())
-        return await self._admitted_work(call, lambda: steps.run(call.task, call.profile, call.body, self.backend,
-                                                                 restore=call.restore, options=call.options),
-                                         estimate_tokens(call.body), units)
+        return await self._admitted_work(
+            call,
+            lambda: steps.run(
+                call.task, call.profile, call.body, self.backend, restore=call.restore, options=call.options
+            ),
+            estimate_tokens(call.body),
+            units,
+        )
 
     def check(self, call: Call) -> None:
         """Step 1: the task is enabled for the tenant, the input within the size limit, the task deployed here."""
@@ -81,11 +86,13 @@ class Pipeline:
         if call.task.value not in self.backend.served():
             raise NotFound(f"task {call.task.value!r} is not deployed on this platform")
 
-    async def _admitted_work(self, call: Call, work: Callable[[], Awaitable[BaseModel]], cost: float,
-                             units: int = 1) -> BaseModel:
+    async def _admitted_work(
+        self, call: Call, work: Callable[[], Awaitable[BaseModel]], cost: float, units: int = 1
+    ) -> BaseModel:
         """Tenant limits (429), then a slot in the deployment's queue (503 when full) and the work, both within the
         deadline (504); the tokens the work reports are charged to the tenant's limits and fair share."""
         async with self._admitted(call.profile, call.task, units) as account:
+
             async def queued_then_run() -> BaseModel:
                 async with self._scheduled(call, cost) as charge:
                     result = await work()
@@ -212,8 +219,9 @@ async def within_deadline(seconds: float | None, task: Task, work: Awaitable[T])
         raise DeadlineExceeded(f"task {task.value!r} did not finish within its deadline of {seconds:g} s") from None
 
 
-async def _until(ends: float | None, seconds: float | None, task: Task,
-                 chunks: AsyncIterator[dict]) -> AsyncIterator[dict]:
+async def _until(
+    ends: float | None, seconds: float | None, task: Task, chunks: AsyncIterator[dict]
+) -> AsyncIterator[dict]:
     """The chunks until the deadline, then DeadlineExceeded (an error event); closing `chunks` cancels the work."""
     loop = asyncio.get_running_loop()
     when = loop.time() + (ends - time.monotonic()) if ends is not None else None  # the deadline on the loop's clock

@@ -81,8 +81,11 @@ class DispatchGate:
     async def acquire(self, tenant: str, klass: str, weight: float, cost: float) -> Ticket:
         if len(self._waiting) >= self.config.max_queued:
             wait = fairshare.retry_after_s(len(self._waiting), self.window, self._mean_service_s)
-            raise Overloaded(f"the {self.config.deployment!r} deployment is at capacity with {len(self._waiting)} "
-                             f"requests queued (max_queued_requests); retry later", retry_after=wait)
+            raise Overloaded(
+                f"the {self.config.deployment!r} deployment is at capacity with {len(self._waiting)} "
+                f"requests queued (max_queued_requests); retry later",
+                retry_after=wait,
+            )
         waiter = Waiter(next(self._seq), tenant, klass, weight, max(1.0, cost))
         if klass == fairshare.INTERACTIVE:
             self._live_at = self._clock()
@@ -128,7 +131,9 @@ class DispatchGate:
         if live and self._timer is None and any(w.klass == fairshare.BATCH for w in self._waiting):
             # Nothing else may wake the queue when live traffic stops: look again once the hold has passed.
             self._timer = asyncio.get_running_loop().call_later(self.policy.live_hold_s - since_live, self._rewake)
-        while (klass := fairshare.next_class(self._waiting, self._in_flight, self.window, self.policy, live)) is not None:
+        while (
+            klass := fairshare.next_class(self._waiting, self._in_flight, self.window, self.policy, live)
+        ) is not None:
             waiter = fairshare.next_waiter(self._waiting, klass, self._clocks[klass])
             if waiter is None:  # next_class names a class with waiters: not reached
                 break
@@ -164,8 +169,9 @@ class Gates:
 
 def build_gates(configs: dict[str, dict], settings: SchedulingSettings) -> Gates:
     """Gates from `{task: {deployment, per_replica, max_queued}}` (what serving.app passes the router)."""
-    policy = SharePolicy(settings.batch_max_share, settings.batch_min_share, settings.batch_live_share,
-                         settings.live_hold_s)
+    policy = SharePolicy(
+        settings.batch_max_share, settings.batch_min_share, settings.batch_live_share, settings.live_hold_s
+    )
     return Gates({task: GateConfig(**c) for task, c in configs.items()}, policy)
 
 

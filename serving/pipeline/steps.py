@@ -41,6 +41,7 @@ from serving.vocabulary.schemas import (
 DEFAULT_MAX_TOKENS = {Task.SUMMARIZE: 160, Task.SCORE_QUALITY: 256, Task.REPLY: 160}
 SCORE_ATTEMPTS = 2
 
+
 def check(task: Task, profile: CompiledProfile, body: BaseModel, max_text_chars: int) -> None:
     """The task is enabled for the tenant and the input is within the size limit."""
     if task not in profile.spec.tasks:
@@ -58,8 +59,14 @@ def text_chars(body: BaseModel) -> int:
     return len(getattr(body, "text", ""))
 
 
-async def run(task: Task, profile: CompiledProfile, body: BaseModel, backend: TaskBackend,
-              restore: bool = False, options: Mapping[str, Any] | None = None) -> BaseModel:
+async def run(
+    task: Task,
+    profile: CompiledProfile,
+    body: BaseModel,
+    backend: TaskBackend,
+    restore: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> BaseModel:
     """The response body of one (already checked) task request. `restore`: the caller is the tenant's own client,
     so a profile with `redaction.restore` gets its values back in summarize and reply answers (a batch stores what
     it runs, so it never asks). `options`: generation options of summarize and reply (the OpenAI route's
@@ -74,17 +81,21 @@ async def run(task: Task, profile: CompiledProfile, body: BaseModel, backend: Ta
 
 def redact_job(profile: CompiledProfile, text: str) -> RedactJob:
     policy = profile.spec.redaction
-    return RedactJob(text, tuple(policy.entities), policy.mode.value, policy.score_threshold, profile.tenant_id,
-                     strict=policy.strict)
+    return RedactJob(
+        text, tuple(policy.entities), policy.mode.value, policy.score_threshold, profile.tenant_id, strict=policy.strict
+    )
 
 
-async def redacted_turns(backend: TaskBackend, profile: CompiledProfile, body: ConversationInput) -> tuple[list[Turn], int]:
+async def redacted_turns(
+    backend: TaskBackend, profile: CompiledProfile, body: ConversationInput
+) -> tuple[list[Turn], int]:
     turns, count, _ = await redacted_conversation(backend, profile, body)
     return turns, count
 
 
-async def redacted_conversation(backend: TaskBackend, profile: CompiledProfile,
-                                body: ConversationInput) -> tuple[list[Turn], int, Restorer | None]:
+async def redacted_conversation(
+    backend: TaskBackend, profile: CompiledProfile, body: ConversationInput
+) -> tuple[list[Turn], int, Restorer | None]:
     """The turns redacted before any model sees them. In placeholder mode a value keeps one placeholder across the
     turns; the Restorer (in this request's memory only) maps them back, returned only when the profile restores."""
     turns = body.as_turns()
@@ -119,11 +130,16 @@ def usage(profile: CompiledProfile, task: Task, result: dict | None = None) -> U
     once per profile version), so their instruction tokens are 0; the compiled size is in the tenant's status."""
     result = result or {}
     instruction_tokens = instruction(profile, task)[1] if task in GENERATIVE else 0
-    return Usage(instruction_tokens=instruction_tokens, tokens_in=result.get("tokens_in", 0),
-                 tokens_out=result.get("tokens_out", 0))
+    return Usage(
+        instruction_tokens=instruction_tokens,
+        tokens_in=result.get("tokens_in", 0),
+        tokens_out=result.get("tokens_out", 0),
+    )
 
 
-def job_for(profile: CompiledProfile, task: Task, turns: list[Turn], max_tokens: int | None, **options: Any) -> GenerateJob:
+def job_for(
+    profile: CompiledProfile, task: Task, turns: list[Turn], max_tokens: int | None, **options: Any
+) -> GenerateJob:
     text, tokens = instruction(profile, task)
     rubric = [c.id for c in profile.spec.rubric] if task is Task.SCORE_QUALITY else None
     with tracing.step("compose prompt", instruction_tokens=tokens):
@@ -144,7 +160,9 @@ async def _redact(profile: CompiledProfile, body: RedactRequest, backend: TaskBa
     return RedactResponse(**results[0], results=[RedactResult(**r) for r in results], **shared)
 
 
-async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backend: TaskBackend) -> ClassifyIntentResponse:
+async def _classify(
+    profile: CompiledProfile, body: ClassifyIntentRequest, backend: TaskBackend
+) -> ClassifyIntentResponse:
     """The utterances go to the replica as one job, which its batcher embeds together with other requests' jobs."""
     texts, counts = await redacted_each(backend, profile, body.utterances())
     taxonomy = profile.spec.intents
@@ -155,17 +173,25 @@ async def _classify(profile: CompiledProfile, body: ClassifyIntentRequest, backe
     else:  # one call for all of them: the replica's queue holds requests, not utterances
         results = (await backend.classify_intent(IntentJob("", taxonomy, top_k, texts=tuple(texts))))["predictions"]
     tokens_in = sum(r.get("tokens_in", 0) for r in results)  # the embedder's tokenizer, per text, on the replica
-    shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "redacted_entities": sum(counts),
-              "usage": usage(profile, Task.CLASSIFY_INTENT, {"tokens_in": tokens_in})}
+    shared = {
+        "tenant": profile.tenant_id,
+        "profile_version": profile.version,
+        "redacted_entities": sum(counts),
+        "usage": usage(profile, Task.CLASSIFY_INTENT, {"tokens_in": tokens_in}),
+    }
     if body.text is not None:
         return ClassifyIntentResponse(**results[0], **shared)
     indexes = body.turn_indexes()
     turns: list[int | None] = list(indexes) if indexes is not None else [None] * len(results)
-    predictions = [IntentResult(**r, turn=turn, redacted_entities=n) for r, turn, n in zip(results, turns, counts, strict=True)]
+    predictions = [
+        IntentResult(**r, turn=turn, redacted_entities=n) for r, turn, n in zip(results, turns, counts, strict=True)
+    ]
     return ClassifyIntentResponse(**results[0], predictions=predictions, **shared)
 
 
-async def redacted_each(backend: TaskBackend, profile: CompiledProfile, texts: list[str]) -> tuple[list[str], list[int]]:
+async def redacted_each(
+    backend: TaskBackend, profile: CompiledProfile, texts: list[str]
+) -> tuple[list[str], list[int]]:
     """Each text redacted before any model sees it (all in one job, which the deployment batches with others), unless
     the tenant turned it off; with the count of redacted entities per text."""
     if not profile.spec.redaction.apply_to_tasks:
@@ -178,25 +204,46 @@ async def redacted_each(backend: TaskBackend, profile: CompiledProfile, texts: l
     return [r["text"] for r in results], counts
 
 
-async def _generate(task: Task, profile: CompiledProfile, body: SummarizeRequest | ReplyRequest,
-                    backend: TaskBackend, restore: bool, options: Mapping[str, Any] | None) -> tuple[str, dict]:
+async def _generate(
+    task: Task,
+    profile: CompiledProfile,
+    body: SummarizeRequest | ReplyRequest,
+    backend: TaskBackend,
+    restore: bool,
+    options: Mapping[str, Any] | None,
+) -> tuple[str, dict]:
     """Redact the turns, compose, generate; returns the answer (restored when asked and the profile restores) and
     the response fields the two text tasks share."""
     turns, redacted, restorer = await redacted_conversation(backend, profile, body)
     result = await backend.generate(task.value, job_for(profile, task, turns, body.max_tokens, **(options or {})))
-    shared = {"tenant": profile.tenant_id, "profile_version": profile.version, "finish_reason": result["finish_reason"],
-              "redacted_entities": redacted, "usage": usage(profile, task, result)}
+    shared = {
+        "tenant": profile.tenant_id,
+        "profile_version": profile.version,
+        "finish_reason": result["finish_reason"],
+        "redacted_entities": redacted,
+        "usage": usage(profile, task, result),
+    }
     return restored(result["text"].strip(), restorer if restore else None), shared
 
 
-async def _summarize(profile: CompiledProfile, body: SummarizeRequest, backend: TaskBackend,
-                     restore: bool = False, options: Mapping[str, Any] | None = None) -> SummarizeResponse:
+async def _summarize(
+    profile: CompiledProfile,
+    body: SummarizeRequest,
+    backend: TaskBackend,
+    restore: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> SummarizeResponse:
     text, shared = await _generate(Task.SUMMARIZE, profile, body, backend, restore, options)
     return SummarizeResponse(summary=text, **shared)
 
 
-async def _reply(profile: CompiledProfile, body: ReplyRequest, backend: TaskBackend,
-                 restore: bool = False, options: Mapping[str, Any] | None = None) -> ReplyResponse:
+async def _reply(
+    profile: CompiledProfile,
+    body: ReplyRequest,
+    backend: TaskBackend,
+    restore: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> ReplyResponse:
     text, shared = await _generate(Task.REPLY, profile, body, backend, restore, options)
     return ReplyResponse(reply=text, **shared)
 
@@ -208,33 +255,48 @@ async def _score(profile: CompiledProfile, body: ScoreQualityRequest, backend: T
     return await score_turns(profile, turns, redacted, backend, body.max_tokens)
 
 
-async def head_score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int,
-                           backend: TaskBackend) -> ScoreQualityResponse:
+async def head_score_turns(
+    profile: CompiledProfile, turns: list[Turn], redacted: int, backend: TaskBackend
+) -> ScoreQualityResponse:
     """score-quality by the trained head: one call, verdicts in rubric order with verbatim evidence, validated as a
     model's answer is (serving.tasks.quality.head_scores). It reads no instruction and writes no tokens."""
     rubric = list(profile.spec.rubric)
-    job = QualityJob(tuple(turns), tuple((c.id, c.violation or c.description) for c in rubric),
-                     tuple((g.term, g.definition) for g in profile.spec.glossary),
-                     absent=tuple(c.id for c in rubric if c.violation))
+    job = QualityJob(
+        tuple(turns),
+        tuple((c.id, c.violation or c.description) for c in rubric),
+        tuple((g.term, g.definition) for g in profile.spec.glossary),
+        absent=tuple(c.id for c in rubric if c.violation),
+    )
     with tracing.step("score by head"):
         result = await backend.score_quality(job)
     scores = head_scores(result["criteria"], rubric, render(turns))
-    criteria = [CriterionResult(criterion=c.criterion, verdict=c.verdict, score=c.score, weight=c.weight, evidence=c.evidence)
-                for c in scores.criteria]
-    return ScoreQualityResponse(tenant=profile.tenant_id, profile_version=profile.version, criteria=criteria,
-                                overall=scores.overall, attempts=1, redacted_entities=redacted,
-                                usage=Usage(instruction_tokens=0, tokens_in=result.get("tokens_in", 0), tokens_out=0))
+    criteria = [
+        CriterionResult(criterion=c.criterion, verdict=c.verdict, score=c.score, weight=c.weight, evidence=c.evidence)
+        for c in scores.criteria
+    ]
+    return ScoreQualityResponse(
+        tenant=profile.tenant_id,
+        profile_version=profile.version,
+        criteria=criteria,
+        overall=scores.overall,
+        attempts=1,
+        redacted_entities=redacted,
+        usage=Usage(instruction_tokens=0, tokens_in=result.get("tokens_in", 0), tokens_out=0),
+    )
 
 
-async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int, backend: TaskBackend,
-                      max_tokens: int | None = None) -> ScoreQualityResponse:
+async def score_turns(
+    profile: CompiledProfile, turns: list[Turn], redacted: int, backend: TaskBackend, max_tokens: int | None = None
+) -> ScoreQualityResponse:
     """score-quality on redacted turns; invalid model output is retried once, then reported, never passed through."""
     rubric = list(profile.spec.rubric)
     schema = output_schema(rubric, evidence_quotes(turns))
     tokens_in = tokens_out = 0
     for attempt in range(1, SCORE_ATTEMPTS + 1):
         # A second attempt samples, so that it does not repeat the first one's invalid answer.
-        options = {"json_schema": schema} if attempt == 1 else {"json_schema": schema, "temperature": 0.7, "seed": attempt}
+        options = (
+            {"json_schema": schema} if attempt == 1 else {"json_schema": schema, "temperature": 0.7, "seed": attempt}
+        )
         try:  # an engine that cannot meet the schema (TaskFailed) gets the same second chance as a bad rubric answer
             with tracing.step("score attempt", attempt=attempt):
                 job = job_for(profile, Task.SCORE_QUALITY, turns, max_tokens, **options)
@@ -245,28 +307,50 @@ async def score_turns(profile: CompiledProfile, turns: list[Turn], redacted: int
         except TaskFailed as exc:
             if attempt == SCORE_ATTEMPTS:
                 raise TaskFailed(f"{exc.message} (after {attempt} attempts)") from None
-    criteria = [CriterionResult(criterion=c.criterion, verdict=c.verdict, score=c.score, weight=c.weight, evidence=c.evidence)
-                for c in scores.criteria]
-    tokens = Usage(instruction_tokens=instruction(profile, Task.SCORE_QUALITY)[1], tokens_in=tokens_in, tokens_out=tokens_out)
-    return ScoreQualityResponse(tenant=profile.tenant_id, profile_version=profile.version, criteria=criteria,
-                                overall=scores.overall, attempts=attempt, redacted_entities=redacted, usage=tokens)
+    criteria = [
+        CriterionResult(criterion=c.criterion, verdict=c.verdict, score=c.score, weight=c.weight, evidence=c.evidence)
+        for c in scores.criteria
+    ]
+    tokens = Usage(
+        instruction_tokens=instruction(profile, Task.SCORE_QUALITY)[1], tokens_in=tokens_in, tokens_out=tokens_out
+    )
+    return ScoreQualityResponse(
+        tenant=profile.tenant_id,
+        profile_version=profile.version,
+        criteria=criteria,
+        overall=scores.overall,
+        attempts=attempt,
+        redacted_entities=redacted,
+        usage=tokens,
+    )
 
 
-async def stream_job(task: Task, profile: CompiledProfile, body: SummarizeRequest | ReplyRequest,
-                     backend: TaskBackend, options: Mapping[str, Any] | None = None) -> tuple[GenerateJob, Restorer | None]:
+async def stream_job(
+    task: Task,
+    profile: CompiledProfile,
+    body: SummarizeRequest | ReplyRequest,
+    backend: TaskBackend,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[GenerateJob, Restorer | None]:
     """The redacted, composed job of a summarize or reply stream (redaction errors surface before any byte is sent),
     and the Restorer when the profile restores."""
     turns, _, restorer = await redacted_conversation(backend, profile, body)
     return job_for(profile, task, turns, body.max_tokens, **(options or {})), restorer
 
 
-async def stream_chunks(task: Task, profile: CompiledProfile, job: GenerateJob, backend: TaskBackend) -> AsyncIterator[dict]:
+async def stream_chunks(
+    task: Task, profile: CompiledProfile, job: GenerateJob, backend: TaskBackend
+) -> AsyncIterator[dict]:
     """Stream chunks: {"delta"} items, then {"done", "finish_reason", "usage"}."""
     async for chunk in backend.stream(task.value, job):
         if "delta" in chunk:
             yield chunk
         else:
-            yield {"done": True, "finish_reason": chunk["finish_reason"], "usage": usage(profile, task, chunk).model_dump()}
+            yield {
+                "done": True,
+                "finish_reason": chunk["finish_reason"],
+                "usage": usage(profile, task, chunk).model_dump(),
+            }
 
 
 def restoring(chunks: AsyncIterator[dict], restorer: Restorer | None) -> AsyncIterator[dict]:

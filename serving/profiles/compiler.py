@@ -80,8 +80,9 @@ def compile_profile(name: str, spec: TenantProfileSpec, count_tokens: TokenCount
     """Build the per-task instruction texts and measure each in tokens."""
     instructions = {task: _instruction(spec, task) for task in spec.tasks}
     compiled = {task: CompiledInstruction(text, count_tokens(text)) for task, text in instructions.items()}
-    return CompiledProfile(name=name, spec=spec, version=spec_version(spec), instructions=compiled,
-                           not_redacted=not_redacted_by(spec))
+    return CompiledProfile(
+        name=name, spec=spec, version=spec_version(spec), instructions=compiled, not_redacted=not_redacted_by(spec)
+    )
 
 
 def not_redacted_by(spec: TenantProfileSpec) -> tuple[str, ...]:

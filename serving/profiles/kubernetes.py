@@ -34,7 +34,9 @@ class SecretKeyResolver:
         namespace = origin.split("/")[1]
         key_hash = self._lookup(namespace, ref.name, ref.key)
         if key_hash is None:
-            raise ProfileError(f"{origin}: Secret {ref.name!r} has no key {ref.key!r} (or is missing)", field="spec.apiKey")
+            raise ProfileError(
+                f"{origin}: Secret {ref.name!r} has no key {ref.key!r} (or is missing)", field="spec.apiKey"
+            )
         return key_hash
 
     def forget(self, namespace: str, name: str) -> None:
@@ -101,7 +103,9 @@ class KubernetesProfileSource:
         self._lock = threading.RLock()  # the two watch threads share the registry bookkeeping
 
     @classmethod
-    def with_registry(cls, count_tokens, namespace: str, api_client: Any = None, **kwargs: Any) -> "KubernetesProfileSource":
+    def with_registry(
+        cls, count_tokens, namespace: str, api_client: Any = None, **kwargs: Any
+    ) -> "KubernetesProfileSource":
         """Builds the registry too, with a key resolver that reads the Secrets this source watches."""
         from kubernetes import client
 
@@ -115,7 +119,9 @@ class KubernetesProfileSource:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            listing = cast(dict[str, Any], self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL))
+            listing = cast(
+                dict[str, Any], self._custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+            )
         except ApiException as exc:
             raise ProfileError(f"cannot list TenantProfiles in {self.namespace}: {exc.status} {exc.reason}") from None
         items = {self._origin(i): i for i in listing.get("items", [])}
@@ -152,7 +158,13 @@ class KubernetesProfileSource:
             except Exception as exc:  # noqa: BLE001 - a dropped stream, an API error: reconnect after a pause
                 if kind == "secrets" and getattr(exc, "status", None) == 403:
                     await self._poll_keys()  # least privilege: Secrets readable by name only
-                log.warning("watch of %s failed (%s: %s); reconnecting in %.1f s", kind, type(exc).__name__, str(exc)[:200], delay)
+                log.warning(
+                    "watch of %s failed (%s: %s); reconnecting in %.1f s",
+                    kind,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_s[1])
                 await self._resync()
@@ -181,7 +193,9 @@ class KubernetesProfileSource:
             else (lambda **kw: self._core.list_namespaced_secret(self.namespace, **kw))  # events arrive as dicts
         )
         stream = watch.Watch().stream(
-            lister, resource_version=self._resource_versions[kind], timeout_seconds=self.watch_timeout_s,
+            lister,
+            resource_version=self._resource_versions[kind],
+            timeout_seconds=self.watch_timeout_s,
             _request_timeout=self.read_timeout_s,
         )
         try:

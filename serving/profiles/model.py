@@ -35,7 +35,9 @@ class SecretKeyRef(_Spec):
 class ApiKey(_Spec):
     """Exactly one of: the key's SHA-256 (local mode) or a Secret holding the key (cluster)."""
 
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the API key; never the key.")
+    sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the API key; never the key."
+    )
     secret_ref: SecretKeyRef | None = Field(None, description="Secret that holds the key (Kubernetes).")
 
     @model_validator(mode="after")
@@ -79,9 +81,14 @@ class Intent(_Spec):
 
 
 class IntentTaxonomy(_Spec):
-    threshold: float = Field(0.3, ge=0, le=1, description="Below this score (0..1: the best label's mean of nearest-"
-                             "example and prototype cosine, or the head's probability) the answer is `none`, out of "
-                             "scope. Pick it with `switchboard calibrate PROFILE`.")
+    threshold: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Below this score (0..1: the best label's mean of nearest-"
+        "example and prototype cosine, or the head's probability) the answer is `none`, out of "
+        "scope. Pick it with `switchboard calibrate PROFILE`.",
+    )
     top_k: int = Field(3, ge=1, le=20, description="How many ranked labels a response carries by default.")
     labels: list[Intent] = Field(min_length=2, max_length=1000, description="The tenant's intents.")
     head: str | None = Field(None, description="Optional trained classifier head artifact (path or URI).")
@@ -101,10 +108,14 @@ class Criterion(_Spec):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
     description: ShortText
     weight: float = Field(1.0, gt=0, le=100)
-    violation: ShortText | None = Field(None, description=(
-        "For a criterion met by what the agent does not do (e.g. compliance): the behaviour that breaks it, such as "
-        "'The agent gives investment advice.' The trained score-quality head then calls the criterion met unless an "
-        "agent sentence does this, and quotes that sentence as the evidence of the not_met."))
+    violation: ShortText | None = Field(
+        None,
+        description=(
+            "For a criterion met by what the agent does not do (e.g. compliance): the behaviour that breaks it, such as "
+            "'The agent gives investment advice.' The trained score-quality head then calls the criterion met unless an "
+            "agent sentence does this, and quotes that sentence as the evidence of the not_met."
+        ),
+    )
 
 
 class RedactionMode(str, Enum):
@@ -114,20 +125,28 @@ class RedactionMode(str, Enum):
 
 
 class RedactionPolicy(_Spec):
-    entities: list[str] = Field(default_factory=lambda: list(DEFAULT_ENTITIES), min_length=1,
-                                description="Entity types to redact; the default is the complete contact-centre set.")
+    entities: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENTITIES),
+        min_length=1,
+        description="Entity types to redact; the default is the complete contact-centre set.",
+    )
     mode: RedactionMode = RedactionMode.PLACEHOLDER
     score_threshold: float = Field(0.4, ge=0, le=1, description="Detections below this confidence are ignored.")
     apply_to_tasks: bool = Field(True, description="Redact the input of every other task before a model sees it.")
     strict: bool = Field(False, description="Also redact every remaining run of 4 or more digits (PCI style).")
-    restore: bool = Field(False, description="Put the original values back into generative answers for the caller "
-                                             "(placeholder mode only; the model never sees them).")
+    restore: bool = Field(
+        False,
+        description="Put the original values back into generative answers for the caller "
+        "(placeholder mode only; the model never sees them).",
+    )
 
     @model_validator(mode="after")
     def _restore_needs_placeholders(self) -> "RedactionPolicy":
         if self.restore and self.mode is not RedactionMode.PLACEHOLDER:
-            raise ValueError(f"restore: needs mode placeholder (a {self.mode.value} value cannot be put back); "
-                             "set mode: placeholder or restore: false")
+            raise ValueError(
+                f"restore: needs mode placeholder (a {self.mode.value} value cannot be put back); "
+                "set mode: placeholder or restore: false"
+            )
         if self.restore and not self.apply_to_tasks:
             raise ValueError("restore: needs applyToTasks: true (nothing is redacted before the model to put back)")
         return self
@@ -147,7 +166,9 @@ class TenantProfileSpec(_Spec):
     tenant_id: Name = Field(description="Stable tenant identifier, used in metrics and traces.")
     display_name: ShortText | None = None
     api_key: ApiKey
-    tasks: list[Task] = Field(default_factory=lambda: list(Task), min_length=1, description="Tasks this tenant may call.")
+    tasks: list[Task] = Field(
+        default_factory=lambda: list(Task), min_length=1, description="Tasks this tenant may call."
+    )
     instructions: dict[Task, Instruction] = Field(default_factory=dict, description="Short per-task instruction.")
     glossary: list[GlossaryEntry] = Field(default_factory=list, max_length=200)
     intents: IntentTaxonomy | None = None
@@ -238,4 +259,3 @@ def spec_version(spec: TenantProfileSpec) -> str:
     """A short content hash of a spec: the profile version used in caches, traces and status."""
     canonical = spec.model_dump_json(by_alias=True, exclude_none=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-

@@ -79,7 +79,9 @@ class ProfileRegistry:
             self._origin_errors[origin] = error.message
             for tenant in self._origins.get(origin, set()):
                 self._mark_rejected(tenant, origin, error.message)
-        log.warning("profile rejected; last good version keeps serving", extra={"origin": origin, "reason": error.message})
+        log.warning(
+            "profile rejected; last good version keeps serving", extra={"origin": origin, "reason": error.message}
+        )
 
     def remove(self, origin: str) -> None:
         """The origin is gone (file deleted, resource deleted): its tenants stop being served."""
@@ -133,13 +135,17 @@ class ProfileRegistry:
         status = ProfileStatus(tenant, origin, True, "accepted", compiled.version, compiled.instruction_tokens())
         self._status[tenant] = status
         if previous is None or previous.profile.version != compiled.version:
-            log.info("profile accepted", extra={"tenant": tenant, "origin": origin, "profile_version": compiled.version})
+            log.info(
+                "profile accepted", extra={"tenant": tenant, "origin": origin, "profile_version": compiled.version}
+            )
         return status
 
     def _check_owner(self, origin: str, tenant: str) -> None:
         current = self._entries.get(tenant)
         if current is not None and current.origin != origin:
-            raise ProfileError(f"{origin}: tenantId {tenant!r} is already defined by {current.origin}", field="spec.tenantId")
+            raise ProfileError(
+                f"{origin}: tenantId {tenant!r} is already defined by {current.origin}", field="spec.tenantId"
+            )
 
     def _check_key_unique(self, tenant: str, key_hash: str) -> None:
         owner = self._by_key.get(key_hash)

@@ -7,8 +7,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 
-def decide(criteria: Sequence[str], quotes: Sequence[str], probabilities: Sequence[Sequence[float]],
-           threshold: float, absent: Collection[str] = ()) -> list[dict]:
+def decide(
+    criteria: Sequence[str],
+    quotes: Sequence[str],
+    probabilities: Sequence[Sequence[float]],
+    threshold: float,
+    absent: Collection[str] = (),
+) -> list[dict]:
     """One {"criterion", "verdict", "evidence", "probability"} per criterion, in order. `probabilities[i][j]`: the
     head's probability that quote j satisfies criterion i. No quotes (nothing the agent said): every criterion is
     `not_met`. A criterion in `absent` is met by what the agent does not do: its row scores the violation, so it is
@@ -24,8 +29,14 @@ def decide(criteria: Sequence[str], quotes: Sequence[str], probabilities: Sequen
         found = best is not None and p >= threshold
         quote = quotes[best] if found and best is not None else ""
         met = not found if criterion in absent else found
-        out.append({"criterion": criterion, "verdict": "met" if met else "not_met", "evidence": quote,
-                    "probability": round(p, 4)})
+        out.append(
+            {
+                "criterion": criterion,
+                "verdict": "met" if met else "not_met",
+                "evidence": quote,
+                "probability": round(p, 4),
+            }
+        )
     return out
 
 

@@ -14,8 +14,15 @@ from serving.vocabulary.conversation import Speaker, Turn
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _DIGIT = re.compile(r"\d")
-SURFACE = ("relative_position", "first_agent_turn", "last_agent_turn", "first_in_turn", "last_in_turn", "question",
-           "digit")
+SURFACE = (
+    "relative_position",
+    "first_agent_turn",
+    "last_agent_turn",
+    "first_in_turn",
+    "last_in_turn",
+    "question",
+    "digit",
+)
 
 
 @dataclass(frozen=True)
@@ -49,11 +56,18 @@ def candidates(turns: Sequence[Turn], limit: int = MAX_QUOTES) -> list[Candidate
         for k, part in enumerate(parts):
             for quote in quotes:
                 if quote not in where and (quote == part or part.startswith(quote)):
-                    where[quote] = (index / total, float(index == 0), float(index == len(agent) - 1),
-                                    float(k == 0), float(k == len(parts) - 1))
+                    where[quote] = (
+                        index / total,
+                        float(index == 0),
+                        float(index == len(agent) - 1),
+                        float(k == 0),
+                        float(k == len(parts) - 1),
+                    )
     default = (0.5, 0.0, 0.0, 0.0, 0.0)
-    return [Candidate(q, where.get(q, default) + (float(q.rstrip().endswith("?")), float(bool(_DIGIT.search(q)))))
-            for q in quotes]
+    return [
+        Candidate(q, where.get(q, default) + (float(q.rstrip().endswith("?")), float(bool(_DIGIT.search(q)))))
+        for q in quotes
+    ]
 
 
 def feature_rows(sentences: np.ndarray, query: np.ndarray, surface: np.ndarray) -> np.ndarray:

@@ -36,8 +36,11 @@ def resolve_folder(ref: str) -> Path:
     for folder in (Path(ref).expanduser(), _PROJECT / ref):
         if (folder / CARD).is_file() and (folder / WEIGHTS).is_file():
             return folder
-    raise ConfigError(f"score-quality head {ref!r}: no {CARD} and {WEIGHTS} there (train it with `switchboard train "
-                      f"score-quality --head`, or set SWITCHBOARD_MODELS__QUALITY_HEAD=none)", field="models.quality_head")
+    raise ConfigError(
+        f"score-quality head {ref!r}: no {CARD} and {WEIGHTS} there (train it with `switchboard train "
+        f"score-quality --head`, or set SWITCHBOARD_MODELS__QUALITY_HEAD=none)",
+        field="models.quality_head",
+    )
 
 
 def gate(folder: str | Path) -> str | None:
@@ -68,13 +71,20 @@ class QualityHead:
         self.folder = resolve_folder(str(folder))
         self.card = json.loads((self.folder / CARD).read_text())
         if tuple(self.card.get("surface", ())) != SURFACE:
-            raise ConfigError(f"{self.folder / CARD}: surface features {self.card.get('surface')} differ from this "
-                              f"code's {list(SURFACE)} (retrain the head)", field="models.quality_head")
-        self.weights: dict[str, np.ndarray] = {k: v.astype(np.float32) for k, v in load_file(str(self.folder / WEIGHTS)).items()}
+            raise ConfigError(
+                f"{self.folder / CARD}: surface features {self.card.get('surface')} differ from this "
+                f"code's {list(SURFACE)} (retrain the head)",
+                field="models.quality_head",
+            )
+        self.weights: dict[str, np.ndarray] = {
+            k: v.astype(np.float32) for k, v in load_file(str(self.folder / WEIGHTS)).items()
+        }
         width = feature_width(int(self.card["dimension"]))
         if self.weights["w1"].shape[1] != width:
-            raise ConfigError(f"{self.folder / WEIGHTS}: input width {self.weights['w1'].shape[1]} != {width}",
-                              field="models.quality_head")
+            raise ConfigError(
+                f"{self.folder / WEIGHTS}: input width {self.weights['w1'].shape[1]} != {width}",
+                field="models.quality_head",
+            )
         self.embedder = embedder
         self.threshold = float(self.card["threshold"] if threshold is None else threshold)
         self._queries: dict[str, np.ndarray] = {}
@@ -84,8 +94,9 @@ class QualityHead:
     def base_model(self) -> str:
         return str(self.card["base_model"])
 
-    def probabilities(self, turns: Sequence[Turn], criteria: Sequence[tuple[str, str]],
-                      glossary: Sequence[tuple[str, str]]) -> tuple[list[str], np.ndarray]:
+    def probabilities(
+        self, turns: Sequence[Turn], criteria: Sequence[tuple[str, str]], glossary: Sequence[tuple[str, str]]
+    ) -> tuple[list[str], np.ndarray]:
         """The quotable sentences and P(sentence j satisfies criterion i), shape (criteria, sentences)."""
         found = candidates(turns)
         quotes = [c.text for c in found]
@@ -97,21 +108,33 @@ class QualityHead:
         rows = np.concatenate([feature_rows(vectors, q, surface) for q in queries])
         return quotes, mlp(self.weights, rows).reshape(len(criteria), len(quotes))
 
-    def score(self, turns: Sequence[Turn], criteria: Sequence[tuple[str, str]],
-              glossary: Sequence[tuple[str, str]], absent: Sequence[str] = ()) -> list[dict]:
+    def score(
+        self,
+        turns: Sequence[Turn],
+        criteria: Sequence[tuple[str, str]],
+        glossary: Sequence[tuple[str, str]],
+        absent: Sequence[str] = (),
+    ) -> list[dict]:
         """{"criterion", "verdict", "evidence", "probability"} per criterion, in rubric order. `criteria`: (id, text)
         with the violation as the text of a criterion in `absent` (met unless an agent sentence does it)."""
         quotes, p = self.probabilities(turns, criteria, glossary)
         return decide([i for i, _ in criteria], quotes, p.tolist(), self.threshold, absent)
 
-    def answer(self, turns: Sequence[Turn], criteria: Sequence[tuple[str, str]],
-               glossary: Sequence[tuple[str, str]], absent: Sequence[str] = ()) -> dict:
+    def answer(
+        self,
+        turns: Sequence[Turn],
+        criteria: Sequence[tuple[str, str]],
+        glossary: Sequence[tuple[str, str]],
+        absent: Sequence[str] = (),
+    ) -> dict:
         """{"criteria": score(...), "tokens_in": encoder tokens of the sentences read}."""
         quotes, p = self.probabilities(turns, criteria, glossary)
         counter = getattr(self.embedder, "count_tokens", None)
         tokens = sum(counter(quotes)) if counter is not None and quotes else 0
-        return {"criteria": decide([i for i, _ in criteria], quotes, p.tolist(), self.threshold, absent),
-                "tokens_in": tokens}
+        return {
+            "criteria": decide([i for i, _ in criteria], quotes, p.tolist(), self.threshold, absent),
+            "tokens_in": tokens,
+        }
 
     def _query_vectors(self, texts: list[str]) -> list[np.ndarray]:
         with self._lock:
@@ -132,6 +155,8 @@ def load_head(folder: str | Path, embedder: Any = None, embedder_factory: Any = 
     card = json.loads((resolve_folder(str(folder)) / CARD).read_text())
     if embedder is None or getattr(embedder, "model_ref", card["base_model"]) != card["base_model"]:
         if embedder_factory is None:
-            raise ConfigError(f"score-quality head needs an embedder of {card['base_model']!r}", field="models.quality_head")
+            raise ConfigError(
+                f"score-quality head needs an embedder of {card['base_model']!r}", field="models.quality_head"
+            )
         embedder = embedder_factory(card["base_model"])
     return QualityHead(folder, embedder)

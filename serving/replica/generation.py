@@ -16,8 +16,12 @@ def to_request(job: GenerateJob) -> Any:
 
 
 def result_dict(result: Any) -> dict:
-    return {"text": result.text, "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
-            "finish_reason": result.finish_reason}
+    return {
+        "text": result.text,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "finish_reason": result.finish_reason,
+    }
 
 
 async def generate(engine: Any, job: GenerateJob) -> dict:

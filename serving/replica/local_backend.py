@@ -31,7 +31,9 @@ class LocalBackend:
         return frozenset(tasks) | self.head_tasks()
 
     def head_tasks(self) -> frozenset[str]:
-        return frozenset({Task.SCORE_QUALITY.value}) if getattr(self.runner, "quality", None) is not None else frozenset()
+        return (
+            frozenset({Task.SCORE_QUALITY.value}) if getattr(self.runner, "quality", None) is not None else frozenset()
+        )
 
     async def score_quality(self, job: QualityJob) -> dict:
         if Task.SCORE_QUALITY.value not in self.head_tasks():

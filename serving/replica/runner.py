@@ -27,8 +27,9 @@ def grouped(jobs: Sequence[J], key: Callable[[J], Hashable], run: Callable[[list
 class TaskRunner:
     """Owns the engines of the tasks one process serves."""
 
-    def __init__(self, redactor: Any = None, classifier: Any = None, quality: Any = None,
-                 quality_refused: str | None = None):
+    def __init__(
+        self, redactor: Any = None, classifier: Any = None, quality: Any = None, quality_refused: str | None = None
+    ):
         self.redactor = redactor
         self.classifier = classifier
         self.quality = quality  # the score-quality head (serving.quality.QualityHead), where this process hosts it
@@ -37,7 +38,9 @@ class TaskRunner:
     def score_quality(self, job: QualityJob) -> dict:
         """{"criteria": [{criterion, verdict, evidence, probability}], "tokens_in"} from the trained head."""
         if self.quality is None:
-            raise ModelNotReady(f"score-quality has no head that passed the quality gate: {self.quality_refused or 'none loaded'}")
+            raise ModelNotReady(
+                f"score-quality has no head that passed the quality gate: {self.quality_refused or 'none loaded'}"
+            )
         return self.quality.answer(list(job.turns), job.criteria, job.glossary, job.absent)
 
     def redact_many(self, jobs: Sequence[RedactJob]) -> list[dict]:
@@ -50,8 +53,12 @@ class TaskRunner:
         first = jobs[0]
         strict = {"strict": True} if first.strict else {}  # a redactor without the option still serves the rest
         results = self.redactor.redact_batch(
-            [t for j in jobs for t in j.utterances()], list(first.entities), first.mode, first.score_threshold,
-            first.salt, **strict
+            [t for j in jobs for t in j.utterances()],
+            list(first.entities),
+            first.mode,
+            first.score_threshold,
+            first.salt,
+            **strict,
         )
         return split_back(jobs, [redaction_dict(r) for r in results], "results")
 
@@ -79,7 +86,13 @@ def redaction_dict(result: Any) -> dict:
     return {
         "text": result.text,
         "entities": [
-            {"type": e.entity_type, "start": e.start, "end": e.end, "score": round(float(e.score), 4), "replacement": e.replacement}
+            {
+                "type": e.entity_type,
+                "start": e.start,
+                "end": e.end,
+                "score": round(float(e.score), 4),
+                "replacement": e.replacement,
+            }
             for e in result.entities
         ],
     }

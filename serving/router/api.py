@@ -34,7 +34,9 @@ from serving.vocabulary.schemas import (
 
 log = logging.getLogger(__name__)
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)
+}
 
 
 def create_app(ctx: RouterContext, behind_serve_proxy: bool = False) -> FastAPI:
@@ -50,9 +52,13 @@ def create_app(ctx: RouterContext, behind_serve_proxy: bool = False) -> FastAPI:
     app.state.ctx = ctx
     errors.install(app)
     app.state.batches = ctx.batches or batches.runner(ctx)
-    app.add_middleware(RequestGuard, max_bytes=ctx.settings.max_request_bytes, metrics=ctx.metrics,
-                       overrides={("POST", "/v1/batches"): ctx.settings.batch_max_bytes},
-                       echo_request_id=not behind_serve_proxy)
+    app.add_middleware(
+        RequestGuard,
+        max_bytes=ctx.settings.max_request_bytes,
+        metrics=ctx.metrics,
+        overrides={("POST", "/v1/batches"): ctx.settings.batch_max_bytes},
+        echo_request_id=not behind_serve_proxy,
+    )
     _health_routes(app)
     _tenant_routes(app)
     _task_routes(app)
@@ -130,10 +136,15 @@ def _health_routes(app: FastAPI) -> None:
         body = {"status": "ready" if ready else "not ready", "tenants": len(tenants), "tasks": tasks}
         return JSONResponse(body, status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "2"})
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of this router process (text exposition format); "
-             "with SWITCHBOARD_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`.",
-             response_class=Response, dependencies=[Depends(scrape.check_scraper)],
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics."}})
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics of this router process (text exposition format); "
+        "with SWITCHBOARD_METRICS_TOKEN set, only for `Authorization: Bearer <that token>`.",
+        response_class=Response,
+        dependencies=[Depends(scrape.check_scraper)],
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics."}},
+    )
     async def metrics(request: Request) -> Response:
         ctx: RouterContext = request.app.state.ctx
         ctx.metrics.profiles.set(len(ctx.registry.tenants()))
@@ -144,8 +155,12 @@ def _health_routes(app: FastAPI) -> None:
 
 
 def _tenant_routes(app: FastAPI) -> None:
-    @app.get("/v1/tenants/{tenant_id}", tags=["tenants"], response_model=TenantInfo,
-             summary="The caller's own tenant: profile status, version in use, instruction sizes, limits.")
+    @app.get(
+        "/v1/tenants/{tenant_id}",
+        tags=["tenants"],
+        response_model=TenantInfo,
+        summary="The caller's own tenant: profile status, version in use, instruction sizes, limits.",
+    )
     async def tenant(tenant_id: str, profile: Tenant, request: Request) -> TenantInfo:
         if tenant_id != profile.tenant_id:
             raise Forbidden("an API key can read its own tenant only")
@@ -167,19 +182,36 @@ def _tenant_routes(app: FastAPI) -> None:
 
 
 def _task_routes(app: FastAPI) -> None:
-    @app.get("/v1/tasks", tags=["tasks"], response_model=list[TaskInfo], summary="Tasks, whether served here and enabled for you.")
+    @app.get(
+        "/v1/tasks",
+        tags=["tasks"],
+        response_model=list[TaskInfo],
+        summary="Tasks, whether served here and enabled for you.",
+    )
     async def list_tasks(profile: Tenant, request: Request) -> list[TaskInfo]:
         served = request.app.state.ctx.backend.served()
-        return [TaskInfo(task=t.value, description=DESCRIPTIONS[t], served=t.value in served, enabled=t in profile.spec.tasks)
-                for t in Task]
+        return [
+            TaskInfo(
+                task=t.value, description=DESCRIPTIONS[t], served=t.value in served, enabled=t in profile.spec.tasks
+            )
+            for t in Task
+        ]
 
-    @app.post("/v1/tasks/redact", tags=["tasks"], response_model=RedactResponse,
-              summary="Find personal data and identifiers; return spans and the redacted text.")
+    @app.post(
+        "/v1/tasks/redact",
+        tags=["tasks"],
+        response_model=RedactResponse,
+        summary="Find personal data and identifiers; return spans and the redacted text.",
+    )
     async def redact(body: RedactRequest, profile: Tenant, request: Request) -> RedactResponse:
         return await calls.execute(request, profile, Task.REDACT, body, RedactResponse)
 
-    @app.post("/v1/tasks/classify-intent", tags=["tasks"], response_model=ClassifyIntentResponse,
-              summary="Label an utterance with an intent from the tenant's taxonomy.")
+    @app.post(
+        "/v1/tasks/classify-intent",
+        tags=["tasks"],
+        response_model=ClassifyIntentResponse,
+        summary="Label an utterance with an intent from the tenant's taxonomy.",
+    )
     async def classify_intent(body: ClassifyIntentRequest, profile: Tenant, request: Request) -> ClassifyIntentResponse:
         return await calls.execute(request, profile, Task.CLASSIFY_INTENT, body, ClassifyIntentResponse)
 

@@ -33,14 +33,36 @@ JSONL = "application/jsonl"
 STATUS_HEADER = "X-Switchboard-Batch-Status"
 PENDING_HEADER = "X-Switchboard-Batch-Pending"
 # Content types a raw JSONL upload may arrive with (curl --data-binary sends the form type unless told otherwise).
-UPLOAD_TYPES = frozenset({JSONL, "application/x-ndjson", "application/x-jsonlines", "application/json-lines",
-                          "text/plain", "application/octet-stream", "application/x-www-form-urlencoded", ""})
+UPLOAD_TYPES = frozenset(
+    {
+        JSONL,
+        "application/x-ndjson",
+        "application/x-jsonlines",
+        "application/json-lines",
+        "text/plain",
+        "application/octet-stream",
+        "application/x-www-form-urlencoded",
+        "",
+    }
+)
 BATCH = PriorityClass.BATCH.value
-UPLOAD_DOC = {"requestBody": {"required": True, "content": {JSONL: {
-    "schema": {"type": "string", "pattern": "\\S", "description": 'One request a line: {"custom_id": "...", "task": '
-               '"redact", "body": {...}}; an upload of blank lines only is refused (422). Each line that cannot run is '
-               'its own error in the results.'},
-    "example": '{"custom_id": "t-1", "task": "redact", "body": {"text": "Mail me at jo@example.com"}}\n'}}}}
+UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSONL: {
+                "schema": {
+                    "type": "string",
+                    "pattern": "\\S",
+                    "description": 'One request a line: {"custom_id": "...", "task": '
+                    '"redact", "body": {...}}; an upload of blank lines only is refused (422). Each line that cannot run is '
+                    "its own error in the results.",
+                },
+                "example": '{"custom_id": "t-1", "task": "redact", "body": {"text": "Mail me at jo@example.com"}}\n',
+            }
+        },
+    }
+}
 _STATUS_OF_CODE = {**{cls.code: status for cls, status in errors.STATUS.items()}, "cancelled": 409}
 
 
@@ -69,44 +91,67 @@ class BatchDeleted(BaseModel):
 
 
 def register(app: FastAPI) -> None:
-    @app.post("/v1/batches", tags=["batches"], status_code=202, response_model=BatchInfo, openapi_extra=UPLOAD_DOC,
-              responses={415: {"model": ErrorBody, "description": "Not a raw JSONL body."}},
-              summary="Submit a JSONL file of task requests (raw body, one `{custom_id?, task, body}` a line). 413 over "
-                      "the byte or line limit; 429 over the tenant's request limits or batch caps.")
-    async def create_batch(profile: Tenant, request: Request,
-                           task: Task | None = Query(None, description="Task of lines that name none.")) -> JSONResponse:
+    @app.post(
+        "/v1/batches",
+        tags=["batches"],
+        status_code=202,
+        response_model=BatchInfo,
+        openapi_extra=UPLOAD_DOC,
+        responses={415: {"model": ErrorBody, "description": "Not a raw JSONL body."}},
+        summary="Submit a JSONL file of task requests (raw body, one `{custom_id?, task, body}` a line). 413 over "
+        "the byte or line limit; 429 over the tenant's request limits or batch caps.",
+    )
+    async def create_batch(
+        profile: Tenant, request: Request, task: Task | None = Query(None, description="Task of lines that name none.")
+    ) -> JSONResponse:
         _check_upload(profile, request)
         runner = _runner(request)
         with _admitted(request.app.state.ctx, profile):  # checked before the body is read
             await runner.check_room(profile.tenant_id, _declared_bytes(request))
             view = await runner.submit(profile.tenant_id, await request.body(), task.value if task else None)
-        return JSONResponse(_info(view, request).model_dump(), status_code=202, headers={"Location": f"/v1/batches/{view.meta.id}"})
+        return JSONResponse(
+            _info(view, request).model_dump(), status_code=202, headers={"Location": f"/v1/batches/{view.meta.id}"}
+        )
 
     @app.get("/v1/batches", tags=["batches"], response_model=list[BatchInfo], summary="Your batches, oldest first.")
     async def list_batches(profile: Tenant, request: Request) -> list[BatchInfo]:
         return [_info(view, request) for view in await _runner(request).batches(profile.tenant_id)]
 
-    @app.get("/v1/batches/{batch_id}", tags=["batches"], response_model=BatchInfo, summary="Status and progress of a batch.")
+    @app.get(
+        "/v1/batches/{batch_id}", tags=["batches"], response_model=BatchInfo, summary="Status and progress of a batch."
+    )
     async def get_batch(batch_id: str, profile: Tenant, request: Request) -> BatchInfo:
         return _info(await _runner(request).status(batch_id, profile.tenant_id), request)
 
-    @app.get("/v1/batches/{batch_id}/results", tags=["batches"], response_class=Response,
-             responses={200: {"content": {JSONL: {}}, "description": "One JSON record a line, in input order."}},
-             summary="Results as JSONL in input order; while running, the lines finished so far (see the status header).")
+    @app.get(
+        "/v1/batches/{batch_id}/results",
+        tags=["batches"],
+        response_class=Response,
+        responses={200: {"content": {JSONL: {}}, "description": "One JSON record a line, in input order."}},
+        summary="Results as JSONL in input order; while running, the lines finished so far (see the status header).",
+    )
     async def batch_results(batch_id: str, profile: Tenant, request: Request) -> Response:
         view, records = await _runner(request).results(batch_id, profile.tenant_id)
         body = "".join(json.dumps(_with_status(r), ensure_ascii=False) + "\n" for r in records)
         headers = {STATUS_HEADER: view.meta.status.value, PENDING_HEADER: str(view.progress.pending)}
         return Response(body, media_type=JSONL, headers=headers)
 
-    @app.post("/v1/batches/{batch_id}/cancel", tags=["batches"], response_model=BatchInfo,
-              summary="Cancel a queued or running batch; finished lines keep their results.")
+    @app.post(
+        "/v1/batches/{batch_id}/cancel",
+        tags=["batches"],
+        response_model=BatchInfo,
+        summary="Cancel a queued or running batch; finished lines keep their results.",
+    )
     async def cancel_batch(batch_id: str, profile: Tenant, request: Request) -> BatchInfo:
         return _info(await _runner(request).cancel(batch_id, profile.tenant_id), request)
 
-    @app.delete("/v1/batches/{batch_id}", tags=["batches"], response_model=BatchDeleted,
-                summary="Delete a batch: a running one stops (its lines in flight are cancelled on the replicas), then "
-                        "its upload and results are removed.")
+    @app.delete(
+        "/v1/batches/{batch_id}",
+        tags=["batches"],
+        response_model=BatchDeleted,
+        summary="Delete a batch: a running one stops (its lines in flight are cancelled on the replicas), then "
+        "its upload and results are removed.",
+    )
     async def delete_batch(batch_id: str, profile: Tenant, request: Request) -> BatchDeleted:
         await _runner(request).delete(batch_id, profile.tenant_id)
         return BatchDeleted(id=batch_id)
@@ -115,11 +160,21 @@ def register(app: FastAPI) -> None:
 def runner(ctx: RouterContext) -> BatchRunner:
     """The batch worker the settings describe: folder, concurrency, limits and caps, the router's task path."""
     s = ctx.settings
-    quota = Quota(max_active=s.batch_max_active, max_stored=s.batch_max_stored,
-                  max_stored_bytes=s.batch_max_stored_bytes, retention_s=s.batch_retention_s)
-    return BatchRunner(BatchStore(s.batches_dir), executor(ctx), concurrency=s.batch_concurrency,
-                       max_lines=s.batch_max_lines, max_line_bytes=s.batch_max_line_bytes, quota=quota,
-                       observe=ctx.metrics.count_batch_line)
+    quota = Quota(
+        max_active=s.batch_max_active,
+        max_stored=s.batch_max_stored,
+        max_stored_bytes=s.batch_max_stored_bytes,
+        retention_s=s.batch_retention_s,
+    )
+    return BatchRunner(
+        BatchStore(s.batches_dir),
+        executor(ctx),
+        concurrency=s.batch_concurrency,
+        max_lines=s.batch_max_lines,
+        max_line_bytes=s.batch_max_line_bytes,
+        quota=quota,
+        observe=ctx.metrics.count_batch_line,
+    )
 
 
 def executor(ctx: RouterContext) -> Execute:
@@ -156,7 +211,9 @@ def _check_upload(profile: CompiledProfile, request: Request) -> None:
     _check_batch_allowed(profile)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in UPLOAD_TYPES:
-        raise HTTPException(415, f"send the JSONL file as the raw request body (content-type {JSONL}), not {media[:60]}")
+        raise HTTPException(
+            415, f"send the JSONL file as the raw request body (content-type {JSONL}), not {media[:60]}"
+        )
 
 
 def _runner(request: Request) -> BatchRunner:
@@ -181,12 +238,20 @@ def _declared_bytes(request: Request) -> int:
 
 def _info(view: BatchView, request: Request) -> BatchInfo:
     meta, progress = view.meta, view.progress
-    counts = BatchCounts(total=progress.total, completed=progress.completed, failed=progress.failed,
-                         pending=progress.pending)
+    counts = BatchCounts(
+        total=progress.total, completed=progress.completed, failed=progress.failed, pending=progress.pending
+    )
     finished = int(meta.finished_at) if meta.finished_at is not None else None
     ends = expires_at(meta, _runner(request).quota.retention_s)
-    return BatchInfo(id=meta.id, status=meta.status.value, task=meta.task, created_at=int(meta.created_at),
-                     finished_at=finished, expires_at=int(ends) if ends is not None else None, counts=counts)
+    return BatchInfo(
+        id=meta.id,
+        status=meta.status.value,
+        task=meta.task,
+        created_at=int(meta.created_at),
+        finished_at=finished,
+        expires_at=int(ends) if ends is not None else None,
+        counts=counts,
+    )
 
 
 def _with_status(record: dict) -> dict:

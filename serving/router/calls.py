@@ -21,26 +21,48 @@ PRIORITY_HEADER = "x-switchboard-priority"
 R = TypeVar("R", bound=BaseModel)
 
 
-def call_for(request: Request, profile: CompiledProfile, task: Task, body: BaseModel, *, stream: bool = False,
-             options: Mapping[str, Any] | None = None) -> Call:
+def call_for(
+    request: Request,
+    profile: CompiledProfile,
+    task: Task,
+    body: BaseModel,
+    *,
+    stream: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> Call:
     """The call of a task request from the tenant's own client (so a profile with `redaction.restore` gets its
     values back); tags the access log with the task."""
     ctx: RouterContext = request.app.state.ctx
     request.scope["state"].setdefault("log", {})["task"] = task.value
-    return Call(task, profile, body, priority_class(request, profile), deadline_s(request, ctx, task), restore=True,
-                stream=stream, options=options or {})
+    return Call(
+        task,
+        profile,
+        body,
+        priority_class(request, profile),
+        deadline_s(request, ctx, task),
+        restore=True,
+        stream=stream,
+        options=options or {},
+    )
 
 
-async def execute(request: Request, profile: CompiledProfile, task: Task, body: BaseModel, returns: type[R],
-                  options: Mapping[str, Any] | None = None) -> R:
+async def execute(
+    request: Request,
+    profile: CompiledProfile,
+    task: Task,
+    body: BaseModel,
+    returns: type[R],
+    options: Mapping[str, Any] | None = None,
+) -> R:
     """The response body of a task request, of the type the task returns (`returns`)."""
     result = await request.app.state.ctx.pipeline.handle(call_for(request, profile, task, body, options=options))
     assert isinstance(result, returns), f"{task.value} answered {type(result).__name__}"
     return result
 
 
-async def stream(request: Request, profile: CompiledProfile, task: Task, body: BaseModel,
-                 options: Mapping[str, Any] | None = None) -> AsyncIterator[dict]:
+async def stream(
+    request: Request, profile: CompiledProfile, task: Task, body: BaseModel, options: Mapping[str, Any] | None = None
+) -> AsyncIterator[dict]:
     """The chunks of a streamed task request (a refusal is raised here, before any byte is sent)."""
     call = call_for(request, profile, task, body, stream=True, options=options)
     return cast(AsyncIterator[dict], await request.app.state.ctx.pipeline.handle(call))
@@ -55,11 +77,15 @@ def priority_class(request: Request, profile: CompiledProfile) -> str:
     try:
         klass = PriorityClass(raw.strip().lower())
     except ValueError:
-        raise InvalidRequest(f"header {PRIORITY_HEADER}: one of {[c.value for c in PriorityClass]}, got {raw[:20]!r}",
-                             field=f"header.{PRIORITY_HEADER}") from None
+        raise InvalidRequest(
+            f"header {PRIORITY_HEADER}: one of {[c.value for c in PriorityClass]}, got {raw[:20]!r}",
+            field=f"header.{PRIORITY_HEADER}",
+        ) from None
     if klass not in priority.allowed_classes:
-        raise Forbidden(f"priority class {klass.value!r} is not allowed for this tenant; allowed: "
-                        f"{[c.value for c in priority.allowed_classes]}")
+        raise Forbidden(
+            f"priority class {klass.value!r} is not allowed for this tenant; allowed: "
+            f"{[c.value for c in priority.allowed_classes]}"
+        )
     return klass.value
 
 
@@ -69,6 +95,8 @@ def deadline_s(request: Request, ctx: RouterContext, task: Task) -> float:
     if raw is None:
         return ctx.settings.deadlines.for_task(task.value)
     if not raw.isdigit() or not 1 <= int(raw) <= 3_600_000:
-        raise InvalidRequest(f"header {DEADLINE_HEADER}: milliseconds from 1 to 3600000, got {raw[:20]!r}",
-                             field=f"header.{DEADLINE_HEADER}")
+        raise InvalidRequest(
+            f"header {DEADLINE_HEADER}: milliseconds from 1 to 3600000, got {raw[:20]!r}",
+            field=f"header.{DEADLINE_HEADER}",
+        )
     return int(raw) / 1000

@@ -31,13 +31,32 @@ STATUS: dict[type[e.SwitchboardError], int] = {
 }
 
 # OpenAPI `responses` of an operation that answers JSON or, with `stream: true`, server-sent events.
-SSE_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {
-    "type": "object", "required": ["data"],
-    "properties": {"event": {"type": "string"}, "data": {"type": "string", "description": "A JSON chunk."}},
-    "description": "With `stream: true`: server-sent events, one per chunk; an error, such as the deadline, ends the "
-                   "stream with an `error` event."}}}}}
+SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "event": {"type": "string"},
+                        "data": {"type": "string", "description": "A JSON chunk."},
+                    },
+                    "description": "With `stream: true`: server-sent events, one per chunk; an error, such as the deadline, ends the "
+                    "stream with an `error` event.",
+                }
+            }
+        }
+    }
+}
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
 def status_of(error: e.SwitchboardError) -> int:
@@ -47,8 +66,9 @@ def status_of(error: e.SwitchboardError) -> int:
     return 500
 
 
-def error_response(status: int, code: str, message: str, request: Request, field: str | None = None,
-                   retry_after: float | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, request: Request, field: str | None = None, retry_after: float | None = None
+) -> JSONResponse:
     if request.url.path.startswith(("/v1/chat/", "/v1/models")):  # OpenAI clients parse OpenAI-shaped errors
         body = {"error": {"message": message, "type": code, "param": field, "code": code}}
     else:

@@ -24,18 +24,31 @@ from serving.vocabulary.schemas import (
 
 
 def register(app: FastAPI) -> None:
-    @app.post("/v1/tasks/summarize", tags=["tasks"], response_model=SummarizeResponse,
-              summary="Summarize a support conversation with the tenant's summary instructions.")
+    @app.post(
+        "/v1/tasks/summarize",
+        tags=["tasks"],
+        response_model=SummarizeResponse,
+        summary="Summarize a support conversation with the tenant's summary instructions.",
+    )
     async def summarize(body: SummarizeRequest, profile: Tenant, request: Request) -> SummarizeResponse:
         return await execute(request, profile, Task.SUMMARIZE, body, SummarizeResponse)
 
-    @app.post("/v1/tasks/score-quality", tags=["tasks"], response_model=ScoreQualityResponse,
-              summary="Score the agent against the tenant's rubric: verdict, score and evidence per criterion.")
+    @app.post(
+        "/v1/tasks/score-quality",
+        tags=["tasks"],
+        response_model=ScoreQualityResponse,
+        summary="Score the agent against the tenant's rubric: verdict, score and evidence per criterion.",
+    )
     async def score_quality(body: ScoreQualityRequest, profile: Tenant, request: Request) -> ScoreQualityResponse:
         return await execute(request, profile, Task.SCORE_QUALITY, body, ScoreQualityResponse)
 
-    @app.post("/v1/tasks/reply", tags=["tasks"], response_model=ReplyResponse, responses=SSE_DOC,
-              summary="Suggest the next agent reply, following the tenant's tone and policy; `stream: true` for SSE.")
+    @app.post(
+        "/v1/tasks/reply",
+        tags=["tasks"],
+        response_model=ReplyResponse,
+        responses=SSE_DOC,
+        summary="Suggest the next agent reply, following the tenant's tone and policy; `stream: true` for SSE.",
+    )
     async def reply(body: ReplyRequest, profile: Tenant, request: Request):
         if not body.stream:
             return await execute(request, profile, Task.REPLY, body, ReplyResponse)

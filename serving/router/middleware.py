@@ -23,8 +23,14 @@ log = logging.getLogger("switchboard.access")
 class RequestGuard:
     """Assigns a request id, rejects bodies over `max_bytes` with 413 (by header or while streaming), logs the outcome."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, metrics=None, overrides: dict[tuple[str, str], int] | None = None,
-                 echo_request_id: bool = True):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        metrics=None,
+        overrides: dict[tuple[str, str], int] | None = None,
+        echo_request_id: bool = True,
+    ):
         self.app = app
         # Behind Ray Serve's proxy the id arrives as x-request-id (the client's, or one the proxy made) and the proxy
         # puts it on the response itself: echoing it here too sent the header twice.
@@ -70,8 +76,14 @@ class RequestGuard:
             self.metrics.observe(fields.get("tenant", "unknown"), task, status["code"], elapsed)
         log.info(
             "request",
-            extra={"request_id": rid, "method": scope["method"], "path": route, "status": status["code"],
-                   "latency_ms": round((time.perf_counter() - started) * 1000, 2), **fields},
+            extra={
+                "request_id": rid,
+                "method": scope["method"],
+                "path": route,
+                "status": status["code"],
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                **fields,
+            },
         )
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, rid: str, limit: int) -> None:
@@ -102,7 +114,9 @@ class RequestGuard:
             # server (uvicorn, the Ray Serve proxy) prints a traceback either.
             log.error("unhandled error", extra={"request_id": rid, "error_type": type(exc).__name__})
             if not started:
-                await _send_error(send, 500, "internal_error", "internal error; see the router log with this request_id", rid)
+                await _send_error(
+                    send, 500, "internal_error", "internal error; see the router log with this request_id", rid
+                )
 
 
 def _key_refusal(scope: Scope) -> Response | None:
@@ -141,8 +155,13 @@ async def _too_large(limit: int, rid: str, send: Send) -> None:
 
 async def _send_error(send: Send, status: int, code: str, message: str, rid: str) -> None:
     body = json.dumps({"error": {"type": code, "message": message, "field": None, "request_id": rid}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

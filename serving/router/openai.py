@@ -46,9 +46,15 @@ class ChatCompletionRequest(BaseModel):
     """The OpenAI request body; parameters this platform does not use are accepted and ignored."""
 
     # `contains` states in the OpenAPI document what the handler needs: a user or assistant message with content.
-    model_config = ConfigDict(extra="ignore", json_schema_extra=lambda schema: schema["properties"]["messages"].update(
-        contains={"required": ["role", "content"],
-                  "properties": {"role": {"enum": ["user", "assistant"]}, "content": {"type": "string", "minLength": 1}}}))
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra=lambda schema: schema["properties"]["messages"].update(
+            contains={
+                "required": ["role", "content"],
+                "properties": {"role": {"enum": ["user", "assistant"]}, "content": {"type": "string", "minLength": 1}},
+            }
+        ),
+    )
 
     model: str = Field(examples=["switchboard/reply"])
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
@@ -67,17 +73,26 @@ def register(app: FastAPI) -> None:
     @app.get("/v1/models", tags=["openai"], summary="Tasks usable as OpenAI `model` names.")
     async def models(profile: Tenant, request: Request) -> dict:
         served = request.app.state.ctx.backend.served()
-        data = [{"id": PREFIX + t.value, "object": "model", "created": 0, "owned_by": "switchboard"}
-                for t in GENERATIVE if t.value in served and t in profile.spec.tasks]
+        data = [
+            {"id": PREFIX + t.value, "object": "model", "created": 0, "owned_by": "switchboard"}
+            for t in GENERATIVE
+            if t.value in served and t in profile.spec.tasks
+        ]
         return {"object": "list", "data": data}
 
-    @app.post("/v1/chat/completions", tags=["openai"], responses=SSE_DOC,
-              summary="OpenAI-compatible chat completions; `model` names a task.")
+    @app.post(
+        "/v1/chat/completions",
+        tags=["openai"],
+        responses=SSE_DOC,
+        summary="OpenAI-compatible chat completions; `model` names a task.",
+    )
     async def chat_completions(body: ChatCompletionRequest, profile: Tenant, request: Request):
         task = _task(body.model)
         if body.stream and task is Task.SCORE_QUALITY:
             raise InvalidRequest("stream is not supported for switchboard/score-quality", field="stream")
-        task_body = REQUEST_BODIES[task](turns=_turns(body.messages), max_tokens=body.max_completion_tokens or body.max_tokens)
+        task_body = REQUEST_BODIES[task](
+            turns=_turns(body.messages), max_tokens=body.max_completion_tokens or body.max_tokens
+        )
         options = {"temperature": body.temperature} if body.temperature is not None else {}
         if body.stream:
             chunks = await stream(request, profile, task, task_body, options)
@@ -107,7 +122,9 @@ def _turns(messages: list[ChatMessage]) -> list[Turn]:
     """User and assistant messages become the conversation; the tenant's compiled instruction is the system prompt."""
     turns = [Turn(speaker=ROLES[m.role], text=m.content) for m in messages if m.role in ROLES and m.content]
     if not turns:
-        raise InvalidRequest("messages: at least one user or assistant message with content is required", field="messages")
+        raise InvalidRequest(
+            "messages: at least one user or assistant message with content is required", field="messages"
+        )
     return turns
 
 
@@ -119,14 +136,24 @@ def _completion(model: str, result: dict) -> dict:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result["text"].strip()},
-                     "finish_reason": result.get("finish_reason", "stop")}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result["text"].strip()},
+                "finish_reason": result.get("finish_reason", "stop"),
+            }
+        ],
         "usage": usage,
     }
 
 
 async def _chunks(chunks: AsyncIterator[dict], model: str) -> AsyncIterator[str]:
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
 
     def event(delta: dict, finish: str | None = None) -> str:
         return f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': delta, 'finish_reason': finish}]})}\n\n"
@@ -134,9 +161,11 @@ async def _chunks(chunks: AsyncIterator[dict], model: str) -> AsyncIterator[str]
     yield event({"role": "assistant", "content": ""})
     try:
         async for chunk in chunks:
-            yield event({"content": chunk["delta"]}) if "delta" in chunk else event({}, chunk.get("finish_reason", "stop"))
+            yield (
+                event({"content": chunk["delta"]})
+                if "delta" in chunk
+                else event({}, chunk.get("finish_reason", "stop"))
+            )
     except SwitchboardError as exc:
         yield f"data: {json.dumps({'error': {'message': exc.message, 'type': exc.code, 'param': None, 'code': exc.code}})}\n\n"
     yield "data: [DONE]\n\n"
-
-

@@ -74,7 +74,9 @@ class QualityJob:
     criteria: tuple[tuple[str, str], ...]
     glossary: tuple[tuple[str, str], ...] = ()
     traced: Traced = Traced()
-    absent: tuple[str, ...] = ()  # criteria met by what the agent does not do (their text in `criteria` is the violation)
+    absent: tuple[
+        str, ...
+    ] = ()  # criteria met by what the agent does not do (their text in `criteria` is the violation)
 
 
 class TaskBackend(Protocol):

@@ -10,8 +10,8 @@ from serving.vocabulary.conversation import Speaker, Turn, render
 Messages = list[dict[str, str]]
 
 _SCORE_FORMAT = (
-    "Answer with JSON only: {\"criteria\": [{\"criterion\": <id>, \"verdict\": \"met\"|\"not_met\"|\"not_applicable\", "
-    "\"evidence\": <short quote from the conversation>}]}, one entry per rubric criterion, in rubric order."
+    'Answer with JSON only: {"criteria": [{"criterion": <id>, "verdict": "met"|"not_met"|"not_applicable", '
+    '"evidence": <short quote from the conversation>}]}, one entry per rubric criterion, in rubric order.'
 )
 
 

@@ -26,13 +26,15 @@ def output_schema(rubric: list[Criterion], quotes: Sequence[str] = ()) -> dict:
     item = _item([c.id for c in rubric], evidence)
     return {
         "type": "object",
-        "properties": {"criteria": {
-            "type": "array",
-            "prefixItems": [_item([c.id], evidence) for c in rubric],
-            "items": item,
-            "minItems": len(rubric),
-            "maxItems": len(rubric),
-        }},
+        "properties": {
+            "criteria": {
+                "type": "array",
+                "prefixItems": [_item([c.id], evidence) for c in rubric],
+                "items": item,
+                "minItems": len(rubric),
+                "maxItems": len(rubric),
+            }
+        },
         "required": ["criteria"],
         "additionalProperties": False,
     }

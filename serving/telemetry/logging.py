@@ -8,10 +8,23 @@ import logging
 from serving.telemetry.tracing import current_ids
 
 # Fields a log record may carry beyond the message. Anything else passed as `extra` is dropped.
-ALLOWED_FIELDS = frozenset({
-    "request_id", "tenant", "task", "status", "method", "path", "latency_ms", "origin", "reason",
-    "profile_version", "error_type", "trace_id", "span_id",
-})
+ALLOWED_FIELDS = frozenset(
+    {
+        "request_id",
+        "tenant",
+        "task",
+        "status",
+        "method",
+        "path",
+        "latency_ms",
+        "origin",
+        "reason",
+        "profile_version",
+        "error_type",
+        "trace_id",
+        "span_id",
+    }
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,5 +51,3 @@ def configure_logging(level: str = "INFO") -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level)
         logger.propagate = False
-
-

@@ -21,30 +21,69 @@ class RouterMetrics:
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("switchboard_requests", "Task requests by tenant, task and HTTP status.",
-                                ["tenant", "task", "status"], registry=r)
-        self.latency = Histogram("switchboard_request_duration_seconds", "Router latency of task requests.",
-                                 ["task"], buckets=LATENCY_BUCKETS, registry=r)
-        self.inflight = Gauge("switchboard_inflight_requests", "Task requests being served now, by task.",
-                              ["task"], registry=r)
-        self.tokens = Counter("switchboard_tokens", "Model tokens by tenant, task and direction (in/out/instruction).",
-                              ["tenant", "task", "direction"], registry=r)
-        self.rejected = Counter("switchboard_rejected_requests", "Requests refused before reaching a model, by reason.",
-                                ["tenant", "task", "reason"], registry=r)
+        self.requests = Counter(
+            "switchboard_requests",
+            "Task requests by tenant, task and HTTP status.",
+            ["tenant", "task", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "switchboard_request_duration_seconds",
+            "Router latency of task requests.",
+            ["task"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "switchboard_inflight_requests", "Task requests being served now, by task.", ["task"], registry=r
+        )
+        self.tokens = Counter(
+            "switchboard_tokens",
+            "Model tokens by tenant, task and direction (in/out/instruction).",
+            ["tenant", "task", "direction"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "switchboard_rejected_requests",
+            "Requests refused before reaching a model, by reason.",
+            ["tenant", "task", "reason"],
+            registry=r,
+        )
         self.profiles = Gauge("switchboard_profiles_loaded", "Tenant profiles serving now.", registry=r)
-        self.admitted = Counter("switchboard_admitted_requests", "Requests let through to a deployment, by priority class.",
-                                ["tenant", "task", "priority"], registry=r)
-        self.queued = Gauge("switchboard_queued_requests", "Requests waiting in the router for a deployment, by class.",
-                            ["deployment", "priority"], registry=r)
-        self.dispatched = Gauge("switchboard_dispatched_requests", "Requests the router has at a deployment now.",
-                                ["deployment", "priority"], registry=r)
-        self.window = Gauge("switchboard_deployment_window", "Requests a deployment takes at once (replicas x max ongoing).",
-                            ["deployment"], registry=r)
+        self.admitted = Counter(
+            "switchboard_admitted_requests",
+            "Requests let through to a deployment, by priority class.",
+            ["tenant", "task", "priority"],
+            registry=r,
+        )
+        self.queued = Gauge(
+            "switchboard_queued_requests",
+            "Requests waiting in the router for a deployment, by class.",
+            ["deployment", "priority"],
+            registry=r,
+        )
+        self.dispatched = Gauge(
+            "switchboard_dispatched_requests",
+            "Requests the router has at a deployment now.",
+            ["deployment", "priority"],
+            registry=r,
+        )
+        self.window = Gauge(
+            "switchboard_deployment_window",
+            "Requests a deployment takes at once (replicas x max ongoing).",
+            ["deployment"],
+            registry=r,
+        )
         self.replicas = Gauge("switchboard_replicas", "Running replicas per deployment.", ["deployment"], registry=r)
-        self.batch_lines = Counter("switchboard_batch_lines", "Bulk batch lines by outcome (completed/failed/retried).",
-                                   ["tenant", "task", "outcome"], registry=r)
-        self.batch_pending = Gauge("switchboard_batch_pending_lines", "Bulk batch lines not finished yet, by tenant.",
-                                   ["tenant"], registry=r)
+        self.batch_lines = Counter(
+            "switchboard_batch_lines",
+            "Bulk batch lines by outcome (completed/failed/retried).",
+            ["tenant", "task", "outcome"],
+            registry=r,
+        )
+        self.batch_pending = Gauge(
+            "switchboard_batch_pending_lines", "Bulk batch lines not finished yet, by tenant.", ["tenant"], registry=r
+        )
 
     def child(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, cached: prometheus_client validates and locks on every `labels()` call (about
@@ -73,5 +112,12 @@ class RouterMetrics:
         return generate_latest(self.registry)
 
 
-_REASONS = {401: "unauthenticated", 403: "forbidden", 413: "too_large", 422: "invalid", 429: "rate_limited",
-            503: "overloaded", 504: "deadline"}
+_REASONS = {
+    401: "unauthenticated",
+    403: "forbidden",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+    503: "overloaded",
+    504: "deadline",
+}

@@ -23,13 +23,29 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _installed: dict[str, Any] = {}
 
 # Attribute keys a span may carry; `span_attributes` drops anything else, so text cannot slip in by accident.
-ALLOWED_ATTRIBUTES = frozenset({
-    "switchboard.tenant", "switchboard.task", "switchboard.profile_version", "switchboard.priority",
-    "switchboard.model", "switchboard.engine", "switchboard.tokens_in", "switchboard.tokens_out",
-    "switchboard.instruction_tokens", "switchboard.batch_size", "switchboard.redacted_entities",
-    "switchboard.finish_reason", "switchboard.attempt", "switchboard.queue_wait_ms", "switchboard.deployment",
-    "http.request.method", "http.route", "http.response.status_code", "error.type",
-})
+ALLOWED_ATTRIBUTES = frozenset(
+    {
+        "switchboard.tenant",
+        "switchboard.task",
+        "switchboard.profile_version",
+        "switchboard.priority",
+        "switchboard.model",
+        "switchboard.engine",
+        "switchboard.tokens_in",
+        "switchboard.tokens_out",
+        "switchboard.instruction_tokens",
+        "switchboard.batch_size",
+        "switchboard.redacted_entities",
+        "switchboard.finish_reason",
+        "switchboard.attempt",
+        "switchboard.queue_wait_ms",
+        "switchboard.deployment",
+        "http.request.method",
+        "http.route",
+        "http.response.status_code",
+        "error.type",
+    }
+)
 
 
 def tracer():
@@ -58,7 +74,9 @@ def setup_tracing(settings: Any, component: str) -> bool:
     resource = Resource.create({"service.name": settings.service_name, "switchboard.component": component})
     provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)))
     exporter = _exporter(settings)
-    processor = SimpleSpanProcessor(exporter) if settings.exporter in ("console", "file") else BatchSpanProcessor(exporter)
+    processor = (
+        SimpleSpanProcessor(exporter) if settings.exporter in ("console", "file") else BatchSpanProcessor(exporter)
+    )
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _installed["provider"] = provider
@@ -115,8 +133,9 @@ def step(name: str, kind: SpanKind = SpanKind.INTERNAL, **values: Any) -> contex
 
 @contextlib.contextmanager
 def _step(name: str, kind: SpanKind, **values: Any) -> Iterator[Span]:
-    with tracer().start_as_current_span(name, kind=kind, attributes=span_attributes(**values),
-                                        record_exception=False, set_status_on_exception=False) as span:
+    with tracer().start_as_current_span(
+        name, kind=kind, attributes=span_attributes(**values), record_exception=False, set_status_on_exception=False
+    ) as span:
         try:
             yield span
         except BaseException as exc:
@@ -160,8 +179,11 @@ def record_queue_wait(dispatched_at: float | None, carrier: Mapping[str, str] | 
     now = time.time()
     token = otel_context.attach(extract(carrier))
     try:
-        span = tracer().start_span("queue_wait", start_time=int(dispatched_at * 1e9),
-                                   attributes=span_attributes(queue_wait_ms=round((now - dispatched_at) * 1000, 2), **values))
+        span = tracer().start_span(
+            "queue_wait",
+            start_time=int(dispatched_at * 1e9),
+            attributes=span_attributes(queue_wait_ms=round((now - dispatched_at) * 1000, 2), **values),
+        )
         span.end(end_time=int(now * 1e9))
     finally:
         otel_context.detach(token)
@@ -181,8 +203,6 @@ def shutdown() -> None:
         provider.shutdown()
 
 
-
-
 @contextlib.contextmanager
 def batch_spans(jobs: list, name: str, **values: Any) -> Iterator[None]:
     """On a batching replica: one server span per job (each in its own request's trace) around the shared work."""
@@ -192,8 +212,14 @@ def batch_spans(jobs: list, name: str, **values: Any) -> Iterator[None]:
     spans = []
     for job in jobs:
         record_queue_wait(job.traced.dispatched_at, job.traced.trace, batch_size=len(jobs), **values)
-        spans.append(tracer().start_span(name, context=extract(job.traced.trace), kind=SpanKind.SERVER,
-                                         attributes=span_attributes(batch_size=len(jobs), **values)))
+        spans.append(
+            tracer().start_span(
+                name,
+                context=extract(job.traced.trace),
+                kind=SpanKind.SERVER,
+                attributes=span_attributes(batch_size=len(jobs), **values),
+            )
+        )
     try:
         yield
     except BaseException as exc:

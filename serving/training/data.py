@@ -103,8 +103,9 @@ def render_examples(task: Task, path: Path, seed: int = 0) -> list[Example]:
     raise ValueError(f"no training data rendering for {task.value} yet")
 
 
-def encode(tokenizer, example: Example | Messages, answer: str | None = None, max_prompt: int = 512,
-           max_answer: int = 160) -> tuple[list[int], list[int], list[float]]:
+def encode(
+    tokenizer, example: Example | Messages, answer: str | None = None, max_prompt: int = 512, max_answer: int = 160
+) -> tuple[list[int], list[int], list[float]]:
     """Token ids, labels (-100 on the prompt, so the loss is on the answer only) and per-token loss weights. Long
     prompts keep their start and end (the system instruction and the latest turns)."""
     messages = list(example.messages) if isinstance(example, Example) else example
@@ -112,7 +113,7 @@ def encode(tokenizer, example: Example | Messages, answer: str | None = None, ma
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if len(p_ids) > max_prompt:
-        p_ids = p_ids[:64] + p_ids[-(max_prompt - 64):]
+        p_ids = p_ids[:64] + p_ids[-(max_prompt - 64) :]
     pieces = example.pieces if isinstance(example, Example) and example.pieces else (answer,)
     weights = example.weights if isinstance(example, Example) and example.weights else (1.0,) * len(pieces)
     a_ids: list[int] = []

@@ -49,15 +49,21 @@ def greedy(model, tokenizer, messages: list[dict], max_new_tokens: int, max_prom
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     if len(ids) > max_prompt:  # the same cut as in training: the instruction and the latest turns
-        ids = ids[:64] + ids[-(max_prompt - 64):]
+        ids = ids[:64] + ids[-(max_prompt - 64) :]
     with torch.no_grad():
-        out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    return tokenizer.decode(out[0, len(ids):], skip_special_tokens=True).strip()
+        out = model.generate(
+            torch.tensor([ids]),
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.eos_token_id,
+        )
+    return tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
 
 
-def eval_summarize(valid: Path, model=None, tokenizer=None, limit: int | None = None, max_new_tokens: int = 80,
-                   progress: bool = True) -> dict:
+def eval_summarize(
+    valid: Path, model=None, tokenizer=None, limit: int | None = None, max_new_tokens: int = 80, progress: bool = True
+) -> dict:
     """ROUGE-L and mean length (words) of the model's summaries and of lead-2 and the references."""
     from tqdm import tqdm
 
@@ -68,11 +74,16 @@ def eval_summarize(valid: Path, model=None, tokenizer=None, limit: int | None = 
         lead_scores.append(rouge_l(lead2(turns), refs))
         ref_len.append(statistics.mean(len(r.split()) for r in refs))
         if model is not None:
-            text = greedy(model, tokenizer, compose(Task.SUMMARIZE, tenant_instruction(Task.SUMMARIZE, i), turns), max_new_tokens)
+            text = greedy(
+                model, tokenizer, compose(Task.SUMMARIZE, tenant_instruction(Task.SUMMARIZE, i), turns), max_new_tokens
+            )
             model_scores.append(rouge_l(text, refs))
             model_len.append(len(text.split()))
-    out = {"dialogues": len(dialogs), "lead2_rougeL": round(statistics.mean(lead_scores), 2),
-           "reference_words": round(statistics.mean(ref_len), 1)}
+    out = {
+        "dialogues": len(dialogs),
+        "lead2_rougeL": round(statistics.mean(lead_scores), 2),
+        "reference_words": round(statistics.mean(ref_len), 1),
+    }
     if model is not None:
         out.update(rougeL=round(statistics.mean(model_scores), 2), words=round(statistics.mean(model_len), 1))
     return out
@@ -80,8 +91,9 @@ def eval_summarize(valid: Path, model=None, tokenizer=None, limit: int | None = 
 
 # The sceptic's baselines for reply, computed on the same held-out turns: a fixed polite template (what a canned
 # macro sends; written by hand before any reply figure was seen) and echoing the conversation's previous agent turn.
-CANNED_REPLY = ("Hi there! We're sorry to hear that. Please send us a DM with more details and we'll look into this "
-                "for you.")
+CANNED_REPLY = (
+    "Hi there! We're sorry to hear that. Please send us a DM with more details and we'll look into this for you."
+)
 
 
 def reply_turns(dialog: dict) -> tuple[list[Turn], list[int]]:
@@ -95,8 +107,9 @@ def previous_agent_turn(turns: list[Turn], k: int) -> str:
     return next((t.text for t in reversed(turns[:k]) if t.speaker is Speaker.AGENT), "")
 
 
-def reference_nll(model, tokenizer, messages: list[dict], answer: str, max_prompt: int = 448,
-                  max_answer: int = 96) -> tuple[float, int]:
+def reference_nll(
+    model, tokenizer, messages: list[dict], answer: str, max_prompt: int = 448, max_answer: int = 96
+) -> tuple[float, int]:
     """Summed next-token NLL (nats) of `answer` (and its end-of-turn token) after the prompt, and its token count,
     tokenized and cut exactly as in training (`data.encode`)."""
     import torch
@@ -112,8 +125,9 @@ def reference_nll(model, tokenizer, messages: list[dict], answer: str, max_promp
     return float(nll), int(mask.sum())
 
 
-def eval_reply(valid: Path, model, tokenizer, limit: int | None = None, max_new_tokens: int = 64,
-               progress: bool = True) -> dict:
+def eval_reply(
+    valid: Path, model, tokenizer, limit: int | None = None, max_new_tokens: int = 64, progress: bool = True
+) -> dict:
     """reply on held-out dialogues (the first `limit` of `valid`), two figures:
     - ROUGE-L F (stemming) of the model's greedy next agent turn against the real one, on the second agent turn of
       each dialogue that has two (the turn fixed in datasets/reply/README.md), with the canned-template and
@@ -144,8 +158,15 @@ def eval_reply(valid: Path, model, tokenizer, limit: int | None = None, max_new_
         ref_words.append(len(turns[k].text.split()))
     if not scores:
         raise ValueError(f"{valid}: no dialogue with two agent turns to evaluate reply on")
-    return {"turns": len(scores), "rougeL": round(statistics.mean(scores), 2),
-            "canned_rougeL": round(statistics.mean(canned), 2), "echo_rougeL": round(statistics.mean(echo), 2),
-            "words": round(statistics.mean(words), 1), "reference_words": round(statistics.mean(ref_words), 1),
-            "nll_turns": nll_turns, "nll_tokens": tokens, "mean_nll": round(nll / tokens, 4),
-            "perplexity": round(math.exp(nll / tokens), 2)}
+    return {
+        "turns": len(scores),
+        "rougeL": round(statistics.mean(scores), 2),
+        "canned_rougeL": round(statistics.mean(canned), 2),
+        "echo_rougeL": round(statistics.mean(echo), 2),
+        "words": round(statistics.mean(words), 1),
+        "reference_words": round(statistics.mean(ref_words), 1),
+        "nll_turns": nll_turns,
+        "nll_tokens": tokens,
+        "mean_nll": round(nll / tokens, 4),
+        "perplexity": round(math.exp(nll / tokens), 2),
+    }

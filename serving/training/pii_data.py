@@ -23,20 +23,74 @@ from serving.training import pii_values as v
 from serving.training.pii_templates import FILLERS, SECTIONS
 
 # The entity types the detector learns (names from serving.vocabulary.entities); BIO tags over these.
-LABELS = ("PERSON", "STREET_ADDRESS", "LOCATION", "PHONE_NUMBER", "EMAIL_ADDRESS", "DATE_OF_BIRTH", "CREDIT_CARD",
-          "IBAN_CODE", "US_SSN", "IP_ADDRESS", "ACCOUNT_NUMBER", "CUSTOMER_ID", "POLICY_NUMBER", "PASSPORT",
-          "DRIVER_LICENSE", "NATIONAL_ID", "ORDER_NUMBER", "TICKET_NUMBER", "UK_NHS")
-SLOT_LABEL = {"SORT_CODE": "ACCOUNT_NUMBER", "CARD_LAST4": "CREDIT_CARD", "SSN_LAST4": "US_SSN",
-              "ACCT_LAST4": "ACCOUNT_NUMBER", "POSTCODE": "LOCATION", "UNIT": "STREET_ADDRESS", "SURNAME": "PERSON", "FIRST_LOWER": "PERSON",
-              "SPEAKER": "PERSON", "FOREIGN_CITY": "LOCATION", "COUNTRY": "LOCATION"}
-SECTION_WEIGHTS = {"prose": 4, "identity": 3, "contact": 3, "address": 3, "dates": 2, "payment": 3, "government": 2, "ids": 3,
-                   "tech": 1, "general": 3, "negative": 4, "transcript": 1}
+LABELS = (
+    "PERSON",
+    "STREET_ADDRESS",
+    "LOCATION",
+    "PHONE_NUMBER",
+    "EMAIL_ADDRESS",
+    "DATE_OF_BIRTH",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+    "ACCOUNT_NUMBER",
+    "CUSTOMER_ID",
+    "POLICY_NUMBER",
+    "PASSPORT",
+    "DRIVER_LICENSE",
+    "NATIONAL_ID",
+    "ORDER_NUMBER",
+    "TICKET_NUMBER",
+    "UK_NHS",
+)
+SLOT_LABEL = {
+    "SORT_CODE": "ACCOUNT_NUMBER",
+    "CARD_LAST4": "CREDIT_CARD",
+    "SSN_LAST4": "US_SSN",
+    "ACCT_LAST4": "ACCOUNT_NUMBER",
+    "POSTCODE": "LOCATION",
+    "UNIT": "STREET_ADDRESS",
+    "SURNAME": "PERSON",
+    "FIRST_LOWER": "PERSON",
+    "SPEAKER": "PERSON",
+    "FOREIGN_CITY": "LOCATION",
+    "COUNTRY": "LOCATION",
+}
+SECTION_WEIGHTS = {
+    "prose": 4,
+    "identity": 3,
+    "contact": 3,
+    "address": 3,
+    "dates": 2,
+    "payment": 3,
+    "government": 2,
+    "ids": 3,
+    "tech": 1,
+    "general": 3,
+    "negative": 4,
+    "transcript": 1,
+}
 ROOT = Path(__file__).resolve().parents[2]
 SYNTH = ROOT.parent / "shared" / "data" / "presidio_synth"
 HELDOUT = ROOT / "datasets" / "pii" / "heldout.jsonl"
 _SLOT = re.compile(r"\{(\w+)\}")
-_PRODUCTS = ("kettle", "headphones", "router", "washing machine", "phone case", "laptop", "sofa", "printer", "tablet",
-             "broadband package", "premium plan", "gift card", "smart watch", "boiler")
+_PRODUCTS = (
+    "kettle",
+    "headphones",
+    "router",
+    "washing machine",
+    "phone case",
+    "laptop",
+    "sofa",
+    "printer",
+    "tablet",
+    "broadband package",
+    "premium plan",
+    "gift card",
+    "smart watch",
+    "boiler",
+)
 
 
 def bio_tags() -> list[str]:
@@ -113,7 +167,9 @@ FILL: dict[str, Callable[[Ctx], str]] = {
     "SSN_LAST4": _card_last4,
     "ACCT_LAST4": _card_last4,
     "POSTCODE": lambda c: _say(c, c.fake.postcode()),
-    "UNIT": lambda c: _say(c, f"{c.rng.choice(('Suite', 'Apt.', 'Apt', 'Unit', 'Flat', 'Apartment'))} {c.rng.randint(1, 999)}"),
+    "UNIT": lambda c: _say(
+        c, f"{c.rng.choice(('Suite', 'Apt.', 'Apt', 'Unit', 'Flat', 'Apartment'))} {c.rng.randint(1, 999)}"
+    ),
     "IP_ADDRESS": lambda c: v.ipv4(c.rng, c.fake),
     "SURNAME": _surname,
     "FIRST_LOWER": lambda c: c.fake.first_name().lower(),
@@ -189,8 +245,9 @@ def _literal(text: str, ctx: Ctx) -> str:
     return re.sub(r"[,.?!:;#|]", "", text) if ctx.rng.random() < 0.7 else text
 
 
-def example(rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...]], en=None,
-            scripts: list | None = None) -> dict:
+def example(
+    rng: random.Random, fakes: list, templates: dict[str, tuple[str, ...]], en=None, scripts: list | None = None
+) -> dict:
     """One turn: one to three sentences from weighted sections, sharing a locale and a channel."""
     speech = rng.random() < 0.45
     ctx = Ctx(rng, rng.choice(fakes), speech, en, scripts)
@@ -216,8 +273,11 @@ def pinned_hash_seed(module: str, argv: list[str] | None) -> None:
     sets, whose order follows Python's per-process string hashing, so without a fixed hash seed the same `--seed`
     gives different towns in a few hundred turns."""
     if os.environ.get("PYTHONHASHSEED") != "0":
-        os.execve(sys.executable, [sys.executable, "-m", module, *(sys.argv[1:] if argv is None else argv)],
-                  {**os.environ, "PYTHONHASHSEED": "0"})
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", module, *(sys.argv[1:] if argv is None else argv)],
+            {**os.environ, "PYTHONHASHSEED": "0"},
+        )
 
 
 def generate(n: int, seed: int, locales: tuple[str, ...] = v.LOCALES) -> Iterator[dict]:
@@ -287,8 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     examples = list(generate(args.n, args.seed))
     digest = write(examples, args.out)
     spans = [s["entity_type"] for e in examples for s in e["spans"]]
-    report: dict[str, object] = {"out": str(args.out), "examples": len(examples), "spans": len(spans), "sha256": digest,
-                                 "per_type": {label: spans.count(label) for label in LABELS}}
+    report: dict[str, object] = {
+        "out": str(args.out),
+        "examples": len(examples),
+        "spans": len(spans),
+        "sha256": digest,
+        "per_type": {label: spans.count(label) for label in LABELS},
+    }
     distinct = check_distinct(examples) if args.check else {}
     if args.check:
         report["distinct"] = distinct

@@ -292,8 +292,19 @@ PROSE = (
     "As a {JOB} at {ORG}, I {BS}.",
 )
 
-SECTIONS = {"prose": PROSE, "identity": IDENTITY, "contact": CONTACT, "address": ADDRESS, "dates": DATES, "payment": PAYMENT,
-            "government": GOVERNMENT, "ids": IDS, "tech": TECH, "general": GENERAL, "negative": NEGATIVE,
-            "transcript": TRANSCRIPT}
+SECTIONS = {
+    "prose": PROSE,
+    "identity": IDENTITY,
+    "contact": CONTACT,
+    "address": ADDRESS,
+    "dates": DATES,
+    "payment": PAYMENT,
+    "government": GOVERNMENT,
+    "ids": IDS,
+    "tech": TECH,
+    "general": GENERAL,
+    "negative": NEGATIVE,
+    "transcript": TRANSCRIPT,
+}
 
 FILLERS = ("um", "uh", "yeah", "so", "right", "okay", "er", "hmm", "yes", "well")

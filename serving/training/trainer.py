@@ -37,8 +37,13 @@ def _lora_model(config: TrainConfig):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(config.base, local_files_only=True, dtype=torch.float32)
-    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
@@ -64,7 +69,9 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
     state = json.loads((ckpt / "state.json").read_text()) if (ckpt / "state.json").exists() else {}
     budget_s = config.budget_minutes * 60
     began = time.monotonic() - state.get("elapsed_s", 0.0)  # a resumed run continues the same wall budget
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, (time.monotonic() - began) / budget_s))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, steps, (time.monotonic() - began) / budget_s)
+    )
     start = 0
     if state:  # resume
         set_peft_model_state_dict(model, load_file(ckpt / "adapter_model.safetensors"))
@@ -77,8 +84,9 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
     seen = start
     bar = tqdm(total=total, initial=start, desc="train", unit="ex")
     for seen in range(start, total):
-        ids, labels, weights = encode(tokenizer, examples[order[seen]], max_prompt=config.max_prompt,
-                                      max_answer=config.max_answer)
+        ids, labels, weights = encode(
+            tokenizer, examples[order[seen]], max_prompt=config.max_prompt, max_answer=config.max_answer
+        )
         loss = weighted_loss(model(input_ids=torch.tensor([ids])).logits[0], labels, weights)
         (loss / config.grad_accum).backward()
         losses.append(loss.item())
@@ -100,8 +108,12 @@ def train(config: TrainConfig, examples: list[Example]) -> dict:
     model.save_pretrained(config.out)
     to_fp16(config.out)
     tokenizer.save_pretrained(config.out)
-    return {"examples_seen": seen, "examples_planned": total, "last_loss": round(sum(losses[-64:]) / max(len(losses[-64:]), 1), 4),
-            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
+    return {
+        "examples_seen": seen,
+        "examples_planned": total,
+        "last_loss": round(sum(losses[-64:]) / max(len(losses[-64:]), 1), 4),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+    }
 
 
 def lr_factor(step: int, steps: int, time_used: float) -> float:

@@ -29,10 +29,18 @@ class ConversationInput(BaseModel):
     """Exactly one of `turns` or `transcript` (lines like `Customer: ...` / `Agent: ...`)."""
 
     # `oneOf` states the validator's rule in the OpenAPI document: exactly one of the two is set (not null).
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
-        {"required": ["turns"], "properties": {"turns": {"type": "array"}, "transcript": {"type": "null"}}},
-        {"required": ["transcript"], "properties": {"transcript": {"type": "string"}, "turns": {"type": "null"}}},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["turns"], "properties": {"turns": {"type": "array"}, "transcript": {"type": "null"}}},
+                {
+                    "required": ["transcript"],
+                    "properties": {"transcript": {"type": "string"}, "turns": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     turns: list[Turn] | None = Field(None, min_length=1, max_length=500)
     transcript: Annotated[str, StringConstraints(min_length=1, max_length=200_000)] | None = None

@@ -39,15 +39,24 @@ class RedactRequest(_Body):
     """Exactly one of `text` (one text) or `texts` (up to 256, answered in order): a contact centre redacts every turn
     of a conversation, or a page of transcripts, in one call that the redact deployment runs as one spaCy pass."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": {"type": "null"}}},
-        {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": {"type": "null"}}},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": {"type": "null"}}},
+                {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": {"type": "null"}}},
+            ]
+        }
+    )
 
-    text: Text | None = Field(None, description="Text or transcript to redact.",
-                              examples=["My card is 4111 1111 1111 1111."])
-    texts: list[Text] | None = Field(None, min_length=1, max_length=MAX_REDACT_TEXTS,
-                                     description=f"Up to {MAX_REDACT_TEXTS} texts; one result each, in order.")
+    text: Text | None = Field(
+        None, description="Text or transcript to redact.", examples=["My card is 4111 1111 1111 1111."]
+    )
+    texts: list[Text] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_REDACT_TEXTS,
+        description=f"Up to {MAX_REDACT_TEXTS} texts; one result each, in order.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RedactRequest:
@@ -102,18 +111,31 @@ class ClassifyIntentRequest(_Body):
 
     # The OpenAPI document states the validator's rule: exactly one of the three is set (not null); `turns` holds a
     # customer turn.
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": _NULL, "turns": _NULL}},
-        {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": _NULL, "turns": _NULL}},
-        {"required": ["turns"], "properties": {"turns": {"type": "array", "contains": _CUSTOMER}, "text": _NULL,
-                                               "texts": _NULL}},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}, "texts": _NULL, "turns": _NULL}},
+                {"required": ["texts"], "properties": {"texts": {"type": "array"}, "text": _NULL, "turns": _NULL}},
+                {
+                    "required": ["turns"],
+                    "properties": {"turns": {"type": "array", "contains": _CUSTOMER}, "text": _NULL, "texts": _NULL},
+                },
+            ]
+        }
+    )
 
-    text: Text | None = Field(None, description="Customer utterance.", examples=["I still haven't received my new card"])
-    texts: list[Text] | None = Field(None, min_length=1, max_length=MAX_INTENT_TEXTS,
-                                     description=f"Up to {MAX_INTENT_TEXTS} utterances; one prediction each, in order.")
-    turns: list[Turn] | None = Field(None, min_length=1, max_length=500,
-                                     description="A conversation; each customer turn is labelled.")
+    text: Text | None = Field(
+        None, description="Customer utterance.", examples=["I still haven't received my new card"]
+    )
+    texts: list[Text] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_INTENT_TEXTS,
+        description=f"Up to {MAX_INTENT_TEXTS} utterances; one prediction each, in order.",
+    )
+    turns: list[Turn] | None = Field(
+        None, min_length=1, max_length=500, description="A conversation; each customer turn is labelled."
+    )
     top_k: TopK | None = Field(None, description="Ranked labels to return; default from the tenant profile.")
 
     @model_validator(mode="after")
@@ -184,8 +206,11 @@ class TenantInfo(BaseModel):
     instruction_tokens: dict[str, int]
     limits: dict
     priority: dict
-    redaction: dict = Field(default_factory=dict, description="The redaction policy in use; `notRedacted` lists the "
-                            "default policy's personal-data types this profile leaves in clear.")
+    redaction: dict = Field(
+        default_factory=dict,
+        description="The redaction policy in use; `notRedacted` lists the "
+        "default policy's personal-data types this profile leaves in clear.",
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -228,7 +253,9 @@ class CriterionResult(BaseModel):
     verdict: str = Field(description="met | not_met | not_applicable")
     score: float | None = Field(description="1 met, 0 not met, null not applicable.")
     weight: float
-    evidence: str = Field(description="A quote from the (redacted) conversation; empty when the model's quote was not found in it.")
+    evidence: str = Field(
+        description="A quote from the (redacted) conversation; empty when the model's quote was not found in it."
+    )
 
 
 class ScoreQualityResponse(BaseModel):
