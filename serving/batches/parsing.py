@@ -54,12 +54,20 @@ class LineError:
 
     def record(self) -> dict:
         """The line's entry in the results (the router adds the HTTP status)."""
-        return {"line": self.line, "custom_id": self.custom_id, "task": self.task,
-                "error": {"type": self.type, "message": self.message}}
+        return {
+            "line": self.line,
+            "custom_id": self.custom_id,
+            "task": self.task,
+            "error": {"type": self.type, "message": self.message},
+        }
 
 
-def parse_batch(raw: bytes, default_task: str | None = None, max_lines: int = DEFAULT_MAX_LINES,
-                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[BatchLine | LineError]:
+def parse_batch(
+    raw: bytes,
+    default_task: str | None = None,
+    max_lines: int = DEFAULT_MAX_LINES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> list[BatchLine | LineError]:
     """Every non-blank line, in file order, as a BatchLine or a LineError; InvalidRequest when there is none,
     PayloadTooLarge when there are more than `max_lines`."""
     if default_task is not None:
@@ -68,13 +76,15 @@ def parse_batch(raw: bytes, default_task: str | None = None, max_lines: int = DE
     if not numbered:
         raise InvalidRequest("the batch is empty: send one JSON task request per line", field="body")
     if len(numbered) > max_lines:
-        raise PayloadTooLarge(f"the batch has {len(numbered)} lines, over the limit of {max_lines}; split it",
-                              field="body")
+        raise PayloadTooLarge(
+            f"the batch has {len(numbered)} lines, over the limit of {max_lines}; split it", field="body"
+        )
     return [parse_line(n, text, default_task, max_line_bytes) for n, text in numbered]
 
 
-def parse_line(line: int, raw: bytes, default_task: str | None = None,
-               max_bytes: int = DEFAULT_MAX_LINE_BYTES) -> BatchLine | LineError:
+def parse_line(
+    line: int, raw: bytes, default_task: str | None = None, max_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> BatchLine | LineError:
     """One line as a BatchLine, or a LineError saying what is wrong with it; never raises for any bytes."""
     try:
         return _parse_line(line, raw, default_task, max_bytes)
@@ -93,7 +103,9 @@ def _parse_line(line: int, raw: bytes, default_task: str | None, max_bytes: int)
         return LineError(line, None, f"line {line}: expected a JSON object, got {_kind(item)}")
     custom_id = item.get("custom_id")
     if custom_id is not None and (not isinstance(custom_id, str) or len(custom_id) > MAX_CUSTOM_ID_CHARS):
-        return LineError(line, None, f"line {line}: custom_id must be a string of at most {MAX_CUSTOM_ID_CHARS} characters")
+        return LineError(
+            line, None, f"line {line}: custom_id must be a string of at most {MAX_CUSTOM_ID_CHARS} characters"
+        )
     problem = _shape_problem(item, default_task)
     if problem:
         return LineError(line, custom_id, f"line {line}: {problem}")
@@ -160,8 +172,15 @@ def _encodable(text: str) -> bool:
 
 
 def _kind(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _shape_problem(item: dict, default_task: str | None) -> str | None:

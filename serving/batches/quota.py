@@ -28,24 +28,36 @@ class Quota:
     retention_s: float = 7 * 86_400
 
 
-def check_room(tenant_id: str, kept: list[tuple[BatchMeta, int]], incoming_bytes: int, quota: Quota,
-               now: float) -> None:
+def check_room(
+    tenant_id: str, kept: list[tuple[BatchMeta, int]], incoming_bytes: int, quota: Quota, now: float
+) -> None:
     """Raise when one more batch of `incoming_bytes` would put the tenant over a cap; `kept` is the tenant's batches
     with their sizes on disk."""
     if incoming_bytes > quota.max_stored_bytes:
-        raise PayloadTooLarge(f"the upload is {incoming_bytes} bytes, over the {quota.max_stored_bytes} bytes a tenant "
-                              f"may keep in batches", field="body")
+        raise PayloadTooLarge(
+            f"the upload is {incoming_bytes} bytes, over the {quota.max_stored_bytes} bytes a tenant "
+            f"may keep in batches",
+            field="body",
+        )
     active = sum(1 for meta, _ in kept if not meta.status.finished)
     if active >= quota.max_active:
-        raise RateLimited(f"tenant {tenant_id!r} has {active} batches queued or running, its limit; wait for one to "
-                          f"finish or cancel one", retry_after=ACTIVE_RETRY_S)
+        raise RateLimited(
+            f"tenant {tenant_id!r} has {active} batches queued or running, its limit; wait for one to "
+            f"finish or cancel one",
+            retry_after=ACTIVE_RETRY_S,
+        )
     if len(kept) >= quota.max_stored:
-        raise RateLimited(f"tenant {tenant_id!r} keeps {len(kept)} batches, its limit; {DELETE_HINT}",
-                          retry_after=_until_one_expires(kept, quota, now))
+        raise RateLimited(
+            f"tenant {tenant_id!r} keeps {len(kept)} batches, its limit; {DELETE_HINT}",
+            retry_after=_until_one_expires(kept, quota, now),
+        )
     used = sum(size for _, size in kept)
     if used + incoming_bytes > quota.max_stored_bytes:
-        raise RateLimited(f"tenant {tenant_id!r} keeps {used} bytes of batches; {incoming_bytes} more would be over its "
-                          f"limit of {quota.max_stored_bytes}; {DELETE_HINT}", retry_after=_until_one_expires(kept, quota, now))
+        raise RateLimited(
+            f"tenant {tenant_id!r} keeps {used} bytes of batches; {incoming_bytes} more would be over its "
+            f"limit of {quota.max_stored_bytes}; {DELETE_HINT}",
+            retry_after=_until_one_expires(kept, quota, now),
+        )
 
 
 def expired(meta: BatchMeta, retention_s: float, now: float) -> bool:

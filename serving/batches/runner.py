@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from serving.batches.parsing import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LINES, BatchLine, LineError, parse_batch
 from serving.batches.quota import Quota, check_room, expired
+from serving.batches.records import BatchView, Progress, cancelled_records, error_record, progress_of
 from serving.batches.store import BatchMeta, BatchStatus, BatchStore
 from serving.errors import ModelNotReady, NotFound, Overloaded, RateLimited, SwitchboardError
 
@@ -42,27 +43,7 @@ Observer = Callable[[str, str, str], None]
 """`observe(tenant_id, task, outcome)`, outcome one of `completed`, `failed`, `retried`; for metrics."""
 
 RETRYABLE = (RateLimited, Overloaded, ModelNotReady)
-CANCELLED = "cancelled"
 UNEXPECTED = "internal error while running this line"
-
-
-@dataclass(frozen=True)
-class Progress:
-    total: int
-    completed: int = 0
-    failed: int = 0
-
-    @property
-    def pending(self) -> int:
-        return self.total - self.completed - self.failed
-
-
-@dataclass(frozen=True)
-class BatchView:
-    """What a caller may know of a batch: its metadata and progress."""
-
-    meta: BatchMeta
-    progress: Progress
 
 
 @dataclass
@@ -85,10 +66,21 @@ class _Active:
 class BatchRunner:
     """Start with `await start()` in the app's lifespan and `await stop()` at its end."""
 
-    def __init__(self, store: BatchStore, execute: Execute, *, concurrency: int = 4, max_lines: int = DEFAULT_MAX_LINES,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, quota: Quota | None = None, poll_s: float = 2.0,
-                 retry_for_s: float = 900.0, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-                 observe: Observer | None = None):
+    def __init__(
+        self,
+        store: BatchStore,
+        execute: Execute,
+        *,
+        concurrency: int = 4,
+        max_lines: int = DEFAULT_MAX_LINES,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        quota: Quota | None = None,
+        poll_s: float = 2.0,
+        retry_for_s: float = 900.0,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        observe: Observer | None = None,
+    ):
         self.store = store
         self.execute = execute
         self.concurrency = concurrency
@@ -151,12 +143,15 @@ class BatchRunner:
         errors = [line for line in lines if isinstance(line, LineError)]
         async with self._accepting:  # the caps are checked and the batch created as one step in this process
             await self.check_room(tenant_id, len(raw))
-            meta = await asyncio.to_thread(self.store.create, tenant_id, raw, len(lines), task,
-                                           [e.record() for e in errors])
+            meta = await asyncio.to_thread(
+                self.store.create, tenant_id, raw, len(lines), task, [e.record() for e in errors]
+            )
         for error in errors:
             self.observe(tenant_id, error.task or "unknown", "failed")
-        log.info("batch accepted",
-                 extra={"batch_id": meta.id, "tenant": tenant_id, "lines": len(lines), "invalid": len(errors)})
+        log.info(
+            "batch accepted",
+            extra={"batch_id": meta.id, "tenant": tenant_id, "lines": len(lines), "invalid": len(errors)},
+        )
         if self.running:
             self._launch(meta)
         return BatchView(meta, Progress(len(lines), 0, len(errors)))
@@ -166,7 +161,7 @@ class BatchRunner:
         active = self._active.get(batch_id)
         if active is not None:
             return active.view()
-        return BatchView(meta, _progress(meta, await asyncio.to_thread(self.store.results, batch_id)))
+        return BatchView(meta, progress_of(meta, await asyncio.to_thread(self.store.results, batch_id)))
 
     async def batches(self, tenant_id: str) -> list[BatchView]:
         metas = await asyncio.to_thread(self.store.batches, tenant_id)
@@ -176,7 +171,7 @@ class BatchRunner:
         """Records of the finished lines in line order; for a cancelled batch, the lines it never ran as errors."""
         meta = await asyncio.to_thread(self.store.meta, batch_id, tenant_id)
         records = await asyncio.to_thread(self.store.results, batch_id)
-        view = BatchView(meta, _progress(meta, records))
+        view = BatchView(meta, progress_of(meta, records))
         if meta.status is BatchStatus.CANCELLED:
             records = await asyncio.to_thread(self._with_unrun, meta, records)
         return view, records
@@ -274,8 +269,15 @@ class BatchRunner:
             pending = await asyncio.to_thread(self._load, active)
             if pending is None:
                 return
-            log.info("batch running", extra={"batch_id": batch_id, "tenant": active.meta.tenant_id,
-                                             "lines": active.meta.total, "pending": len(pending)})
+            log.info(
+                "batch running",
+                extra={
+                    "batch_id": batch_id,
+                    "tenant": active.meta.tenant_id,
+                    "lines": active.meta.total,
+                    "pending": len(pending),
+                },
+            )
             for line in pending:
                 await self._started_slots().acquire()
                 task = asyncio.create_task(self._run_line(active, line))
@@ -286,8 +288,15 @@ class BatchRunner:
             if not active.cancelled:
                 await asyncio.to_thread(self.store.set_status, batch_id, BatchStatus.COMPLETED)
                 await asyncio.to_thread(self.store.drop_input, batch_id)
-                log.info("batch completed", extra={"batch_id": batch_id, "tenant": active.meta.tenant_id,
-                                                   "completed": active.completed, "failed": active.failed})
+                log.info(
+                    "batch completed",
+                    extra={
+                        "batch_id": batch_id,
+                        "tenant": active.meta.tenant_id,
+                        "completed": active.completed,
+                        "failed": active.failed,
+                    },
+                )
         except Exception as exc:  # noqa: BLE001 - e.g. a full disk; the batch stays unfinished and the next scan resumes it
             log.error("batch stopped by an error", extra={"batch_id": batch_id, "error_type": type(exc).__name__})
             for task in active.lines:
@@ -305,7 +314,7 @@ class BatchRunner:
         self.store.repair(batch_id)
         records = self.store.results(batch_id)
         done = {r["line"] for r in records}
-        progress = _progress(meta, records)
+        progress = progress_of(meta, records)
         active.completed, active.failed = progress.completed, progress.failed
         if meta.status is BatchStatus.QUEUED:
             meta = self.store.set_status(batch_id, BatchStatus.RUNNING)
@@ -339,14 +348,16 @@ class BatchRunner:
             except RETRYABLE as exc:
                 wait = self._backoff(exc, attempt)
                 if time.monotonic() + wait > give_up:
-                    return {**head, "error": _error(exc)}
+                    return {**head, "error": error_record(exc)}
                 self.observe(tenant_id, line.task, "retried")
                 await asyncio.sleep(wait)
             except SwitchboardError as exc:
-                return {**head, "error": _error(exc)}
+                return {**head, "error": error_record(exc)}
             except Exception as exc:  # noqa: BLE001 - a bug must fail its line, not the batch; no message: it may quote text
-                log.error("batch line failed unexpectedly", extra={"tenant": tenant_id, "task": line.task,
-                                                                    "error_type": type(exc).__name__})
+                log.error(
+                    "batch line failed unexpectedly",
+                    extra={"tenant": tenant_id, "task": line.task, "error_type": type(exc).__name__},
+                )
                 return {**head, "error": {"type": SwitchboardError.code, "message": UNEXPECTED}}
         raise AssertionError("unreachable")
 
@@ -367,9 +378,7 @@ class BatchRunner:
             lines = parse_batch(self.store.input(meta.id), meta.task, sys.maxsize)
         except FileNotFoundError:  # sealed: its unrun lines are in the results
             return []
-        return [{"line": line.line, "custom_id": line.custom_id, "task": line.task,
-                 "error": {"type": CANCELLED, "message": "the batch was cancelled before this line ran"}}
-                for line in lines if line.line not in done]
+        return cancelled_records(lines, done)
 
     def _seal(self, meta: BatchMeta) -> None:
         """(In a thread) a finished batch keeps no upload: a cancelled one first records its unrun lines."""
@@ -381,17 +390,3 @@ class BatchRunner:
                 if unrun:
                     self.store.append_many(meta.id, unrun)
             self.store.drop_input(meta.id)
-
-
-def _progress(meta: BatchMeta, records: list[dict]) -> Progress:
-    """Lines with a response, lines with an error; lines that never ran (a cancelled batch) count as pending."""
-    failed = sum(1 for r in records if "error" in r and r["error"].get("type") != CANCELLED)
-    completed = sum(1 for r in records if "error" not in r)
-    return Progress(meta.total, completed, failed)
-
-
-def _error(exc: SwitchboardError) -> dict:
-    error = {"type": exc.code, "message": exc.message}
-    if exc.field:
-        error["field"] = exc.field
-    return error

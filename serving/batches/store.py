@@ -81,7 +81,9 @@ class BatchStore:
         self._meta_lock = threading.Lock()
 
     # --- batches -----------------------------------------------------------------------------------------------------
-    def create(self, tenant_id: str, raw: bytes, total: int, task: str | None = None, records: Sequence[dict] = ()) -> BatchMeta:
+    def create(
+        self, tenant_id: str, raw: bytes, total: int, task: str | None = None, records: Sequence[dict] = ()
+    ) -> BatchMeta:
         """A new queued batch holding `raw`, with `records` (lines that failed parsing) already in its results."""
         self.root.mkdir(parents=True, exist_ok=True)
         meta = BatchMeta(f"batch_{secrets.token_hex(12)}", tenant_id, total, time.time(), task=task)
