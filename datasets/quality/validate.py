@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SPLITS = {"heldout": HERE / "heldout.jsonl", "train": HERE / "train.jsonl"}
+SPLITS = {"heldout": HERE / "heldout.jsonl", "train": HERE / "train.jsonl", "train_tweetsumm": HERE / "train_tweetsumm.jsonl"}
 RUBRICS = HERE / "rubrics.json"
 DEFAULT_DATA = HERE.parents[2] / "shared" / "data"
 VERDICTS = ("met", "not_met")
@@ -42,6 +42,11 @@ def load_split(path: Path, data_dir: Path = DEFAULT_DATA) -> list[dict]:
                 tweetsumm = _tweetsumm(data_dir)
             dialog = tweetsumm[(ref["split"], ref["dialog_id"])]
             rec["turns"] = [dialog["turns"][i] for i in ref["turn_indices"]]
+            # Evidence as `sha256:<hex>` of the agent sentence: TweetSumm's text is not redistributed here.
+            by_hash = {hashlib.sha256(s.encode()).hexdigest(): s for s in agent_sentences(rec["turns"])}
+            for lab in rec["labels"]:
+                if lab["evidence"].startswith("sha256:"):
+                    lab["evidence"] = by_hash.get(lab["evidence"][7:], lab["evidence"])
     return records
 
 
@@ -126,10 +131,10 @@ def check(data_dir: Path = DEFAULT_DATA) -> tuple[list[str], dict]:
                 errors.append(f"{rec.get('id')}: duplicate record id")
             seen_ids.add(rec.get("id"))
     hashes = {name: {conversation_hash(r["turns"]) for r in recs if r.get("turns")} for name, recs in splits.items()}
-    if "heldout" in hashes and "train" in hashes:
-        shared = hashes["heldout"] & hashes["train"]
+    for name in (n for n in hashes if n != "heldout" and "heldout" in hashes):
+        shared = hashes["heldout"] & hashes[name]
         if shared:
-            errors.append(f"{len(shared)} conversations appear in both heldout and train")
+            errors.append(f"{len(shared)} conversations appear in both heldout and {name}")
     return errors, splits
 
 

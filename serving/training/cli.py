@@ -25,6 +25,13 @@ def add_training_parsers(sub) -> None:
         help="score-quality only: train the MiniLM head "
         "(serving.quality) instead of a LoRA adapter; --out defaults to models/quality-minilm.",
     )
+    train.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        help="--head only: another labelled file to train on besides datasets/quality/train.jsonl (same schema; "
+        "e.g. datasets/quality/train_tweetsumm.jsonl); repeatable.",
+    )
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="Held-out figures of a task's adapter against the base model (writes its card).")
@@ -57,14 +64,15 @@ def _head_only(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from serving.vocabulary.catalog import Task
 
+    if args.also and not args.head:
+        raise SystemExit("--also: only with --head (the score-quality head's extra training files)")
     if args.head:
         from serving.training.quality_head_card import FOLDER
         from serving.training.quality_head_card import run_train as train_head
 
         _head_only(args)
-        card = train_head(
-            args.out or FOLDER, 13 if args.seed is None else args.seed, args.budget_minutes or 30, args.threads
-        )
+        seed = 13 if args.seed is None else args.seed
+        card = train_head(args.out or FOLDER, seed, args.budget_minutes or 30, args.threads, args.also or ())
         print(json.dumps({k: card[k] for k in ("threshold", "epochs", "validation", "minutes")}))
         return 0
     from serving.training.commands import run_train

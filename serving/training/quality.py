@@ -9,6 +9,8 @@ adapter learns the token sequences it is scored on at serving time.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +78,55 @@ def request_messages(spec: TenantProfileSpec, turns: list[Turn]) -> Messages:
     )
 
 
+TWEETSUMM = Path("../shared/data/tweetsumm")
+EVIDENCE_HASH = "sha256:"  # evidence given by the SHA-256 of the agent sentence, where the text may not be copied
+
+
+def resolve_record(record: dict, tweetsumm: Path = TWEETSUMM) -> dict:
+    """A labelled record with its text in place: a `turns_ref` (TweetSumm split, dialogue, turn indices) becomes the
+    turns, read from the shared data folder, and an evidence `sha256:<hex>` becomes the agent sentence with that
+    hash (TweetSumm's tweet text may be used here but not redistributed, so the data set stores neither)."""
+    ref = record.get("turns_ref")
+    if ref is None:
+        return record
+    turns = _tweetsumm_turns(tweetsumm, ref["split"], ref["dialog_id"], ref["turn_indices"])
+    by_hash = {_sha256(q): q for q in evidence_quotes(list(_turns(turns)))}
+    labels = [{**lab, "evidence": _evidence(lab["evidence"], by_hash, record["id"])} for lab in record["labels"]]
+    return {**record, "turns": turns, "labels": labels}
+
+
 def record_turns(record: dict) -> tuple[Turn, ...]:
     """A labelled record's turns (datasets/quality schema), empty ones left out as the router drops them."""
-    return tuple(Turn(speaker=Speaker(t["speaker"]), text=t["text"]) for t in record["turns"] if t["text"].strip())
+    return _turns(record["turns"])
+
+
+def _turns(turns: list[dict]) -> tuple[Turn, ...]:
+    return tuple(Turn(speaker=Speaker(t["speaker"]), text=t["text"]) for t in turns if t["text"].strip())
+
+
+def _evidence(value: str, by_hash: dict[str, str], record_id: str) -> str:
+    if not value.startswith(EVIDENCE_HASH):
+        return value
+    if value[len(EVIDENCE_HASH) :] not in by_hash:
+        raise KeyError(f"{record_id}: no agent sentence has the evidence hash {value}")
+    return by_hash[value[len(EVIDENCE_HASH) :]]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _tweetsumm_turns(folder: Path, split: str, dialog_id: str, indices: list[int]) -> list[dict]:
+    dialogs = _tweetsumm_split(folder / f"{split}.jsonl")
+    if dialog_id not in dialogs:
+        raise KeyError(f"{folder / split}.jsonl: no dialogue {dialog_id}")
+    return [dialogs[dialog_id][i] for i in indices]
+
+
+@functools.cache
+def _tweetsumm_split(path: Path) -> dict[str, list[dict]]:
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {row["dialog_id"]: row["turns"] for row in rows}
 
 
 def record_gold(record: dict) -> tuple[tuple[str, str, str], ...]:

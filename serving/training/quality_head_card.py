@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from serving.training.data import sha256
@@ -26,13 +27,17 @@ TARGETS = {
 }
 
 
-def run_train(out: Path = FOLDER, seed: int = 13, budget_minutes: float = 30, threads: int = 1) -> dict:
+def run_train(
+    out: Path = FOLDER, seed: int = 13, budget_minutes: float = 30, threads: int = 1, also: Sequence[Path] = ()
+) -> dict:
+    """Train on train.jsonl and the `also` files (more labelled records, same schema); the card names each file."""
     from serving.training.quality_head import train
 
-    card = train(out, seed=seed, budget_s=budget_minutes * 60, threads=threads)
+    files = (TRAIN, *also)
+    card = train(out, seed=seed, budget_s=budget_minutes * 60, threads=threads, train_path=files)
     card.update(
         date=time.strftime("%Y-%m-%d", time.gmtime()),
-        data_sha256={str(TRAIN): sha256(TRAIN), str(RUBRICS): sha256(RUBRICS)},
+        data_sha256={**{str(path): sha256(path) for path in files}, str(RUBRICS): sha256(RUBRICS)},
     )
     (out / "training.json").write_text(json.dumps(card, indent=2) + "\n")
     return card

@@ -21,7 +21,7 @@ _spec.loader.exec_module(validate)
 def test_the_data_set_passes_every_check():
     errors, splits = validate.check()
     assert errors == []
-    assert set(splits) == {"heldout", "train"}
+    assert set(splits) == {"heldout", "train", "train_tweetsumm"}
 
 
 def test_heldout_is_large_enough_and_spans_three_tenants():
@@ -74,3 +74,39 @@ def test_conversation_hash_ignores_case_and_spacing_only():
     turns = [{"speaker": "agent", "text": "Hello  there."}]
     assert validate.conversation_hash(turns) == validate.conversation_hash([{"speaker": "agent", "text": "hello there."}])
     assert validate.conversation_hash(turns) != validate.conversation_hash([{"speaker": "customer", "text": "Hello there."}])
+
+
+def test_tweetsumm_records_read_their_turns_from_the_shared_data_as_the_head_trains_on_them():
+    # The hand-labelled TweetSumm records carry a turns_ref, not text; the head's loader resolves it from
+    # ../shared/data/tweetsumm, and each `met` evidence is then one of the quotable agent sentences.
+    from serving.tasks.quality import evidence_quotes
+    from serving.training.quality_head import load_records
+
+    records = load_records(ROOT / "datasets" / "quality" / "train_tweetsumm.jsonl", ROOT / "datasets" / "quality" / "rubrics.json")
+    assert len(records) >= 30
+    for record in records:
+        quotes = set(evidence_quotes(list(record.turns)))
+        assert any(t.speaker.value == "agent" for t in record.turns)
+        assert all(evidence in quotes for _, verdict, evidence in record.gold if verdict == "met"), record.record_id
+
+
+def test_a_turns_ref_record_gets_its_text_and_evidence_and_a_wrong_hash_names_the_record(tmp_path):
+    import hashlib
+    import json
+
+    import pytest
+
+    from serving.training.quality import resolve_record
+
+    turns = [{"speaker": "customer", "text": "My bag is lost."}, {"speaker": "agent", "text": "Sorry about that. DM us the tag."}]
+    (tmp_path / "train.jsonl").write_text(json.dumps({"dialog_id": "d1", "turns": turns}) + "\n")
+    digest = hashlib.sha256(b"DM us the tag.").hexdigest()
+    record = {"id": "tw-d1-skyway", "turns_ref": {"split": "train", "dialog_id": "d1", "turn_indices": [0, 1]},
+              "labels": [{"id": "resolution", "verdict": "met", "evidence": f"sha256:{digest}"},
+                         {"id": "upsell", "verdict": "not_met", "evidence": ""}]}
+    resolved = resolve_record(record, tmp_path)
+    assert resolved["turns"] == turns
+    assert [lab["evidence"] for lab in resolved["labels"]] == ["DM us the tag.", ""]
+    wrong = {**record, "labels": [{"id": "resolution", "verdict": "met", "evidence": "sha256:" + "0" * 64}]}
+    with pytest.raises(KeyError, match="tw-d1-skyway"):
+        resolve_record(wrong, tmp_path)
