@@ -1,6 +1,6 @@
 """Utterances/s and latency of 32-utterance classify-intent requests through the running platform (issue 17 targets).
 
-Usage: python benchmarks/intent_throughput.py [--requests 60] [--concurrency 1 4 8] [--batch 32] [--tenants ...]
+Usage: python benchmarks/intent_throughput.py [--requests 60] [--concurrency 1 2 4 8] [--batch 32] [--tenants ...]
        [--api http://127.0.0.1:8000 (a platform you started; else one is started on 127.0.0.1:8320)]
        [--out results/intent_throughput.json]
 
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api", default=None, help="a running platform (northbank sample tenant); else start one")
     parser.add_argument("--requests", type=int, default=60, help="requests per concurrency level")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--batch", type=int, default=32, help="utterances per request")
     parser.add_argument("--tenants", nargs="+", choices=["northbank-noredact", "northbank"],
                         default=["northbank-noredact", "northbank"], help="started platform: which tenants to measure")
