@@ -50,13 +50,22 @@ def _deployments(app) -> dict:
     return found
 
 
+def _ceiling(deployment) -> int:
+    """The most replicas a deployment runs: its autoscaling maximum, else its fixed count."""
+    autoscaling = deployment._deployment_config.autoscaling_config
+    return autoscaling.max_replicas if autoscaling else deployment.num_replicas
+
+
 def test_all_tasks_deployed_and_fit_two_cores():
     deployments = _deployments(build_app(Settings()))
     # The shared `generate` deployment serves no task by default: summarize and reply have their adapters' own,
     # score-quality its head in classify-intent (it is deployed again when an adapter or the head is refused).
     assert set(deployments) == {"router", "redact", "classify-intent", "generate-summarize", "generate-reply"}
-    cpus = sum(d.ray_actor_options["num_cpus"] for d in deployments.values())
-    assert cpus <= 2.0, f"default reservations ({cpus} CPUs) must fit a 2-core laptop"
+    # Ray schedules a replica only where its num_cpus is free: every deployment at its replica ceiling (redact
+    # autoscales to 2, classify-intent runs 2) must fit a 2-core laptop's 2 logical CPUs, or a replica stays pending.
+    cpus = sum(d.ray_actor_options["num_cpus"] * _ceiling(d) for d in deployments.values())
+    assert cpus <= 2.0, f"default reservations at their replica ceilings ({cpus} CPUs) must fit a 2-core laptop"
+    assert _ceiling(deployments["classify-intent"]) == 2 and _ceiling(deployments["redact"]) == 2
     assert deployments["classify-intent"].max_ongoing_requests == 128
 
 
