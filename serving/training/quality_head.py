@@ -47,10 +47,9 @@ HYPER: dict[str, Any] = {
     "members": 5,
 }
 TRAIN = Path("datasets/quality/train.jsonl")
-# Hand-labelled TweetSumm records (turns and evidence resolved from ../shared/data/tweetsumm at load time): opt-in with
-# `switchboard train score-quality --head --also datasets/quality/train_tweetsumm.jsonl`; the served head is trained
-# without them, since a head trained with them did not beat it on the held-out set (models/quality-minilm/README.md).
-TRAIN_TWEETSUMM = Path("datasets/quality/train_tweetsumm.jsonl")
+# datasets/quality/train_tweetsumm.jsonl (hand-labelled TweetSumm records, resolved from ../shared/data at load time)
+# is opt-in: `switchboard train score-quality --head --also datasets/quality/train_tweetsumm.jsonl`. The served head
+# is trained without it, since a head trained with it did not beat it on the held-out set (models/quality-minilm).
 RUBRICS = Path("datasets/quality/rubrics.json")
 CHECKPOINT = Path("build/quality-head/checkpoint")
 
