@@ -86,7 +86,7 @@ class DeploymentsSettings(BaseModel):
     # Two classify replicas from the start: one replica's encoder runs on one thread (num_cpus rounds down to 1), so
     # one replica leaves the second core idle; a 32-utterance request is one request to the autoscaler, which would
     # not add the second before 32 of them queue. Measured (benchmarks/intent_throughput.py, 32-utterance requests,
-    # 2 cores): 693 utterances/s at concurrency 2 with p95 127 ms, against 380 and 207 ms with one replica. 0.15 CPU
+    # 2 cores): 686 utterances/s at concurrency 2 with p95 127 ms, against 380 and 207 ms with one replica. 0.15 CPU
     # each reserves what one replica of 0.3 did, so redact can still scale to its second replica within Ray's 2 CPUs.
     classify_intent: DeploymentSettings = DeploymentSettings(
         num_cpus=0.15,
