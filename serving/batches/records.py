@@ -48,13 +48,9 @@ def error_record(exc: SwitchboardError) -> dict:
 
 def cancelled_records(lines: Iterable[BatchLine | LineError], done: dict[int, dict]) -> list[dict]:
     """A `cancelled` error record for each line of a cancelled batch that has no record yet, in line order."""
+    message = "the batch was cancelled before this line ran"
     return [
-        {
-            "line": line.line,
-            "custom_id": line.custom_id,
-            "task": line.task,
-            "error": {"type": CANCELLED, "message": "the batch was cancelled before this line ran"},
-        }
+        LineError(line.line, line.custom_id, message, line.task, CANCELLED).record()
         for line in lines
         if line.line not in done
     ]
