@@ -11,6 +11,10 @@ One local Ray instance, one Serve HTTP proxy on `--port` (127.0.0.1), two applic
   request limits high enough that admission (still checked on every request) answers no 429.
 - `bare` at `/bare`: one Ray Serve deployment holding a FakeEngine with the same options, answering the same JSON
   body (the turns as chat messages, max_tokens) straight from the engine.
+- `forward` at `/forward`: the floor of any router on Ray Serve. A deployment that does nothing but read the body and
+  pass the messages through a handle (over the same gRPC transport the router uses, `_by_reference=False`) to a
+  second deployment holding the same FakeEngine: the router's two hops, with none of its code. If this arm is below
+  the throughput target against `bare`, no router built as a Serve deployment in front of task deployments reaches it.
 
 Both engines answer at once (no simulated latency) and batch with `batch_wait_s` 0 (the router's generate deployment
 is started with SWITCHBOARD_DEPLOYMENTS__GENERATE__BATCH_WAIT_S=0), so what differs is the router and its extra hop.
@@ -76,6 +80,42 @@ def bare_deployment(batch_size: int, batch_wait_s: float):
     return Bare.bind()
 
 
+def forward_deployment(batch_size: int, batch_wait_s: float):
+    from ray import serve
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    @serve.deployment(name="forward-engine", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.1})
+    class ForwardEngine:
+        def __init__(self):
+            from serving.engines.fake import FakeEngine
+
+            self.engine = FakeEngine(max_batch_size=batch_size, batch_wait_s=batch_wait_s)
+
+        async def generate(self, messages: list[dict], max_tokens: int) -> dict:
+            from serving.engines.base import GenerationRequest, SamplingParams
+
+            result = await self.engine.generate(GenerationRequest(messages=messages,
+                                                                  sampling=SamplingParams(max_tokens=max_tokens)))
+            return {"text": result.text, "finish_reason": result.finish_reason, "tokens_in": result.tokens_in,
+                    "tokens_out": result.tokens_out}
+
+    @serve.deployment(name="forward", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.1})
+    class Forward:
+        def __init__(self, engine):
+            self.engine = engine.options(_by_reference=False)
+
+        async def __call__(self, request: Request) -> JSONResponse:
+            body = await request.json()
+            roles = {"customer": "user", "agent": "assistant"}
+            messages = [{"role": roles[t["speaker"]], "content": t["text"]} for t in body["turns"]]
+            result = await self.engine.generate.remote(messages, body["max_tokens"])
+            return JSONResponse({"summary": result["text"], "finish_reason": result["finish_reason"],
+                                 "usage": {"tokens_in": result["tokens_in"], "tokens_out": result["tokens_out"]}})
+
+    return Forward.bind(ForwardEngine.bind())
+
+
 def start(port: int, folder: Path):
     import ray
     from ray import serve
@@ -92,6 +132,8 @@ def start(port: int, folder: Path):
     generate = settings.deployments.generate
     serve.run(bare_deployment(generate.batch_size, generate.batch_wait_s), name="bare", route_prefix="/bare",
               blocking=False)
+    serve.run(forward_deployment(generate.batch_size, generate.batch_wait_s), name="forward",
+              route_prefix="/forward", blocking=False)
     return settings
 
 
@@ -102,7 +144,8 @@ async def wait_ready(client, timeout_s: float = 300) -> None:
     while time.monotonic() < deadline:
         try:
             ready = (await client.get("/readyz")).status_code == 200
-            if ready and (await client.post("/bare", json=BODY)).status_code == 200:
+            bare = ready and (await client.post("/bare", json=BODY)).status_code == 200
+            if bare and (await client.post("/forward", json=BODY)).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -110,9 +153,10 @@ async def wait_ready(client, timeout_s: float = 300) -> None:
     raise RuntimeError("router or bare deployment not ready")
 
 
-PROCESSES = {"ProxyActor": "proxy", "ServeController": "controller", ":router": "router", ":generate": "generate",
-             ":bare": "bare"}
-OWN = {"router": ("proxy", "controller", "router", "generate"), "bare": ("proxy", "controller", "bare")}
+PROCESSES = {"ProxyActor": "proxy", "ServeController": "controller", "router": "router", "generate": "generate",
+             "bare": "bare", "forward-engine": "forward-engine", "forward": "forward"}
+OWN = {"router": ("proxy", "controller", "router", "generate"), "bare": ("proxy", "controller", "bare"),
+       "forward": ("proxy", "controller", "forward", "forward-engine")}
 
 
 def ray_processes() -> dict[str, int]:
@@ -130,10 +174,12 @@ def ray_processes() -> dict[str, int]:
 
     found = {}
     for r in rows:
-        title = r[2] if len(r) > 2 else ""
-        for mark, name in PROCESSES.items():
-            if title.startswith("ray::") and mark in title and ours(int(r[0])):
-                found[name] = int(r[0])
+        title = r[2].split()[0] if len(r) > 2 and r[2].startswith("ray::") else ""
+        actor = title.removeprefix("ray::")
+        if actor.startswith("ServeReplica:"):  # ray::ServeReplica:APP:DEPLOYMENT[.method]
+            actor = actor.rsplit(":", 1)[-1].split(".")[0]
+        if actor in PROCESSES and ours(int(r[0])):
+            found[PROCESSES[actor]] = int(r[0])
     return found
 
 
@@ -153,7 +199,7 @@ async def measure(port: int, requests: int, concurrency: int) -> dict:
     import httpx
 
     headers = {"Authorization": f"Bearer {KEYS['shopright']}"}
-    targets = {"router": ("/v1/tasks/summarize", headers), "bare": ("/bare", {})}
+    targets = {"router": ("/v1/tasks/summarize", headers), "bare": ("/bare", {}), "forward": ("/forward", {})}
     latencies = {name: [] for name in targets}
     elapsed = {name: 0.0 for name in targets}
     statuses = {name: {} for name in targets}
@@ -229,18 +275,23 @@ def main(argv: list[str] | None = None) -> int:
              "p99_ms": round(seq["router"]["p99_ms"] - seq["bare"]["p99_ms"], 2)}
     ratio = round(rps["router"] / rps["bare"], 3)
     print(f"{'path':8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s @' + str(args.concurrency):>10}")
-    for name in ("router", "bare"):
+    for name in ("router", "bare", "forward"):
         print(f"{name:8} {seq[name]['p50_ms']:>8} {seq[name]['p95_ms']:>8} {seq[name]['p99_ms']:>8} {rps[name]:>10}")
     print(f"router adds p50 {added['p50_ms']:+} ms, p99 {added['p99_ms']:+} ms; throughput ratio router/bare {ratio}")
+    floor = {"p50_ms": round(seq["forward"]["p50_ms"] - seq["bare"]["p50_ms"], 2),
+             "p99_ms": round(seq["forward"]["p99_ms"] - seq["bare"]["p99_ms"], 2),
+             "throughput_ratio": round(rps["forward"] / rps["bare"], 3)}
+    print(f"a bare forwarder (the second hop, no router code) adds p50 {floor['p50_ms']:+} ms, p99 {floor['p99_ms']:+} ms; "
+          f"throughput ratio forward/bare {floor['throughput_ratio']}")
     cpu = result["cpu_ms_per_request"]
-    for name in ("router", "bare"):
+    for name in ("router", "bare", "forward"):
         parts = ", ".join(f"{p} {cpu[name].get(p, 0)}" for p in OWN[name])
         print(f"CPU ms per request, {name} path: {cpu[name]['path_total']} ({parts})")
     if cpu["bare"]["path_total"]:
         print(f"CPU per request router/bare: {cpu['router']['path_total'] / cpu['bare']['path_total']:.2f}x "
               f"(load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     write_result(args.out, {"benchmark": "router_overhead", "files_sha256": files, "machine": info, "port": args.port,
-                            "concurrency": args.concurrency, **result, "added": added, "throughput_ratio": ratio})
+                            "concurrency": args.concurrency, **result, "added": added, "throughput_ratio": ratio, "second_hop_floor": floor})
     return 0
 
 
