@@ -17,7 +17,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SPLITS = {"heldout": HERE / "heldout.jsonl", "train": HERE / "train.jsonl", "train_tweetsumm": HERE / "train_tweetsumm.jsonl"}
+SPLITS = {
+    "heldout": HERE / "heldout.jsonl",
+    "heldout_pairs": HERE / "heldout_pairs.jsonl",
+    "train": HERE / "train.jsonl",
+    "train_tweetsumm": HERE / "train_tweetsumm.jsonl",
+}
 RUBRICS = HERE / "rubrics.json"
 DEFAULT_DATA = HERE.parents[2] / "shared" / "data"
 VERDICTS = ("met", "not_met")
@@ -131,10 +136,11 @@ def check(data_dir: Path = DEFAULT_DATA) -> tuple[list[str], dict]:
                 errors.append(f"{rec.get('id')}: duplicate record id")
             seen_ids.add(rec.get("id"))
     hashes = {name: {conversation_hash(r["turns"]) for r in recs if r.get("turns")} for name, recs in splits.items()}
-    for name in (n for n in hashes if n != "heldout" and "heldout" in hashes):
-        shared = hashes["heldout"] & hashes[name]
-        if shared:
-            errors.append(f"{len(shared)} conversations appear in both heldout and {name}")
+    for held in (n for n in hashes if n.startswith("heldout")):
+        for name in (n for n in hashes if not n.startswith("heldout")):
+            shared = hashes[held] & hashes[name]
+            if shared:
+                errors.append(f"{len(shared)} conversations appear in both {held} and {name}")
     return errors, splits
 
 

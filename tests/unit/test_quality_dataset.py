@@ -6,11 +6,14 @@ Nothing is faked: these read the committed JSONL files and run the same checks a
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
+import pytest
+
 from serving.profiles.model import Criterion, GlossaryEntry
-from serving.vocabulary.conversation import Turn
 from serving.tasks.quality import evidence_quotes
+from serving.vocabulary.conversation import Turn
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("quality_validate", ROOT / "datasets" / "quality" / "validate.py")
@@ -21,7 +24,7 @@ _spec.loader.exec_module(validate)
 def test_the_data_set_passes_every_check():
     errors, splits = validate.check()
     assert errors == []
-    assert set(splits) == {"heldout", "train", "train_tweetsumm"}
+    assert set(splits) == {"heldout", "heldout_pairs", "train", "train_tweetsumm"}
 
 
 def test_heldout_is_large_enough_and_spans_three_tenants():
@@ -48,13 +51,14 @@ def test_every_met_evidence_is_a_quote_score_quality_may_emit():
                     assert lab["evidence"] in quotes, (name, rec["id"], lab["id"])
 
 
-def test_same_conversation_under_two_tenants_flips_some_verdict():
-    held = validate.load_split(validate.SPLITS["heldout"])
+@pytest.mark.parametrize("split, least", [("heldout", 5), ("heldout_pairs", 8)])
+def test_same_conversation_under_two_tenants_flips_some_verdict(split, least):
+    held = validate.load_split(validate.SPLITS[split])
     by_conv: dict = {}
     for rec in held:
         by_conv.setdefault(rec["conversation"], []).append(rec)
     pairs = [recs for recs in by_conv.values() if len(recs) == 2]
-    assert len(pairs) >= 5
+    assert len(pairs) >= least and all(len(recs) <= 2 for recs in by_conv.values())
     for a, b in pairs:
         assert a["tenant"] != b["tenant"] and a["turns"] == b["turns"]
         assert [x["verdict"] for x in a["labels"]] != [x["verdict"] for x in b["labels"]]
@@ -68,6 +72,15 @@ def test_validator_rejects_evidence_that_is_not_an_agent_quote():
     assert any("verbatim" in e for e in validate.check_record(bad, tenants))
     bad["labels"][0] = {"id": "greeting", "verdict": "not_met", "evidence": "Hello"}
     assert any("empty evidence" in e for e in validate.check_record(bad, tenants))
+
+
+def test_a_heldout_pairs_conversation_copied_into_train_is_an_error(tmp_path, monkeypatch):
+    pair = validate.load_split(validate.SPLITS["heldout_pairs"])[0]
+    leaked = tmp_path / "train.jsonl"
+    leaked.write_text(json.dumps({**pair, "id": "leaked-1"}) + "\n")
+    monkeypatch.setitem(validate.SPLITS, "train", leaked)
+    errors, _ = validate.check()
+    assert "1 conversations appear in both heldout_pairs and train" in errors
 
 
 def test_conversation_hash_ignores_case_and_spacing_only():
