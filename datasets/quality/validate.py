@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 SPLITS = {
     "heldout": HERE / "heldout.jsonl",
     "heldout_pairs": HERE / "heldout_pairs.jsonl",
+    "heldout_blind": HERE / "heldout_blind.jsonl",
     "train": HERE / "train.jsonl",
     "train_tweetsumm": HERE / "train_tweetsumm.jsonl",
 }

@@ -24,7 +24,7 @@ _spec.loader.exec_module(validate)
 def test_the_data_set_passes_every_check():
     errors, splits = validate.check()
     assert errors == []
-    assert set(splits) == {"heldout", "heldout_pairs", "train", "train_tweetsumm"}
+    assert set(splits) == {"heldout", "heldout_pairs", "heldout_blind", "train", "train_tweetsumm"}
 
 
 def test_heldout_is_large_enough_and_spans_three_tenants():
@@ -51,7 +51,7 @@ def test_every_met_evidence_is_a_quote_score_quality_may_emit():
                     assert lab["evidence"] in quotes, (name, rec["id"], lab["id"])
 
 
-@pytest.mark.parametrize("split, least", [("heldout", 5), ("heldout_pairs", 8)])
+@pytest.mark.parametrize("split, least", [("heldout", 5), ("heldout_pairs", 8), ("heldout_blind", 10)])
 def test_same_conversation_under_two_tenants_flips_some_verdict(split, least):
     held = validate.load_split(validate.SPLITS[split])
     by_conv: dict = {}
