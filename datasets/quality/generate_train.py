@@ -1,6 +1,7 @@
 """Write train.jsonl: templated score-quality conversations, labelled by construction (seeded, deterministic).
 
     python datasets/quality/generate_train.py [--n 300] [--seed 13]
+    python datasets/quality/generate_train.py --wide [--n 400] [--seed 17]    # train_wide.jsonl, phrasings_wide.py
 
 Each conversation is put together from an agent behaviour chosen per criterion (for example verification by order
 number, by name and date of birth, by account PIN, or none); the label of each criterion is what the record's tenant
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -151,6 +154,38 @@ VERIFY_KINDS = list(VERIFY)
 UPSELL_KINDS = list(UPSELL)
 
 
+@dataclass(frozen=True)
+class Tables:
+    """The phrase tables one run draws from. A value that is a list is drawn from; a plain string is used as is (the
+    base tables' upsells and resolutions, so the base run draws exactly as it always has)."""
+
+    greet: list
+    greet_noname: list
+    verify: dict
+    empathy: dict
+    upsell: dict
+    closing: dict
+    scenarios: dict
+    confirm: list
+
+
+BASE = Tables(GREET, GREET_NONAME, VERIFY, EMPATHY, UPSELL, CLOSING, SCENARIOS,
+              ["Thanks.", "Thank you, that's confirmed.", "Got it."])
+
+
+def wide_tables() -> Tables:
+    """phrasings_wide.py's tables; its scenarios come on top of the base ones."""
+    sys.path.insert(0, str(HERE))
+    import phrasings_wide as w
+
+    scenarios = {t: SCENARIOS[t] + w.SCENARIOS[t] for t in SCENARIOS}
+    return Tables(w.GREET, w.GREET_NONAME, w.VERIFY, w.EMPATHY, w.UPSELL, w.CLOSING, scenarios, w.CONFIRM)
+
+
+def _pick(rng: random.Random, value):
+    return value if isinstance(value, str) else rng.choice(value)
+
+
 def _choose(rng: random.Random, tenant: str, criterion: str, kinds: list[str]) -> str | None:
     """A behaviour for one criterion: about half the time one the tenant counts as met, else another or none."""
     met = sorted(MET[tenant][criterion])
@@ -162,28 +197,30 @@ def _choose(rng: random.Random, tenant: str, criterion: str, kinds: list[str]) -
     return None
 
 
-def conversation(rng: random.Random, tenant: str) -> tuple[list[dict], dict]:
+def conversation(rng: random.Random, tenant: str, tables: Tables = BASE) -> tuple[list[dict], dict]:
     """Turns and {criterion: (behaviour kind, sentence)}."""
     a, b = rng.choice(AGENTS), BRAND[tenant]
-    opening, concrete, vague, step, when = rng.choice(SCENARIOS[tenant])
+    opening, concrete, vague, step, when = rng.choice(tables.scenarios[tenant])
+    concrete = _pick(rng, concrete)
     p = rng.choice(PRODUCTS)
     fill = {"p": p}
     opening, concrete, vague, step = (s.format(**fill) for s in (opening, concrete, vague, step))
     beh: dict = {}
     g = rng.random()
-    beh["greeting"] = ("name", rng.choice(GREET).format(a=a, b=b)) if g < 0.55 else (
-        ("noname", rng.choice(GREET_NONAME)) if g < 0.8 else (None, ""))
+    beh["greeting"] = ("name", rng.choice(tables.greet).format(a=a, b=b)) if g < 0.55 else (
+        ("noname", rng.choice(tables.greet_noname).format(b=b)) if g < 0.8 else (None, ""))
     v = _choose(rng, tenant, "verification", VERIFY_KINDS)
-    beh["verification"] = (v, rng.choice(VERIFY[v])) if v else (None, "")
+    beh["verification"] = (v, rng.choice(tables.verify[v])) if v else (None, "")
     e = _choose(rng, tenant, "empathy", list(EMPATHY))
-    beh["empathy"] = (e, rng.choice(EMPATHY[e])) if e else (None, "")
+    beh["empathy"] = (e, rng.choice(tables.empathy[e])) if e else (None, "")
     r = rng.random()
     beh["resolution"] = ("concrete", concrete) if r < 0.6 else ("vague", vague)
     u = _choose(rng, tenant, "upsell", UPSELL_KINDS)
-    beh["upsell"] = (u, UPSELL[u].format(x=rng.choice([5, 9, 12, 15, 19, 25, 29, 35]))) if u else (None, "")
+    prices = [5, 9, 12, 15, 19, 25, 29, 35]
+    beh["upsell"] = (u, _pick(rng, tables.upsell[u]).format(x=rng.choice(prices))) if u else (None, "")
     c = _choose(rng, tenant, "closing", ["anything_else", "recap", "reference", "goodbye"])
     ref = f"{b[:2].upper()}-{rng.randint(100000, 999999)}"
-    beh["closing"] = (c, rng.choice(CLOSING[c]).format(step=step, when=when, ref=ref)) if c else (None, "")
+    beh["closing"] = (c, rng.choice(tables.closing[c]).format(step=step, when=when, ref=ref)) if c else (None, "")
 
     cust = rng.choice(CUSTOMERS)
     turns = [{"speaker": "customer", "text": opening + rng.choice(["", " Can you help?", " This is the second time."])}]
@@ -198,7 +235,7 @@ def conversation(rng: random.Random, tenant: str) -> tuple[list[dict], dict]:
             n=rng.randint(10000, 99999), c=cust, d=f"{rng.randint(1, 28)} May {rng.randint(1950, 2002)}",
             p=rng.randint(100000, 999999), r="".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6)),
             s=cust.split()[1], q=rng.randint(1000, 9999), e=f"{cust.split()[0].lower()}@example.com")})
-        first = [rng.choice(["Thanks.", "Thank you, that's confirmed.", "Got it."])]
+        first = [rng.choice(tables.confirm)]
     if not order and beh["empathy"][1]:
         first.append(beh["empathy"][1])
     first.append(beh["resolution"][1])
@@ -231,31 +268,36 @@ def labels(tenant: str, beh: dict) -> list[dict]:
     return out
 
 
-def generate(n: int, seed: int) -> list[dict]:
+def generate(n: int, seed: int, tables: Tables = BASE, prefix: str = "tr") -> list[dict]:
     rng = random.Random(seed)
     tenants = list(BRAND)
     records = []
     for i in range(n):
         tenant = tenants[i % len(tenants)]
-        turns, beh = conversation(rng, tenant)
-        conv = f"tr-c{i:04d}"
-        records.append({"id": f"tr-{i:04d}-{tenant}", "conversation": conv, "tenant": tenant, "source": "template",
-                        "turns": turns, "labels": labels(tenant, beh)})
+        turns, beh = conversation(rng, tenant, tables)
+        conv = f"{prefix}-c{i:04d}"
+        records.append({"id": f"{prefix}-{i:04d}-{tenant}", "conversation": conv, "tenant": tenant,
+                        "source": "template", "turns": turns, "labels": labels(tenant, beh)})
         if rng.random() < 0.35:
             other = rng.choice([t for t in tenants if t != tenant])
-            records.append({"id": f"tr-{i:04d}-{other}", "conversation": conv, "tenant": other, "source": "template",
-                            "turns": turns, "labels": labels(other, beh)})
+            records.append({"id": f"{prefix}-{i:04d}-{other}", "conversation": conv, "tenant": other,
+                            "source": "template", "turns": turns, "labels": labels(other, beh)})
     return records
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--wide", action="store_true", help="phrasings_wide.py's tables, into train_wide.jsonl")
+    parser.add_argument("--n", type=int, help="conversations (default 300; 400 with --wide)")
+    parser.add_argument("--seed", type=int, help="default 13; 17 with --wide")
     args = parser.parse_args()
-    records = generate(args.n, args.seed)
-    (HERE / "train.jsonl").write_text("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
-    print(f"wrote {len(records)} records ({args.n} conversations) to {HERE / 'train.jsonl'}")
+    n, seed = args.n or (400 if args.wide else 300), args.seed or (17 if args.wide else 13)
+    if args.wide:
+        records, out = generate(n, seed, wide_tables(), prefix="trw"), HERE / "train_wide.jsonl"
+    else:
+        records, out = generate(n, seed), HERE / "train.jsonl"
+    out.write_text("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
+    print(f"wrote {len(records)} records ({n} conversations) to {out}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ SPLITS = {
     "heldout_blind": HERE / "heldout_blind.jsonl",
     "train": HERE / "train.jsonl",
     "train_tweetsumm": HERE / "train_tweetsumm.jsonl",
+    "train_wide": HERE / "train_wide.jsonl",
 }
 RUBRICS = HERE / "rubrics.json"
 DEFAULT_DATA = HERE.parents[2] / "shared" / "data"

@@ -24,7 +24,7 @@ _spec.loader.exec_module(validate)
 def test_the_data_set_passes_every_check():
     errors, splits = validate.check()
     assert errors == []
-    assert set(splits) == {"heldout", "heldout_pairs", "heldout_blind", "train", "train_tweetsumm"}
+    assert set(splits) == {"heldout", "heldout_pairs", "heldout_blind", "train", "train_tweetsumm", "train_wide"}
 
 
 def test_heldout_is_large_enough_and_spans_three_tenants():
