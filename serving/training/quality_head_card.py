@@ -197,22 +197,31 @@ def write_card(folder: Path, metrics: dict) -> None:
         "criterion for this tenant). A criterion is `met` when its best sentence reaches the threshold, with that "
         "sentence as evidence (verbatim, so always an agent-turn substring); the answer is built in rubric order by "
         "code (`serving.quality.decision`), so it is always valid under the rubric's schema. The encoder stays frozen "
-        "because train.jsonl has 418 distinct agent sentences from templates: a fine-tuned cross-encoder could learn "
-        "their wording; Gaussian noise on the sentence vectors and compound sentences (two agent sentences joined "
-        'with ", and") stand in for the variety of hand-written chat. In local mode the head runs in the '
+        "because its training data are template-written (a few thousand distinct agent sentences at most): a "
+        "fine-tuned cross-encoder could learn their wording; Gaussian noise on the sentence vectors and compound "
+        'sentences (two agent sentences joined with ", and") stand in for the variety of hand-written chat. In local mode the head runs in the '
         "classify-intent replica on that replica's MiniLM (no second model, no extra CPU reservation). Training "
         "takes minutes, so the checkpoint (build/quality-head/checkpoint) is only written after each MLP.",
         "",
-        "## Limits",
-        "",
-        "The figures are for the data set's four tenants (their six criteria and glossaries, the texts the head was "
-        "trained with). A rubric with other criteria (the sample profiles' `verify-order` or `compliance`) gets "
-        "verdicts from query texts the head never saw: plausible on a look at a few held-out chats, not measured. "
-        "Most errors are `resolution` met -> not_met (hand-written resolutions differ most from the templates' five "
-        "per tenant) and upsell/closing phrasings outside the templates. Where no agent sentence exists every "
-        "criterion is `not_met`.",
-        "",
-        "Reproduce: `switchboard train score-quality --head` then `switchboard eval score-quality --head`.",
-        "",
     ]
-    (folder / "README.md").write_text("\n".join(lines))
+    (folder / "README.md").write_text("\n".join(lines) + _hand_written(folder / "README.md"))
+
+
+HAND = "<!-- From here on the card is written by hand; `switchboard eval score-quality --head` keeps it. -->"
+_DEFAULT_HAND = [
+    "## Limits",
+    "",
+    "The figures are for the data set's four tenants (their six criteria and glossaries, the texts the head was "
+    "trained with). A rubric with other criteria gets verdicts from query texts the head never saw. Where no agent "
+    "sentence exists every criterion is `not_met`.",
+    "",
+    "Reproduce: `switchboard train score-quality --head` then `switchboard eval score-quality --head`.",
+    "",
+]
+
+
+def _hand_written(card: Path) -> str:
+    """The card's hand-written part (limits, variants measured, other splits) from the HAND marker on, kept as it is;
+    a first card gets a default one."""
+    text = card.read_text() if card.is_file() else ""
+    return text[text.index(HAND) :] if HAND in text else "\n".join([HAND, "", *_DEFAULT_HAND])

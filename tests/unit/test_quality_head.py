@@ -253,6 +253,17 @@ def test_the_committed_head_scores_one_conversation_by_each_tenants_glossary():
     assert {c: got["connectwave"][c] for c in differing} == {c: gold["connectwave"][c] for c in differing}
 
 
+def test_re_writing_the_card_keeps_its_hand_written_part(tmp_path):
+    """`switchboard eval score-quality --head` rewrites the figures; what was written by hand below the marker
+    (limits, variants measured and not adopted) stays word for word; a first card gets a default hand part."""
+    from serving.training.quality_head_card import HAND, _hand_written
+
+    card = tmp_path / "README.md"
+    assert _hand_written(card).startswith(HAND) and "## Limits" in _hand_written(card)
+    card.write_text("# old figures\n\n" + HAND + "\n\n## Variants measured\n\nthe TweetSumm variant: 16 / 25\n")
+    assert _hand_written(card) == HAND + "\n\n## Variants measured\n\nthe TweetSumm variant: 16 / 25\n"
+
+
 def _accepted_head_folder(folder: Path) -> Path:
     folder.mkdir()
     (folder / "quality_head.json").write_text("{}")

