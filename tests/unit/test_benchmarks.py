@@ -122,3 +122,32 @@ def test_raised_limits_still_make_a_valid_profile_that_admission_does_not_bind()
         limits = document.spec.limits
         assert (limits.requests_per_second, limits.concurrent_requests, limits.tokens_per_minute) == tuple(
             BENCH_LIMITS.values()), path.name
+
+
+def test_tweetsumm_folds_keep_each_dialogue_under_all_its_tenants_in_one_fold(tmp_path):
+    """The cross-validation must not score a head on a dialogue it trained on under another tenant."""
+    from benchmarks import quality_tweetsumm
+
+    # c1 and c3 are each under two tenants, the other dialogues under one
+    rows = [{"id": f"r{i}-{t}", "conversation": f"c{i}", "tenant": t}
+            for i in range(5) for t in ("a", "b")[: 1 + i % 2]]
+    source = tmp_path / "records.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    a, b = quality_tweetsumm.folds(source, tmp_path)
+    fold_a = [json.loads(x)["conversation"] for x in a.read_text().splitlines()]
+    fold_b = [json.loads(x)["conversation"] for x in b.read_text().splitlines()]
+    assert set(fold_a).isdisjoint(fold_b) and len(fold_a) + len(fold_b) == len(rows)
+    assert fold_a.count("c1") in (0, 2) and fold_a.count("c3") in (0, 2)
+
+
+def test_tweetsumm_benchmark_refuses_a_head_trained_on_those_records(tmp_path):
+    """Scoring a head on its own training records would report training accuracy as a real-data figure."""
+    from benchmarks import quality_tweetsumm
+
+    (tmp_path / "training.json").write_text(json.dumps({"data_sha256": {
+        "datasets/quality/train.jsonl": "x", "datasets/quality/train_tweetsumm.jsonl": "y"}}))
+    assert quality_tweetsumm.trained_on_tweetsumm(tmp_path)
+    with pytest.raises(SystemExit):
+        quality_tweetsumm.main(["--head", str(tmp_path), "--out", str(tmp_path / "out.json")])
+    (tmp_path / "training.json").write_text(json.dumps({"data_sha256": {"datasets/quality/train.jsonl": "x"}}))
+    assert not quality_tweetsumm.trained_on_tweetsumm(tmp_path)
