@@ -199,9 +199,10 @@ def write_card(folder: Path, metrics: dict) -> None:
         "code (`serving.quality.decision`), so it is always valid under the rubric's schema. The encoder stays frozen "
         "because its training data are template-written (a few thousand distinct agent sentences at most): a "
         "fine-tuned cross-encoder could learn their wording; Gaussian noise on the sentence vectors and compound "
-        'sentences (two agent sentences joined with ", and") stand in for the variety of hand-written chat. In local mode the head runs in the '
-        "classify-intent replica on that replica's MiniLM (no second model, no extra CPU reservation). Training "
-        "takes minutes, so the checkpoint (build/quality-head/checkpoint) is only written after each MLP.",
+        'sentences (two agent sentences joined with ", and") stand in for the variety of hand-written chat. '
+        "In local mode the head runs in the classify-intent replica on that replica's MiniLM (no second model, no "
+        "extra CPU reservation). Training takes minutes, so the checkpoint (build/quality-head/checkpoint) is only "
+        "written after each MLP.",
         "",
     ]
     (folder / "README.md").write_text("\n".join(lines) + _hand_written(folder / "README.md"))
