@@ -64,7 +64,10 @@ def platform(tmp_path_factory):
     args_file = tmp_path_factory.mktemp("args") / "args.json"
     args_file.write_text(json.dumps(serve_args(folder)))
     port = free_port()
-    with serving([sys.executable, "-c", LAUNCH, str(args_file), str(port)], {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+    # The proxy's readiness timeout that `switchboard run` sets (serving/cli.py): on two busy cores Serve's 5 s default
+    # killed the proxy before it answered, and start-up failed.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30"}
+    with serving([sys.executable, "-c", LAUNCH, str(args_file), str(port)], env,
                  tmp_path_factory.mktemp("logs") / "cluster-shape.log", port, STARTUP_TIMEOUT_S, ROOT) as base:
         yield {"base": base}
 
