@@ -37,12 +37,11 @@ WIDE = REPO / "datasets" / "quality" / "train_wide.jsonl"
 def folds(path: Path, out: Path) -> tuple[Path, Path]:
     """The file's records in two files by dialogue: sorted conversation ids, alternate (every record of a dialogue,
     under each of its tenants, lands in the same fold)."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    conversations = sorted({json.loads(line)["conversation"] for line in lines})
-    first = set(conversations[::2])
+    rows = [(json.loads(line)["conversation"], line) for line in path.read_text().splitlines() if line.strip()]
+    first = set(sorted({conversation for conversation, _ in rows})[::2])
     a, b = out / "fold_a.jsonl", out / "fold_b.jsonl"
-    a.write_text("".join(f"{x}\n" for x in lines if json.loads(x)["conversation"] in first))
-    b.write_text("".join(f"{x}\n" for x in lines if json.loads(x)["conversation"] not in first))
+    a.write_text("".join(f"{line}\n" for conversation, line in rows if conversation in first))
+    b.write_text("".join(f"{line}\n" for conversation, line in rows if conversation not in first))
     return a, b
 
 
@@ -52,7 +51,7 @@ def score(folder: Path, path: Path, embedder) -> dict:
 
     records, predictions, _ = predict(folder, path, embedder)
     head, met = figures(records, predictions), figures(records, always_met(records))
-    n = sum(len(r.gold) for r in records)
+    n = head["verdicts"]
     right = round(head["accuracy"] * n / 100)
     return {"records": len(records), "verdicts": n, "right": right, "accuracy": head["accuracy"],
             "macro_f1": head["macro_f1"], "always_met": met["accuracy"],

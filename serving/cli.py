@@ -125,6 +125,11 @@ def _preflight(settings) -> None:
         print("switchboard: some profiles are invalid; valid ones will serve, fix the others", file=sys.stderr)
 
 
+# Serve kills an HTTP proxy that misses three 5 s readiness checks, and serve.start then fails. On a laptop's two busy
+# cores (a training run beside it) the proxy's first answer took longer than that. Every local launch of Serve sets it.
+PROXY_READY_TIMEOUT = ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "30")
+
+
 def _serve_forever(settings) -> int:
     import httpx
     import ray
@@ -137,9 +142,7 @@ def _serve_forever(settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Serve kills an HTTP proxy that misses three 5 s readiness checks, and serve.start then fails. On a laptop's two
-    # busy cores (a training run beside it) the proxy's first answer took longer than that; Ray's processes inherit it.
-    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "30")
+    os.environ.setdefault(*PROXY_READY_TIMEOUT)  # Ray's processes inherit it
     os.environ.setdefault(
         CALLBACK_ENV, CALLBACK
     )  # Ray's HTTP proxy inherits it: a dead router replica's requests retried

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.cli import PROXY_READY_TIMEOUT
 from tests.e2e.test_quality_head_platform import _conversation, _key, quality_profiles
 from tests.k8s_helpers import load_samples
 from tests.local_run import free_port, serving
@@ -64,9 +65,7 @@ def platform(tmp_path_factory):
     args_file = tmp_path_factory.mktemp("args") / "args.json"
     args_file.write_text(json.dumps(serve_args(folder)))
     port = free_port()
-    # The proxy's readiness timeout that `switchboard run` sets (serving/cli.py): on two busy cores Serve's 5 s default
-    # killed the proxy before it answered, and start-up failed.
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", PROXY_READY_TIMEOUT[0]: PROXY_READY_TIMEOUT[1]}
     with serving([sys.executable, "-c", LAUNCH, str(args_file), str(port)], env,
                  tmp_path_factory.mktemp("logs") / "cluster-shape.log", port, STARTUP_TIMEOUT_S, ROOT) as base:
         yield {"base": base}
