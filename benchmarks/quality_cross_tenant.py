@@ -5,9 +5,10 @@ Usage: python benchmarks/quality_cross_tenant.py [--head models/quality-minilm] 
 
 Issue 13 asks that "the same conversation scored under two tenants' glossaries gets the verdicts each tenant's
 definition calls for". The records: the 6 pairs of datasets/quality/heldout.jsonl (the set the model card reports) and
-the 8 pairs of datasets/quality/heldout_pairs.jsonl and the 10 of heldout_blind.jsonl (each written and committed
-before any model was scored on it, never trained on; see the datasheet). heldout_blind is for a head already chosen
-on the other two: pass `--splits heldout heldout_pairs` while comparing candidates. Each record is scored as
+the 8 pairs of datasets/quality/heldout_pairs.jsonl, the 10 of heldout_blind.jsonl and the 10 of heldout_second.jsonl
+(other writers' conversations; each split written and committed before any model was scored on it, never trained
+on; see the datasheet). heldout_second is for a head already chosen on the other three: pass `--splits heldout
+heldout_pairs heldout_blind` while comparing candidates. Each record is scored as
 `switchboard eval score-quality --head` scores it: the served QualityHead on the packaged MiniLM, the tenant's rubric
 and glossary from datasets/quality/rubrics.json.
 Prints, per split and for both together, the verdicts whose gold differs between the two tenants of a pair and how
@@ -31,6 +32,7 @@ SPLITS = {
     "heldout": REPO / "datasets" / "quality" / "heldout.jsonl",
     "heldout_pairs": REPO / "datasets" / "quality" / "heldout_pairs.jsonl",
     "heldout_blind": REPO / "datasets" / "quality" / "heldout_blind.jsonl",
+    "heldout_second": REPO / "datasets" / "quality" / "heldout_second.jsonl",
 }
 
 

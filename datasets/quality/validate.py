@@ -21,6 +21,7 @@ SPLITS = {
     "heldout": HERE / "heldout.jsonl",
     "heldout_pairs": HERE / "heldout_pairs.jsonl",
     "heldout_blind": HERE / "heldout_blind.jsonl",
+    "heldout_second": HERE / "heldout_second.jsonl",
     "train": HERE / "train.jsonl",
     "train_tweetsumm": HERE / "train_tweetsumm.jsonl",
     "train_wide": HERE / "train_wide.jsonl",
