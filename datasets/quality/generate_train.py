@@ -2,6 +2,7 @@
 
     python datasets/quality/generate_train.py [--n 300] [--seed 13]
     python datasets/quality/generate_train.py --wide [--n 400] [--seed 17]    # train_wide.jsonl, phrasings_wide.py
+    python datasets/quality/generate_train.py --steps [--n 300] [--seed 19]   # train_steps.jsonl, phrasings_steps.py
 
 Each conversation is put together from an agent behaviour chosen per criterion (for example verification by order
 number, by name and date of birth, by account PIN, or none); the label of each criterion is what the record's tenant
@@ -182,6 +183,15 @@ def wide_tables() -> Tables:
     return Tables(w.GREET, w.GREET_NONAME, w.VERIFY, w.EMPATHY, w.UPSELL, w.CLOSING, scenarios, w.CONFIRM)
 
 
+def steps_tables() -> Tables:
+    """phrasings_wide.py's behaviours with phrasings_steps.py's scenarios only (resolutions told as next steps, facts
+    and booked actions; vague ones drawn from several)."""
+    sys.path.insert(0, str(HERE))
+    import phrasings_steps as s
+
+    return Tables(**{**wide_tables().__dict__, "scenarios": s.SCENARIOS})
+
+
 def _pick(rng: random.Random, value):
     return value if isinstance(value, str) else rng.choice(value)
 
@@ -201,7 +211,7 @@ def conversation(rng: random.Random, tenant: str, tables: Tables = BASE) -> tupl
     """Turns and {criterion: (behaviour kind, sentence)}."""
     a, b = rng.choice(AGENTS), BRAND[tenant]
     opening, concrete, vague, step, when = rng.choice(tables.scenarios[tenant])
-    concrete = _pick(rng, concrete)
+    concrete, vague = _pick(rng, concrete), _pick(rng, vague)
     p = rng.choice(PRODUCTS)
     fill = {"p": p}
     opening, concrete, vague, step = (s.format(**fill) for s in (opening, concrete, vague, step))
@@ -288,11 +298,15 @@ def generate(n: int, seed: int, tables: Tables = BASE, prefix: str = "tr") -> li
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wide", action="store_true", help="phrasings_wide.py's tables, into train_wide.jsonl")
+    parser.add_argument("--steps", action="store_true", help="phrasings_steps.py's scenarios, into train_steps.jsonl")
     parser.add_argument("--n", type=int, help="conversations (default 300; 400 with --wide)")
-    parser.add_argument("--seed", type=int, help="default 13; 17 with --wide")
+    parser.add_argument("--seed", type=int, help="default 13; 17 with --wide, 19 with --steps")
     args = parser.parse_args()
-    n, seed = args.n or (400 if args.wide else 300), args.seed or (17 if args.wide else 13)
-    if args.wide:
+    n = args.n or (400 if args.wide else 300)
+    seed = args.seed or (17 if args.wide else 19 if args.steps else 13)
+    if args.steps:
+        records, out = generate(n, seed, steps_tables(), prefix="trs"), HERE / "train_steps.jsonl"
+    elif args.wide:
         records, out = generate(n, seed, wide_tables(), prefix="trw"), HERE / "train_wide.jsonl"
     else:
         records, out = generate(n, seed), HERE / "train.jsonl"

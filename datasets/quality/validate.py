@@ -25,6 +25,7 @@ SPLITS = {
     "train": HERE / "train.jsonl",
     "train_tweetsumm": HERE / "train_tweetsumm.jsonl",
     "train_wide": HERE / "train_wide.jsonl",
+    "train_steps": HERE / "train_steps.jsonl",
 }
 RUBRICS = HERE / "rubrics.json"
 DEFAULT_DATA = HERE.parents[2] / "shared" / "data"

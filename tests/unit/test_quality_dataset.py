@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def test_the_data_set_passes_every_check():
     errors, splits = validate.check()
     assert errors == []
     assert set(splits) == {"heldout", "heldout_pairs", "heldout_blind", "heldout_second", "train", "train_tweetsumm",
-                           "train_wide"}
+                           "train_wide", "train_steps"}
 
 
 def test_heldout_is_large_enough_and_spans_three_tenants():
@@ -137,3 +138,25 @@ def test_a_turns_ref_record_gets_its_text_and_evidence_and_a_wrong_hash_names_th
     wrong = {**record, "labels": [{"id": "resolution", "verdict": "met", "evidence": "sha256:" + "0" * 64}]}
     with pytest.raises(KeyError, match="tw-d1-skyway"):
         resolve_record(wrong, tmp_path)
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("quality_generate", ROOT / "datasets" / "quality" / "generate_train.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("split", ["train", "train_wide", "train_steps"])
+def test_each_templated_training_split_is_what_its_generator_writes(split):
+    """The datasheet's SHA-256 and the model card's data hashes are reproducible: the committed file is byte for byte
+    what `generate_train.py` (with --wide / --steps and their default n and seed) writes."""
+    gen = _generator()
+    n, seed, tables, prefix = {
+        "train": (300, 13, gen.BASE, "tr"),
+        "train_wide": (400, 17, gen.wide_tables(), "trw"),
+        "train_steps": (300, 19, gen.steps_tables(), "trs"),
+    }[split]
+    written = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in gen.generate(n, seed, tables, prefix=prefix))
+    assert written == validate.SPLITS[split].read_text()
