@@ -15,6 +15,7 @@ held-out split; validate.py checks that no conversation appears in both.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -189,7 +190,7 @@ def steps_tables() -> Tables:
     sys.path.insert(0, str(HERE))
     import phrasings_steps as s
 
-    return Tables(**{**wide_tables().__dict__, "scenarios": s.SCENARIOS})
+    return dataclasses.replace(wide_tables(), scenarios=s.SCENARIOS)
 
 
 def _pick(rng: random.Random, value):
@@ -297,8 +298,9 @@ def generate(n: int, seed: int, tables: Tables = BASE, prefix: str = "tr") -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wide", action="store_true", help="phrasings_wide.py's tables, into train_wide.jsonl")
-    parser.add_argument("--steps", action="store_true", help="phrasings_steps.py's scenarios, into train_steps.jsonl")
+    tables = parser.add_mutually_exclusive_group()
+    tables.add_argument("--wide", action="store_true", help="phrasings_wide.py's tables, into train_wide.jsonl")
+    tables.add_argument("--steps", action="store_true", help="phrasings_steps.py's scenarios, into train_steps.jsonl")
     parser.add_argument("--n", type=int, help="conversations (default 300; 400 with --wide)")
     parser.add_argument("--seed", type=int, help="default 13; 17 with --wide, 19 with --steps")
     args = parser.parse_args()
