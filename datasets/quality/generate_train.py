@@ -296,6 +296,21 @@ def generate(n: int, seed: int, tables: Tables = BASE, prefix: str = "tr") -> li
     return records
 
 
+# Each training split: (conversations, seed, its tables, record id prefix); main's defaults and a test's reproduction.
+RECIPES = {
+    "train": (300, 13, lambda: BASE, "tr"),
+    "train_wide": (400, 17, wide_tables, "trw"),
+    "train_steps": (300, 19, steps_tables, "trs"),
+}
+
+
+def render(split: str, n: int | None = None, seed: int | None = None) -> str:
+    """The JSONL text of one split of RECIPES (its default n and seed unless given): what main writes to the file."""
+    default_n, default_seed, tables, prefix = RECIPES[split]
+    records = generate(n or default_n, seed or default_seed, tables(), prefix=prefix)
+    return "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     tables = parser.add_mutually_exclusive_group()
@@ -304,16 +319,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="conversations (default 300; 400 with --wide)")
     parser.add_argument("--seed", type=int, help="default 13; 17 with --wide, 19 with --steps")
     args = parser.parse_args()
-    n = args.n or (400 if args.wide else 300)
-    seed = args.seed or (17 if args.wide else 19 if args.steps else 13)
-    if args.steps:
-        records, out = generate(n, seed, steps_tables(), prefix="trs"), HERE / "train_steps.jsonl"
-    elif args.wide:
-        records, out = generate(n, seed, wide_tables(), prefix="trw"), HERE / "train_wide.jsonl"
-    else:
-        records, out = generate(n, seed), HERE / "train.jsonl"
-    out.write_text("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
-    print(f"wrote {len(records)} records ({n} conversations) to {out}")
+    split = "train_steps" if args.steps else "train_wide" if args.wide else "train"
+    text, out = render(split, args.n, args.seed), HERE / f"{split}.jsonl"
+    out.write_text(text)
+    records = text.count("\n")
+    print(f"wrote {records} records ({args.n or RECIPES[split][0]} conversations) to {out}")
 
 
 if __name__ == "__main__":
